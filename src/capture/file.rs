@@ -1,0 +1,864 @@
+//! Capture files: classic pcap (microsecond and nanosecond, either byte
+//! order, and the "modified" Kuznetzov variant) and pcapng (any number of
+//! sections and interfaces, each interface with its own link type and time
+//! resolution), read in pure Rust with `pcap-parser`.
+//!
+//! Files are memory-mapped and read without copying; standard input (and any
+//! file that cannot be mapped) is read through a bounded sliding window with
+//! the same parser. [`CaptureParser`] is a pure state machine over a byte
+//! window, so both paths share every check:
+//! - a record whose header is cut off by the end of the input is reported with
+//!   its byte offset after all complete records before it were delivered;
+//! - a record length beyond [`MAX_RECORD`] (no capture format allows more)
+//!   stops the file with an error instead of a giant allocation or a skip
+//!   into garbage;
+//! - link types the decoder does not know are delivered as
+//!   [`LinkType::Other`] so the caller can count and report them once.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pcap_parser::nom;
+use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::{PcapError, parse_pcap_header};
+
+use super::{Frame, LinkType};
+use crate::time::Timestamp;
+
+/// Largest record accepted (pcapng allows 2^32, libpcap's own limit is
+/// 256 KiB; jumbo frames and TSO captures stay far below this).
+pub const MAX_RECORD: usize = 16 * 1024 * 1024;
+/// Most interfaces accepted in one pcapng section.
+pub const MAX_INTERFACES: usize = 65_536;
+
+/// Why a capture could not be read (further).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a pcap or pcapng file (magic {magic:#010x} at offset 0)")]
+    NotACapture { path: PathBuf, magic: u32 },
+    #[error("{path}: empty file, no capture header")]
+    Empty { path: PathBuf },
+    #[error("{path}: {what} at byte offset {offset}")]
+    Malformed {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    #[error(
+        "{path}: file ends inside a record at byte offset {offset} ({missing} more bytes expected); every complete record before it was read"
+    )]
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        missing: usize,
+    },
+}
+
+impl CaptureError {
+    /// Byte offset the error refers to, when it has one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            CaptureError::Malformed { offset, .. } | CaptureError::Truncated { offset, .. } => {
+                Some(*offset)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a parse step produced.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// A frame, and how many bytes of the window it took.
+    Frame(Frame<'a>, usize),
+    /// A block that carries no packet (header, interface, statistics...).
+    Skip(usize),
+    /// The window ends inside a record: supply at least this many bytes more.
+    NeedMore(usize),
+    /// Clean end of input.
+    End,
+}
+
+/// Parse failure, relative to the start of the current window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseFailure {
+    NotACapture(u32),
+    Malformed(String),
+}
+
+#[derive(Clone, Debug)]
+struct Interface {
+    linktype: LinkType,
+    units_per_sec: u64,
+    ts_offset_secs: i64,
+    snaplen: u32,
+}
+
+#[derive(Debug)]
+enum Format {
+    Unknown,
+    Pcap {
+        big_endian: bool,
+        units_per_sec: u64,
+        modified: bool,
+        linktype: LinkType,
+        snaplen: u32,
+    },
+    PcapNg {
+        big_endian: bool,
+        interfaces: Vec<Interface>,
+    },
+}
+
+/// Counters a reader keeps about the file itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileCounters {
+    /// Records whose captured length exceeds the header's snap length.
+    pub caplen_over_snaplen: u64,
+    /// pcapng packet blocks naming an interface that was never described.
+    pub unknown_interface: u64,
+    /// Non-packet pcapng blocks skipped.
+    pub blocks_skipped: u64,
+}
+
+/// Incremental parser over a byte window. Feed it the unread part of the
+/// input; it never reads past the window and never panics on its content.
+#[derive(Debug)]
+pub struct CaptureParser {
+    format: Format,
+    pub counters: FileCounters,
+}
+
+impl Default for CaptureParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn be_or_le_u32(b: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(if big_endian {
+        u32::from_be_bytes(s)
+    } else {
+        u32::from_le_bytes(s)
+    })
+}
+
+impl CaptureParser {
+    pub fn new() -> Self {
+        CaptureParser {
+            format: Format::Unknown,
+            counters: FileCounters::default(),
+        }
+    }
+
+    /// Parses the next item from `buf`. `at_eof` says whether more bytes
+    /// can follow `buf`.
+    pub fn step<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
+        match self.format {
+            Format::Unknown => self.header(buf, at_eof),
+            Format::Pcap { .. } => self.pcap_record(buf, at_eof),
+            Format::PcapNg { .. } => self.pcapng_block(buf, at_eof),
+        }
+    }
+
+    fn header<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
+        let Some(magic) = be_or_le_u32(buf, 0, false) else {
+            return if at_eof && buf.is_empty() {
+                Ok(Step::End)
+            } else {
+                Ok(Step::NeedMore(4 - buf.len()))
+            };
+        };
+        if magic == 0x0a0d_0d0a {
+            // pcapng: the section header block is parsed as the first block.
+            self.format = Format::PcapNg {
+                big_endian: false,
+                interfaces: Vec::new(),
+            };
+            return self.pcapng_block(buf, at_eof);
+        }
+        match parse_pcap_header(buf) {
+            Ok((_, h)) => {
+                let linktype = LinkType::from_number(u32::from_ne_bytes(h.network.0.to_ne_bytes()));
+                self.format = Format::Pcap {
+                    big_endian: h.is_bigendian(),
+                    units_per_sec: if h.is_nanosecond_precision() {
+                        1_000_000_000
+                    } else {
+                        1_000_000
+                    },
+                    modified: h.is_modified_format(),
+                    linktype,
+                    snaplen: h.snaplen,
+                };
+                Ok(Step::Skip(24))
+            }
+            Err(nom::Err::Incomplete(_)) => {
+                Ok(Step::NeedMore(24usize.saturating_sub(buf.len()).max(1)))
+            }
+            Err(_) => Err(ParseFailure::NotACapture(magic)),
+        }
+    }
+
+    fn pcap_record<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
+        let Format::Pcap {
+            big_endian,
+            units_per_sec,
+            modified,
+            linktype,
+            snaplen,
+        } = self.format
+        else {
+            return Err(ParseFailure::Malformed("parser state".into()));
+        };
+        if buf.is_empty() && at_eof {
+            return Ok(Step::End);
+        }
+        let hdr_len = if modified { 24 } else { 16 };
+        if buf.len() < hdr_len {
+            return Ok(Step::NeedMore(hdr_len - buf.len()));
+        }
+        let field = |i: usize| be_or_le_u32(buf, i * 4, big_endian).unwrap_or(0);
+        let (secs, frac, caplen, origlen) = (field(0), field(1), field(2), field(3));
+        let caplen = caplen as usize;
+        if caplen > MAX_RECORD {
+            return Err(ParseFailure::Malformed(format!(
+                "record length {caplen} exceeds the {MAX_RECORD}-byte limit (corrupt record header)"
+            )));
+        }
+        if snaplen != 0 && caplen > snaplen as usize {
+            self.counters.caplen_over_snaplen += 1;
+        }
+        let Some(data) = buf.get(hdr_len..hdr_len + caplen) else {
+            return Ok(Step::NeedMore(hdr_len + caplen - buf.len()));
+        };
+        let ts = Timestamp::from_parts(u64::from(secs), u64::from(frac), units_per_sec);
+        let frame = Frame {
+            ts,
+            linktype,
+            data,
+            orig_len: origlen.max(u32::try_from(caplen).unwrap_or(u32::MAX)),
+            iface: 0,
+        };
+        Ok(Step::Frame(frame, hdr_len + caplen))
+    }
+
+    fn pcapng_block<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
+        let Format::PcapNg {
+            big_endian,
+            ref mut interfaces,
+        } = self.format
+        else {
+            return Err(ParseFailure::Malformed("parser state".into()));
+        };
+        if buf.is_empty() && at_eof {
+            return Ok(Step::End);
+        }
+        if buf.len() < 12 {
+            return Ok(Step::NeedMore(12 - buf.len()));
+        }
+        let block_type = be_or_le_u32(buf, 0, false).unwrap_or(0);
+        let is_shb = block_type == 0x0a0d_0d0a;
+        // A section header carries its own byte order (its byte-order magic).
+        let be = if is_shb {
+            match be_or_le_u32(buf, 8, false) {
+                Some(0x1a2b_3c4d) => false,
+                Some(0x4d3c_2b1a) => true,
+                _ => {
+                    return Err(ParseFailure::Malformed(
+                        "pcapng section header with an invalid byte-order magic".into(),
+                    ));
+                }
+            }
+        } else {
+            big_endian
+        };
+        let block_len = be_or_le_u32(buf, 4, be).unwrap_or(0) as usize;
+        if block_len < 12 || block_len % 4 != 0 {
+            return Err(ParseFailure::Malformed(format!(
+                "pcapng block of invalid length {block_len}"
+            )));
+        }
+        if block_len > MAX_RECORD {
+            return Err(ParseFailure::Malformed(format!(
+                "pcapng block length {block_len} exceeds the {MAX_RECORD}-byte limit"
+            )));
+        }
+        if buf.len() < block_len {
+            return Ok(Step::NeedMore(block_len - buf.len()));
+        }
+        let Some(block_bytes) = buf.get(..block_len) else {
+            return Ok(Step::NeedMore(block_len));
+        };
+        let parsed = if is_shb {
+            parse_sectionheaderblock(block_bytes).map(|(r, b)| (r, Block::SectionHeader(b)))
+        } else if be {
+            parse_block_be(block_bytes)
+        } else {
+            parse_block_le(block_bytes)
+        };
+        let block = match parsed {
+            Ok((_, b)) => b,
+            Err(nom::Err::Incomplete(_)) if !at_eof && buf.len() < block_len => {
+                return Ok(Step::NeedMore(block_len - buf.len()));
+            }
+            Err(e) => {
+                let what = match e {
+                    nom::Err::Error(PcapError::HeaderNotRecognized)
+                    | nom::Err::Failure(PcapError::HeaderNotRecognized) => {
+                        "unrecognised pcapng block header".to_string()
+                    }
+                    _ => format!("malformed pcapng block of type {block_type:#010x}"),
+                };
+                return Err(ParseFailure::Malformed(what));
+            }
+        };
+        match block {
+            Block::SectionHeader(shb) => {
+                *interfaces = Vec::new();
+                self.format = Format::PcapNg {
+                    big_endian: shb.big_endian(),
+                    interfaces: Vec::new(),
+                };
+                Ok(Step::Skip(block_len))
+            }
+            Block::InterfaceDescription(idb) => {
+                if interfaces.len() >= MAX_INTERFACES {
+                    return Err(ParseFailure::Malformed(format!(
+                        "more than {MAX_INTERFACES} interfaces in one pcapng section"
+                    )));
+                }
+                let linktype = LinkType::from_number(u32::from(idb.linktype.0 as u16));
+                interfaces.push(Interface {
+                    linktype,
+                    // An invalid resolution (e.g. 10^30) falls back to microseconds.
+                    units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
+                    ts_offset_secs: idb.ts_offset(),
+                    snaplen: idb.snaplen,
+                });
+                Ok(Step::Skip(block_len))
+            }
+            Block::EnhancedPacket(epb) => {
+                let Some(iface) = interfaces.get(epb.if_id as usize) else {
+                    self.counters.unknown_interface += 1;
+                    return Ok(Step::Skip(block_len));
+                };
+                let caplen = epb.caplen as usize;
+                let data = epb.data.get(..caplen).unwrap_or(epb.data);
+                if iface.snaplen != 0 && caplen > iface.snaplen as usize {
+                    self.counters.caplen_over_snaplen += 1;
+                }
+                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                let units = iface.units_per_sec.max(1);
+                let secs = (raw / units).saturating_add_signed(iface.ts_offset_secs);
+                let ts = Timestamp::from_parts(secs, raw % units, units);
+                let frame = Frame {
+                    ts,
+                    linktype: iface.linktype,
+                    data,
+                    orig_len: epb.origlen.max(epb.caplen),
+                    iface: epb.if_id,
+                };
+                Ok(Step::Frame(frame, block_len))
+            }
+            Block::SimplePacket(spb) => {
+                let Some(iface) = interfaces.first() else {
+                    self.counters.unknown_interface += 1;
+                    return Ok(Step::Skip(block_len));
+                };
+                // A simple packet block holds min(origlen, snaplen) bytes and no timestamp.
+                let mut len = spb.data.len().min(spb.origlen as usize);
+                if iface.snaplen != 0 {
+                    len = len.min(iface.snaplen as usize);
+                }
+                let frame = Frame {
+                    ts: Timestamp(0),
+                    linktype: iface.linktype,
+                    data: spb.data.get(..len).unwrap_or(spb.data),
+                    orig_len: spb.origlen,
+                    iface: 0,
+                };
+                Ok(Step::Frame(frame, block_len))
+            }
+            _ => {
+                self.counters.blocks_skipped += 1;
+                Ok(Step::Skip(block_len))
+            }
+        }
+    }
+}
+
+/// An opened input.
+pub enum Input {
+    /// A regular file, mapped into memory.
+    Mapped {
+        path: PathBuf,
+        map: Arc<memmap2::Mmap>,
+    },
+    /// A stream (standard input, a pipe, a file that could not be mapped).
+    Stream {
+        path: PathBuf,
+        reader: Box<dyn Read + Send>,
+    },
+}
+
+impl Input {
+    /// Opens `path`; `-` is standard input.
+    pub fn open(path: &Path) -> Result<Input, CaptureError> {
+        if path == Path::new("-") {
+            return Ok(Input::Stream {
+                path: path.to_owned(),
+                reader: Box::new(io::stdin()),
+            });
+        }
+        let io_err = |source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.is_file() {
+            if meta.len() == 0 {
+                return Err(CaptureError::Empty {
+                    path: path.to_owned(),
+                });
+            }
+            // SAFETY: the map is read-only; a capture file truncated by another
+            // process while we read it would fault, as it would for any reader
+            // of the file (tcpdump, Suricata). Captures handed to `read` are
+            // finished files.
+            #[allow(unsafe_code)]
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Sequential);
+                return Ok(Input::Mapped {
+                    path: path.to_owned(),
+                    map: Arc::new(map),
+                });
+            }
+        }
+        Ok(Input::Stream {
+            path: path.to_owned(),
+            reader: Box::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Mapped { path, .. } | Input::Stream { path, .. } => path,
+        }
+    }
+
+    /// Size in bytes when known (for progress display).
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Input::Mapped { map, .. } => Some(map.len() as u64),
+            Input::Stream { .. } => None,
+        }
+    }
+}
+
+/// Where a delivered frame's bytes live.
+pub enum FrameBytes<'a> {
+    /// Inside the mapped file, at this offset: can be shared without copying.
+    Mapped {
+        map: &'a Arc<memmap2::Mmap>,
+        offset: usize,
+    },
+    /// In a transient buffer: copy before the callback returns.
+    Transient,
+}
+
+/// Summary of one input once read.
+#[derive(Debug, Default, Clone)]
+pub struct ReadSummary {
+    pub frames: u64,
+    pub bytes_read: u64,
+    pub counters: FileCounters,
+}
+
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// Reads every frame of `input`, calling `on_frame` for each in file order.
+/// Returns the summary, plus the error that stopped reading early, if any
+/// (every complete record before it has been delivered).
+pub fn read_frames(
+    input: Input,
+    mut on_frame: impl FnMut(&Frame<'_>, FrameBytes<'_>),
+    mut on_progress: impl FnMut(u64),
+) -> (ReadSummary, Option<CaptureError>) {
+    let mut parser = CaptureParser::new();
+    let mut summary = ReadSummary::default();
+    let path = input.path().to_owned();
+    let failure = |offset: u64, f: ParseFailure| match f {
+        ParseFailure::NotACapture(magic) if offset == 0 => CaptureError::NotACapture {
+            path: path.clone(),
+            magic,
+        },
+        ParseFailure::NotACapture(magic) => CaptureError::Malformed {
+            path: path.clone(),
+            offset,
+            what: format!("bad magic {magic:#010x}"),
+        },
+        ParseFailure::Malformed(what) => CaptureError::Malformed {
+            path: path.clone(),
+            offset,
+            what,
+        },
+    };
+    let err = match input {
+        Input::Mapped { map, .. } => {
+            let mut pos = 0usize;
+            let mut last_progress = 0usize;
+            loop {
+                let window = map.get(pos..).unwrap_or(&[]);
+                match parser.step(window, true) {
+                    Ok(Step::Frame(frame, used)) => {
+                        let offset = pos + (used - frame.data.len());
+                        // The data of a frame is a subslice of the map; recover its offset.
+                        let data_offset =
+                            (frame.data.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+                        let data_offset = if data_offset < map.len() {
+                            data_offset
+                        } else {
+                            offset
+                        };
+                        summary.frames += 1;
+                        on_frame(
+                            &frame,
+                            FrameBytes::Mapped {
+                                map: &map,
+                                offset: data_offset,
+                            },
+                        );
+                        pos += used;
+                    }
+                    Ok(Step::Skip(used)) => pos += used,
+                    Ok(Step::End) => break None,
+                    Ok(Step::NeedMore(missing)) => {
+                        break Some(CaptureError::Truncated {
+                            path: path.clone(),
+                            offset: pos as u64,
+                            missing,
+                        });
+                    }
+                    Err(f) => break Some(failure(pos as u64, f)),
+                }
+                if pos - last_progress >= STREAM_CHUNK {
+                    on_progress(pos as u64);
+                    last_progress = pos;
+                }
+            }
+            .map(|e| {
+                summary.bytes_read = pos as u64;
+                e
+            })
+            .or_else(|| {
+                summary.bytes_read = pos as u64;
+                None
+            })
+        }
+        Input::Stream { mut reader, .. } => {
+            let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK);
+            let mut start = 0usize; // first unread byte in buf
+            let mut consumed: u64 = 0; // absolute offset of buf[start]
+            let mut eof = false;
+            let mut want = 0usize;
+            loop {
+                if (buf.len() - start < want || buf.len() == start) && !eof {
+                    // Compact, then read at least what the parser asked for.
+                    buf.drain(..start);
+                    start = 0;
+                    let target = (buf.len() + want.max(STREAM_CHUNK)).min(MAX_RECORD * 2);
+                    while buf.len() < target {
+                        let old = buf.len();
+                        buf.resize(target, 0);
+                        match reader.read(buf.get_mut(old..).unwrap_or(&mut [])) {
+                            Ok(0) => {
+                                buf.truncate(old);
+                                eof = true;
+                                break;
+                            }
+                            Ok(n) => buf.truncate(old + n),
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+                            Err(e) => {
+                                buf.truncate(old);
+                                summary.bytes_read = consumed;
+                                return (
+                                    summary,
+                                    Some(CaptureError::Io {
+                                        path: path.clone(),
+                                        source: e,
+                                    }),
+                                );
+                            }
+                        }
+                        if buf.len() - start >= want.max(1) && buf.len() >= STREAM_CHUNK {
+                            break;
+                        }
+                    }
+                    on_progress(consumed);
+                }
+                let window = buf.get(start..).unwrap_or(&[]);
+                match parser.step(window, eof) {
+                    Ok(Step::Frame(frame, used)) => {
+                        summary.frames += 1;
+                        on_frame(&frame, FrameBytes::Transient);
+                        start += used;
+                        consumed += used as u64;
+                        want = 0;
+                    }
+                    Ok(Step::Skip(used)) => {
+                        start += used;
+                        consumed += used as u64;
+                        want = 0;
+                    }
+                    Ok(Step::End) => break None,
+                    Ok(Step::NeedMore(missing)) => {
+                        if eof {
+                            break Some(CaptureError::Truncated {
+                                path: path.clone(),
+                                offset: consumed,
+                                missing,
+                            });
+                        }
+                        want = (buf.len() - start) + missing;
+                    }
+                    Err(f) => break Some(failure(consumed, f)),
+                }
+            }
+            .inspect(|_| summary.bytes_read = consumed)
+            .or_else(|| {
+                summary.bytes_read = consumed;
+                None
+            })
+        }
+    };
+    summary.counters = parser.counters;
+    (summary, err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Classic pcap header: magic, v2.4, zone 0, sigfigs 0, snaplen, linktype.
+    fn pcap_header(magic: u32, be: bool, linktype: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        let put32 =
+            |v: &mut Vec<u8>, x: u32| v.extend(if be { x.to_be_bytes() } else { x.to_le_bytes() });
+        let put16 =
+            |v: &mut Vec<u8>, x: u16| v.extend(if be { x.to_be_bytes() } else { x.to_le_bytes() });
+        put32(&mut v, magic);
+        put16(&mut v, 2);
+        put16(&mut v, 4);
+        put32(&mut v, 0);
+        put32(&mut v, 0);
+        put32(&mut v, 65535);
+        put32(&mut v, linktype);
+        v
+    }
+
+    fn record(v: &mut Vec<u8>, be: bool, secs: u32, frac: u32, data: &[u8]) {
+        for x in [secs, frac, data.len() as u32, data.len() as u32] {
+            v.extend(if be { x.to_be_bytes() } else { x.to_le_bytes() });
+        }
+        v.extend_from_slice(data);
+    }
+
+    fn parse_all(
+        bytes: &[u8],
+    ) -> (
+        Vec<(Timestamp, LinkType, Vec<u8>)>,
+        Option<ParseFailure>,
+        bool,
+    ) {
+        let mut p = CaptureParser::new();
+        let mut pos = 0;
+        let mut out = Vec::new();
+        loop {
+            match p.step(&bytes[pos..], true) {
+                Ok(Step::Frame(f, used)) => {
+                    out.push((f.ts, f.linktype, f.data.to_vec()));
+                    pos += used;
+                }
+                Ok(Step::Skip(used)) => pos += used,
+                Ok(Step::End) => return (out, None, false),
+                Ok(Step::NeedMore(_)) => return (out, None, true),
+                Err(e) => return (out, Some(e), false),
+            }
+        }
+    }
+
+    #[test]
+    fn classic_pcap_all_magics() {
+        for (magic, be, units) in [
+            (0xa1b2_c3d4u32, false, 1_000_000u32),
+            (0xa1b2_c3d4, true, 1_000_000),
+            (0xa1b2_3c4d, false, 1_000_000_000),
+            (0xa1b2_3c4d, true, 1_000_000_000),
+        ] {
+            let mut f = pcap_header(magic, be, 101);
+            record(&mut f, be, 10, units / 2, &[0x45, 0, 0, 20]);
+            record(&mut f, be, 11, 0, &[0x60]);
+            let (frames, err, trunc) = parse_all(&f);
+            assert_eq!(err, None);
+            assert!(!trunc);
+            assert_eq!(frames.len(), 2, "magic {magic:#x} be {be}");
+            assert_eq!(frames[0].0, Timestamp(10_500_000));
+            assert_eq!(frames[0].1, LinkType::Raw);
+            assert_eq!(frames[1].2, vec![0x60]);
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_pcap_stops_cleanly() {
+        let mut f = pcap_header(0xa1b2_c3d4, false, 1);
+        record(&mut f, false, 1, 0, &[1; 60]);
+        record(&mut f, false, 2, 0, &[2; 60]);
+        for cut in 0..f.len() {
+            let (frames, err, trunc) = parse_all(&f[..cut]);
+            assert_eq!(err, None, "cut {cut}");
+            let complete = if cut >= 24 + 76 * 2 {
+                2
+            } else if cut >= 24 + 76 {
+                1
+            } else {
+                0
+            };
+            assert_eq!(frames.len(), complete, "cut {cut}");
+            // Zero bytes is a clean (empty) end; anything else short is truncated.
+            assert_eq!(trunc, cut != 0 && cut != 24 && cut != 100, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn absurd_record_length_is_an_error_not_an_allocation() {
+        let mut f = pcap_header(0xa1b2_c3d4, false, 1);
+        f.extend([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let (_, err, _) = parse_all(&f);
+        assert!(matches!(err, Some(ParseFailure::Malformed(m)) if m.contains("exceeds")));
+    }
+
+    #[test]
+    fn not_a_capture() {
+        let (_, err, _) = parse_all(b"GET / HTTP/1.1\r\n\r\n........");
+        assert_eq!(
+            err,
+            Some(ParseFailure::NotACapture(u32::from_le_bytes(*b"GET ")))
+        );
+    }
+
+    fn ng_block(v: &mut Vec<u8>, be: bool, kind: u32, body: &[u8]) {
+        let len = 12 + body.len().div_ceil(4) * 4;
+        let put =
+            |v: &mut Vec<u8>, x: u32| v.extend(if be { x.to_be_bytes() } else { x.to_le_bytes() });
+        put(v, kind);
+        put(v, len as u32);
+        v.extend_from_slice(body);
+        v.resize(v.len() + (len - 12 - body.len()), 0);
+        put(v, len as u32);
+    }
+
+    fn pcapng(be: bool) -> Vec<u8> {
+        let put32 = |x: u32| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+        let put16 = |x: u16| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+        let mut v = Vec::new();
+        // Section header: BOM, version 1.0, section length -1.
+        let mut shb = Vec::new();
+        shb.extend(put32(0x1a2b_3c4d));
+        shb.extend(put16(1));
+        shb.extend(put16(0));
+        shb.extend([0xff; 8]);
+        ng_block(&mut v, be, 0x0a0d_0d0a, &shb);
+        // Interface 0: Ethernet, default microseconds.
+        let mut idb = Vec::new();
+        idb.extend(put16(1));
+        idb.extend(put16(0));
+        idb.extend(put32(0));
+        ng_block(&mut v, be, 1, &idb);
+        // Interface 1: raw IP, nanosecond resolution (option if_tsresol = 9).
+        let mut idb = Vec::new();
+        idb.extend(put16(101));
+        idb.extend(put16(0));
+        idb.extend(put32(0));
+        idb.extend(put16(9));
+        idb.extend(put16(1));
+        idb.extend([9, 0, 0, 0]);
+        idb.extend([0, 0, 0, 0]); // opt_endofopt
+        ng_block(&mut v, be, 1, &idb);
+        for (iface, ts) in [(0u32, 1_500_000u64), (1, 2_250_000_000)] {
+            let mut epb = Vec::new();
+            epb.extend(put32(iface));
+            epb.extend(put32((ts >> 32) as u32));
+            epb.extend(put32(ts as u32));
+            epb.extend(put32(5));
+            epb.extend(put32(5));
+            epb.extend([0xaa; 5]);
+            ng_block(&mut v, be, 6, &epb);
+        }
+        v
+    }
+
+    #[test]
+    fn pcapng_interfaces_keep_their_linktype_and_resolution() {
+        for be in [false, true] {
+            let (frames, err, trunc) = parse_all(&pcapng(be));
+            assert_eq!(err, None, "be {be}");
+            assert!(!trunc);
+            assert_eq!(frames.len(), 2);
+            assert_eq!(
+                (frames[0].0, frames[0].1),
+                (Timestamp(1_500_000), LinkType::Ethernet)
+            );
+            assert_eq!(
+                (frames[1].0, frames[1].1),
+                (Timestamp(2_250_000), LinkType::Raw)
+            );
+            assert_eq!(frames[1].2, vec![0xaa; 5]);
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_pcapng_stops_cleanly() {
+        let f = pcapng(false);
+        for cut in 1..f.len() {
+            let (frames, err, _) = parse_all(&f[..cut]);
+            assert!(
+                err.is_none() || matches!(err, Some(ParseFailure::Malformed(_))),
+                "cut {cut}"
+            );
+            assert!(frames.len() <= 2);
+        }
+    }
+
+    #[test]
+    fn stream_and_map_agree() {
+        let bytes = pcapng(false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pcapng");
+        std::fs::write(&path, &bytes).unwrap();
+        let collect = |input| {
+            let mut v = Vec::new();
+            let (s, e) = read_frames(input, |f, _| v.push((f.ts, f.data.to_vec())), |_| {});
+            (v, s.frames, e.is_none())
+        };
+        let mapped = collect(Input::open(&path).unwrap());
+        let stream = collect(Input::Stream {
+            path: path.clone(),
+            reader: Box::new(std::io::Cursor::new(bytes)),
+        });
+        assert_eq!(mapped, stream);
+        assert_eq!(mapped.1, 2);
+    }
+}

@@ -1,0 +1,353 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::*;
+use proptest::prelude::*;
+
+/// Ethernet / IPv4 / TCP SYN with a 4-byte MSS option and 2 bytes of data.
+const ETH_IPV4_TCP: [u8; 60] = [
+    // Ethernet: dst 00:11:22:33:44:55, src 66:77:88:99:aa:bb, type IPv4
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x08, 0x00,
+    // IPv4: v4 ihl 5, total length 46, id 1, DF, ttl 64, proto TCP, csum 0
+    0x45, 0x00, 0x00, 0x2e, 0x00, 0x01, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00,
+    // src 192.0.2.1, dst 198.51.100.2
+    0xc0, 0x00, 0x02, 0x01, 0xc6, 0x33, 0x64, 0x02,
+    // TCP: sport 1234, dport 80, seq 1, ack 0, data offset 6, SYN, win 65535
+    0x04, 0xd2, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x60, 0x02, 0xff, 0xff,
+    0x00, 0x00, 0x00, 0x00, // option MSS 1460
+    0x02, 0x04, 0x05, 0xb4, // payload "hi"
+    0x68, 0x69,
+];
+const ETH_LEN: usize = 14;
+const IP_LEN: usize = 20;
+const TCP_HDR_LEN: usize = 24;
+
+/// Ethernet / IPv4 / UDP 53 → 53 with 4 bytes of data.
+const ETH_IPV4_UDP: [u8; 46] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x08, 0x00,
+    // IPv4: total length 32, proto UDP
+    0x45, 0x00, 0x00, 0x20, 0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0x00, 0x02, 0x01,
+    0xc6, 0x33, 0x64, 0x02, // UDP: sport 53, dport 53, length 12, csum 0
+    0x00, 0x35, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 0xde, 0xad, 0xbe, 0xef,
+];
+
+fn with_ip_total_len(frame: &[u8], len: usize) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let total = (len - ETH_LEN) as u16;
+    f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&total.to_be_bytes());
+    f
+}
+
+#[test]
+fn valid_tcp_frame_decodes_fully() {
+    let d = decode(LinkType::Ethernet, &ETH_IPV4_TCP, false);
+    assert_eq!(d.event, None);
+    let ip = d.ip.unwrap();
+    assert_eq!(ip.src.to_string(), "192.0.2.1");
+    assert_eq!(ip.dst.to_string(), "198.51.100.2");
+    assert_eq!(
+        (ip.proto, ip.ttl, ip.v6, ip.fragment),
+        (PROTO_TCP, 64, false, Fragment::None)
+    );
+    let Transport::Tcp(t) = d.transport else {
+        panic!("{:?}", d.transport)
+    };
+    assert_eq!(
+        (t.sport, t.dport, t.seq, t.flags, t.window),
+        (1234, 80, 1, tcp_flags::SYN, 65535)
+    );
+    assert_eq!(t.payload, b"hi");
+}
+
+#[test]
+fn every_truncation_of_the_frame_gives_its_exact_event() {
+    for len in 0..ETH_IPV4_TCP.len() {
+        let d = decode(LinkType::Ethernet, &ETH_IPV4_TCP[..len], false);
+        let want = if len < ETH_LEN {
+            DecodeEvent::EthernetPktTooSmall
+        } else if len < ETH_LEN + IP_LEN {
+            DecodeEvent::Ipv4PktTooSmall
+        } else {
+            // The IPv4 header promises 46 bytes that are not there.
+            DecodeEvent::Ipv4TruncPkt
+        };
+        assert_eq!(d.event, Some(want), "length {len}");
+        // The same cut made by a snap length is not a malformation.
+        assert_eq!(
+            decode(LinkType::Ethernet, &ETH_IPV4_TCP[..len], true).event,
+            None,
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn every_truncation_of_the_tcp_header_gives_its_exact_event() {
+    // The IP header is rewritten to match each cut, so the TCP layer is
+    // the one that is short.
+    for len in ETH_LEN + IP_LEN..ETH_IPV4_TCP.len() {
+        let f = with_ip_total_len(&ETH_IPV4_TCP[..len], len);
+        let tcp_bytes = len - ETH_LEN - IP_LEN;
+        let want = if tcp_bytes < 20 {
+            Some(DecodeEvent::TcpPktTooSmall)
+        } else if tcp_bytes < TCP_HDR_LEN {
+            Some(DecodeEvent::TcpInvalidOptlen)
+        } else {
+            None
+        };
+        let d = decode(LinkType::Ethernet, &f, false);
+        assert_eq!(d.event, want, "length {len}");
+        assert!(d.ip.is_some(), "length {len}: IP layer still decoded");
+    }
+}
+
+#[test]
+fn every_truncation_of_the_udp_header_gives_its_exact_event() {
+    for len in ETH_LEN + IP_LEN..=ETH_IPV4_UDP.len() {
+        let mut f = with_ip_total_len(&ETH_IPV4_UDP[..len], len);
+        let udp_bytes = len - ETH_LEN - IP_LEN;
+        if udp_bytes >= 6 {
+            let l = udp_bytes as u16;
+            f[ETH_LEN + IP_LEN + 4..ETH_LEN + IP_LEN + 6].copy_from_slice(&l.to_be_bytes());
+        }
+        let want = if udp_bytes < 8 {
+            Some(DecodeEvent::UdpPktTooSmall)
+        } else {
+            None
+        };
+        assert_eq!(
+            decode(LinkType::Ethernet, &f, false).event,
+            want,
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn header_field_malformations() {
+    // IHL 4 (16 bytes) is below the minimum.
+    let mut f = ETH_IPV4_TCP;
+    f[ETH_LEN] = 0x44;
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, false).event,
+        Some(DecodeEvent::Ipv4HlenTooSmall)
+    );
+    // Version 5 behind an IPv4 ether type.
+    let mut f = ETH_IPV4_TCP;
+    f[ETH_LEN] = 0x55;
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, false).event,
+        Some(DecodeEvent::Ipv4WrongIpVersion)
+    );
+    // Total length 10 < header length 20.
+    let mut f = ETH_IPV4_TCP;
+    f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&10u16.to_be_bytes());
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, false).event,
+        Some(DecodeEvent::Ipv4IplenSmallerThanHlen)
+    );
+    // TCP data offset 4 (16 bytes).
+    let mut f = ETH_IPV4_TCP;
+    f[ETH_LEN + IP_LEN + 12] = 0x40;
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, false).event,
+        Some(DecodeEvent::TcpHlenTooSmall)
+    );
+    // Raw IP with version 7.
+    assert_eq!(
+        decode(LinkType::Raw, &[0x70; 40], false).event,
+        Some(DecodeEvent::IpRawInvalidIpVersion)
+    );
+}
+
+#[test]
+fn link_layers_reach_the_same_ip_packet() {
+    let ip = &ETH_IPV4_TCP[ETH_LEN..];
+    let mut sll = vec![
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00,
+    ];
+    sll.extend_from_slice(ip);
+    // SLL2: protocol, reserved, ifindex, arphrd, pkttype, addr len, addr[8]
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0x00, 0x01, 0x00, 0x06, 1, 2, 3, 4, 5, 6, 0, 0,
+    ];
+    sll2.extend_from_slice(ip);
+    let mut null_le = vec![2, 0, 0, 0];
+    null_le.extend_from_slice(ip);
+    let mut null_be = vec![0, 0, 0, 2];
+    null_be.extend_from_slice(ip);
+    let mut lo = vec![0, 0, 0, 2];
+    lo.extend_from_slice(ip);
+    let reference = decode(LinkType::Ethernet, &ETH_IPV4_TCP, false);
+    for (lt, frame) in [
+        (LinkType::Sll, &sll[..]),
+        (LinkType::Sll2, &sll2[..]),
+        (LinkType::Null, &null_le[..]),
+        (LinkType::Null, &null_be[..]),
+        (LinkType::Loop, &lo[..]),
+        (LinkType::Raw, ip),
+        (LinkType::Ipv4, ip),
+    ] {
+        let d = decode(lt, frame, false);
+        assert_eq!(d.event, None, "{lt:?}");
+        assert_eq!(
+            (d.ip, d.transport),
+            (reference.ip, reference.transport),
+            "{lt:?}"
+        );
+    }
+    assert_eq!(
+        decode(LinkType::Sll2, &sll2[..10], false).event,
+        Some(DecodeEvent::Sll2PktTooSmall)
+    );
+    assert_eq!(
+        decode(LinkType::Null, &[7, 0, 0, 0, 0x45], false).event,
+        Some(DecodeEvent::NullUnsupportedType)
+    );
+}
+
+#[test]
+fn qinq_vlan_ids_are_kept_outer_first() {
+    let mut f = ETH_IPV4_UDP[..12].to_vec();
+    // 802.1ad tag: vlan 100, then 802.1Q tag: vlan 200, then IPv4
+    f.extend([0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x08, 0x00]);
+    f.extend_from_slice(&ETH_IPV4_UDP[ETH_LEN..]);
+    let d = decode(LinkType::Ethernet, &f, false);
+    assert_eq!(d.event, None);
+    assert_eq!((d.vlan, d.vlan_count), ([100, 200], 2));
+    assert!(matches!(
+        d.transport,
+        Transport::Udp {
+            sport: 53,
+            dport: 53,
+            ..
+        }
+    ));
+    // A truncated tag.
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..16], false).event,
+        Some(DecodeEvent::VlanHeaderTooSmall)
+    );
+}
+
+#[test]
+fn first_fragment_keeps_its_ports_later_ones_do_not() {
+    // MF set, offset 0.
+    let mut first = ETH_IPV4_TCP;
+    first[ETH_LEN + 6] = 0x20;
+    let d = decode(LinkType::Ethernet, &first, false);
+    assert_eq!(d.ip.unwrap().fragment, Fragment::First);
+    assert!(matches!(
+        d.transport,
+        Transport::Tcp(Tcp {
+            sport: 1234,
+            dport: 80,
+            ..
+        })
+    ));
+    // Offset 185 (1480 bytes).
+    let mut later = ETH_IPV4_TCP;
+    later[ETH_LEN + 6..ETH_LEN + 8].copy_from_slice(&185u16.to_be_bytes());
+    let d = decode(LinkType::Ethernet, &later, false);
+    assert_eq!(d.ip.unwrap().fragment, Fragment::Later);
+    assert_eq!(d.transport, Transport::Other);
+    assert_eq!(d.event, None);
+}
+
+#[test]
+fn ipv6_with_extension_headers() {
+    // IPv6, next header hop-by-hop → UDP.
+    let mut f = vec![
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x86, 0xdd,
+    ];
+    // version 6, payload length 8 (HBH) + 12 (UDP), next header 0, hop limit 64
+    f.extend([0x60, 0, 0, 0, 0x00, 0x14, 0x00, 0x40]);
+    f.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]); // 2001:db8::1
+    f.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]); // 2001:db8::2
+    // Hop-by-hop: next UDP, length 0 (8 bytes), PadN
+    f.extend([0x11, 0x00, 0x01, 0x04, 0, 0, 0, 0]);
+    // UDP 5353 → 5353, length 12
+    f.extend([0x14, 0xe9, 0x14, 0xe9, 0x00, 0x0c, 0x00, 0x00, 1, 2, 3, 4]);
+    let d = decode(LinkType::Ethernet, &f, false);
+    assert_eq!(d.event, None);
+    let ip = d.ip.unwrap();
+    assert!(ip.v6);
+    assert_eq!(
+        (ip.src.to_string().as_str(), ip.proto),
+        ("2001:db8::1", PROTO_UDP)
+    );
+    assert!(matches!(
+        d.transport,
+        Transport::Udp {
+            sport: 5353,
+            dport: 5353,
+            ..
+        }
+    ));
+    // The extension header cut in half.
+    let cut = &f[..ETH_LEN + 40 + 4];
+    let mut cut = cut.to_vec();
+    cut[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&4u16.to_be_bytes());
+    assert_eq!(
+        decode(LinkType::Ethernet, &cut, false).event,
+        Some(DecodeEvent::Ipv6TruncExthdr)
+    );
+    let h = FlowHasher::new(1);
+    assert_ne!(flow_hash(&h, LinkType::Ethernet, &f), 0);
+}
+
+#[test]
+fn flow_hash_is_symmetric_and_seeded() {
+    let h = FlowHasher::new(7);
+    let mut rev = ETH_IPV4_TCP;
+    // swap addresses and ports
+    rev[ETH_LEN + 12..ETH_LEN + 16].copy_from_slice(&ETH_IPV4_TCP[ETH_LEN + 16..ETH_LEN + 20]);
+    rev[ETH_LEN + 16..ETH_LEN + 20].copy_from_slice(&ETH_IPV4_TCP[ETH_LEN + 12..ETH_LEN + 16]);
+    rev[ETH_LEN + IP_LEN..ETH_LEN + IP_LEN + 2].copy_from_slice(&80u16.to_be_bytes());
+    rev[ETH_LEN + IP_LEN + 2..ETH_LEN + IP_LEN + 4].copy_from_slice(&1234u16.to_be_bytes());
+    let a = flow_hash(&h, LinkType::Ethernet, &ETH_IPV4_TCP);
+    assert_eq!(a, flow_hash(&h, LinkType::Ethernet, &rev));
+    assert_ne!(
+        a,
+        flow_hash(&FlowHasher::new(8), LinkType::Ethernet, &ETH_IPV4_TCP)
+    );
+    let mut other_port = ETH_IPV4_TCP;
+    other_port[ETH_LEN + IP_LEN + 1] = 0xd3;
+    assert_ne!(a, flow_hash(&h, LinkType::Ethernet, &other_port));
+}
+
+const LINKTYPES: [LinkType; 9] = [
+    LinkType::Ethernet,
+    LinkType::Sll,
+    LinkType::Sll2,
+    LinkType::Raw,
+    LinkType::Ipv4,
+    LinkType::Ipv6,
+    LinkType::Null,
+    LinkType::Loop,
+    LinkType::Other(147),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200), lt in 0usize..9, snap in any::<bool>()) {
+        let lt = LINKTYPES[lt];
+        let d = decode(lt, &data, snap);
+        if let Some(ip) = d.ip {
+            prop_assert!(ip.v6 || ip.src.is_v4());
+        }
+        let _ = flow_hash(&FlowHasher::new(3), lt, &data);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(pos in 0usize..60, byte in any::<u8>(), cut in 0usize..=60) {
+        let mut f = ETH_IPV4_TCP;
+        f[pos] = byte;
+        let d = decode(LinkType::Ethernet, &f[..cut], false);
+        // A frame that lost bytes must say so or still decode to its end.
+        if cut < ETH_LEN {
+            prop_assert_eq!(d.event, Some(DecodeEvent::EthernetPktTooSmall));
+        }
+    }
+}
