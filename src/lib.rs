@@ -16,4 +16,5 @@
 
 pub mod capture;
 pub mod decode;
+pub mod flow;
 pub mod time;

@@ -1,0 +1,321 @@
+//! Flows: keys, per-flow state, and the per-worker flow table.
+//!
+//! A flow is keyed by (protocol, lower endpoint, upper endpoint, VLAN ids),
+//! so both directions share one entry; each flow remembers which endpoint is
+//! the client. The client is the sender of the SYN when it was seen (or the
+//! receiver of a SYN-ACK), the sender of an ICMP request, and otherwise a
+//! guess from the ports (Zeek's `likely_server_ports` rule), which the flow
+//! record states. Everything here runs in packet time.
+
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod table;
+pub mod tcp;
+
+pub use table::{FlowTable, TableConfig, TableCounters};
+
+use crate::decode::{Addr, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::time::Timestamp;
+use tcp::TcpTracker;
+
+/// Direction-independent flow key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub lo: Addr,
+    pub hi: Addr,
+    /// Ports of `lo` and `hi`; for ICMP (request type, code), the same for
+    /// both directions.
+    pub lo_port: u16,
+    pub hi_port: u16,
+    pub proto: u8,
+    pub vlan: [u16; 2],
+}
+
+impl FlowKey {
+    /// Builds the key of a packet from `src` to `dst`; the flag says whether
+    /// `src` is the key's `lo` endpoint.
+    pub fn new(
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+        proto: u8,
+        vlan: [u16; 2],
+    ) -> (FlowKey, bool) {
+        if matches!(proto, PROTO_ICMP | PROTO_ICMPV6) {
+            let src_is_lo = src <= dst;
+            let (lo, hi) = if src_is_lo { (src, dst) } else { (dst, src) };
+            return (
+                FlowKey {
+                    lo,
+                    hi,
+                    lo_port: sport,
+                    hi_port: dport,
+                    proto,
+                    vlan,
+                },
+                src_is_lo,
+            );
+        }
+        if (src, sport) <= (dst, dport) {
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    lo_port: sport,
+                    hi_port: dport,
+                    proto,
+                    vlan,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    lo_port: dport,
+                    hi_port: sport,
+                    proto,
+                    vlan,
+                },
+                false,
+            )
+        }
+    }
+}
+
+/// ICMP types that answer a request: (reply, request), ICMPv4 then ICMPv6.
+const ICMP_REPLIES: [(u8, u8); 5] = [(0, 8), (14, 13), (16, 15), (18, 17), (9, 10)];
+const ICMPV6_REPLIES: [(u8, u8); 5] = [(129, 128), (131, 130), (134, 133), (136, 135), (145, 144)];
+
+/// For ICMP: whether `type_` answers a request, and the request type that
+/// names the flow.
+pub fn icmp_request_type(v6: bool, type_: u8) -> (bool, u8) {
+    let table = if v6 { &ICMPV6_REPLIES } else { &ICMP_REPLIES };
+    match table.iter().find(|(reply, _)| *reply == type_) {
+        Some(&(_, request)) => (true, request),
+        None => (false, type_),
+    }
+}
+
+/// How the client of a flow was determined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    /// The client's SYN was seen.
+    Syn,
+    /// The server's SYN-ACK was seen first (the SYN was missed).
+    SynAck,
+    /// The sender of the first packet (UDP, ICMP request, other protocols).
+    FirstPacket,
+    /// Picked up mid-stream: guessed from the ports.
+    PortGuess,
+}
+
+impl Initiator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Syn => "syn",
+            Initiator::SynAck => "syn_ack",
+            Initiator::FirstPacket => "first_packet",
+            Initiator::PortGuess => "port_guess",
+        }
+    }
+}
+
+/// Why a flow record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    Timeout,
+    /// Evicted to stay under the flow cap.
+    Forced,
+    /// End of input or shutdown.
+    Shutdown,
+    /// A new SYN reused the 5-tuple of a closed connection.
+    TcpReuse,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Forced => "forced",
+            EndReason::Shutdown => "shutdown",
+            EndReason::TcpReuse => "tcp_reuse",
+        }
+    }
+}
+
+/// Suricata's flow state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FlowState {
+    New,
+    Established,
+    Closed,
+}
+
+impl FlowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::New => "new",
+            FlowState::Established => "established",
+            FlowState::Closed => "closed",
+        }
+    }
+}
+
+/// Direction index: packets from the client travel `TO_SERVER`.
+pub const TO_SERVER: usize = 0;
+pub const TO_CLIENT: usize = 1;
+
+/// One tracked flow.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub flow_id: u64,
+    pub start: Timestamp,
+    pub last: Timestamp,
+    /// Indexed by [`TO_SERVER`] / [`TO_CLIENT`].
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    /// TCP flags seen per direction.
+    pub tcp_flags: [u8; 2],
+    /// ICMP (type, code) first seen per direction.
+    pub icmp: [Option<(u8, u8)>; 2],
+    pub tcp: TcpTracker,
+    pub client_is_lo: bool,
+    pub initiator: Initiator,
+    pub alerted: bool,
+    /// Ended while the table was in emergency mode.
+    pub emergency: bool,
+    /// Detector bookkeeping that belongs to the flow (bits owned by `detect`).
+    pub detect_bits: u16,
+}
+
+impl Flow {
+    pub fn new(
+        key: FlowKey,
+        flow_id: u64,
+        ts: Timestamp,
+        client_is_lo: bool,
+        initiator: Initiator,
+    ) -> Flow {
+        Flow {
+            key,
+            flow_id,
+            start: ts,
+            last: ts,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            tcp_flags: [0; 2],
+            icmp: [None; 2],
+            tcp: TcpTracker::default(),
+            client_is_lo,
+            initiator,
+            alerted: false,
+            emergency: false,
+            detect_bits: 0,
+        }
+    }
+
+    pub fn client(&self) -> (Addr, u16) {
+        if self.client_is_lo {
+            (self.key.lo, self.key.lo_port)
+        } else {
+            (self.key.hi, self.key.hi_port)
+        }
+    }
+
+    pub fn server(&self) -> (Addr, u16) {
+        if self.client_is_lo {
+            (self.key.hi, self.key.hi_port)
+        } else {
+            (self.key.lo, self.key.lo_port)
+        }
+    }
+
+    /// Direction of a packet whose source is the key's `lo` when `src_is_lo`.
+    pub fn direction(&self, src_is_lo: bool) -> usize {
+        if src_is_lo == self.client_is_lo {
+            TO_SERVER
+        } else {
+            TO_CLIENT
+        }
+    }
+
+    pub fn state(&self) -> FlowState {
+        match self.key.proto {
+            PROTO_TCP if self.tcp.is_closed() => FlowState::Closed,
+            PROTO_TCP if self.tcp.is_established() => FlowState::Established,
+            PROTO_TCP => FlowState::New,
+            _ if self.pkts[TO_SERVER] > 0 && self.pkts[TO_CLIENT] > 0 => FlowState::Established,
+            _ => FlowState::New,
+        }
+    }
+
+    /// Zeek's `conn_state` for TCP and UDP (`OTH` otherwise).
+    pub fn conn_state(&self) -> &'static str {
+        match self.key.proto {
+            PROTO_TCP => self.tcp.conn_state(),
+            PROTO_UDP => match (self.pkts[TO_SERVER] > 0, self.pkts[TO_CLIENT] > 0) {
+                (true, true) => "SF",
+                (true, false) => "S0",
+                (false, true) => "SHR",
+                (false, false) => "OTH",
+            },
+            _ => "OTH",
+        }
+    }
+}
+
+/// Zeek's rule for guessing the client of a flow picked up mid-stream:
+/// returns true when the packet's source is more likely the server.
+pub fn source_looks_like_server(
+    sport: u16,
+    dport: u16,
+    is_server_port: impl Fn(u16) -> bool,
+) -> bool {
+    match (is_server_port(sport), is_server_port(dport)) {
+        (true, true) => sport < dport,
+        (true, false) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn a(s: &str) -> Addr {
+        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn key_is_the_same_both_ways() {
+        let (k1, lo1) = FlowKey::new(a("10.0.0.2"), 40000, a("10.0.0.1"), 80, PROTO_TCP, [0; 2]);
+        let (k2, lo2) = FlowKey::new(a("10.0.0.1"), 80, a("10.0.0.2"), 40000, PROTO_TCP, [0; 2]);
+        assert_eq!(k1, k2);
+        assert_ne!(lo1, lo2);
+        let (k3, _) = FlowKey::new(a("10.0.0.1"), 80, a("10.0.0.2"), 40000, PROTO_TCP, [5, 0]);
+        assert_ne!(k1, k3, "VLAN is part of the key");
+    }
+
+    #[test]
+    fn icmp_replies_name_their_request() {
+        assert_eq!(icmp_request_type(false, 0), (true, 8));
+        assert_eq!(icmp_request_type(false, 8), (false, 8));
+        assert_eq!(icmp_request_type(true, 129), (true, 128));
+        assert_eq!(icmp_request_type(false, 3), (false, 3));
+    }
+
+    #[test]
+    fn port_guess_follows_zeek() {
+        let server = |p: u16| p < 1024 || p == 8080;
+        assert!(source_looks_like_server(80, 40000, server));
+        assert!(!source_looks_like_server(40000, 80, server));
+        assert!(source_looks_like_server(22, 8080, server));
+        assert!(!source_looks_like_server(8080, 22, server));
+        assert!(!source_looks_like_server(50000, 40000, server));
+    }
+}

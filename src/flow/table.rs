@@ -1,0 +1,518 @@
+//! The per-worker flow table: a hash map from key to a slot in a slab, with
+//! one LRU list per timeout class (protocol × flow state).
+//!
+//! Within a class every flow has the same timeout, so the list head is always
+//! the next flow to expire: expiry costs O(expired) per call, never a scan.
+//! The table is capped at `max_flows`. At the cap it enters emergency mode
+//! (as Suricata does): shorter timeouts apply, and if nothing has timed out
+//! the least recently seen flow of any class is evicted (`reason: forced`),
+//! each eviction counted and the flow's record flagged `emergency`. It leaves
+//! emergency mode once occupancy falls below the recovery level.
+
+use std::collections::HashMap;
+
+use super::{EndReason, Flow, FlowKey, FlowState};
+use crate::decode::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::time::{Micros, Timestamp};
+
+const NIL: u32 = u32::MAX;
+/// Protocol groups × flow states.
+const CLASSES: usize = 12;
+
+/// Timeouts per protocol group (tcp, udp, icmp, other) and flow state
+/// (new, established, closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts(pub [[Micros; 3]; 4]);
+
+impl Timeouts {
+    /// Suricata's defaults (suricata.yaml: flow-timeouts).
+    pub fn suricata_default() -> Self {
+        let s = Micros::from_secs;
+        Timeouts([
+            [s(60), s(600), s(60)],
+            [s(30), s(300), s(30)],
+            [s(30), s(300), s(30)],
+            [s(30), s(300), s(30)],
+        ])
+    }
+    /// Suricata's emergency defaults.
+    pub fn suricata_emergency() -> Self {
+        let s = Micros::from_secs;
+        Timeouts([
+            [s(5), s(100), s(10)],
+            [s(10), s(100), s(10)],
+            [s(10), s(100), s(10)],
+            [s(10), s(100), s(10)],
+        ])
+    }
+    fn get(&self, class: usize) -> Micros {
+        self.0
+            .get(class / 3)
+            .and_then(|g| g.get(class % 3))
+            .copied()
+            .unwrap_or(Micros(0))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    pub max_flows: usize,
+    pub timeouts: Timeouts,
+    pub emergency_timeouts: Timeouts,
+    /// Emergency mode ends when occupancy falls to this share of the cap.
+    pub recovery_percent: u8,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            max_flows: 1_000_000,
+            timeouts: Timeouts::suricata_default(),
+            emergency_timeouts: Timeouts::suricata_emergency(),
+            recovery_percent: 70,
+        }
+    }
+}
+
+/// Counters a table keeps (merged across workers into `stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableCounters {
+    /// Flows created, per protocol group (tcp, udp, icmp, other).
+    pub created: [u64; 4],
+    pub ended_timeout: u64,
+    pub ended_forced: u64,
+    pub ended_shutdown: u64,
+    pub ended_tcp_reuse: u64,
+    pub emergency_entered: u64,
+    pub emergency_over: u64,
+    pub max_active: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    flow: Flow,
+    prev: u32,
+    next: u32,
+    class: u8,
+    live: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+pub struct FlowTable {
+    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    lists: [List; CLASSES],
+    cfg: TableConfig,
+    emergency: bool,
+    pub counters: TableCounters,
+}
+
+fn group(proto: u8) -> usize {
+    match proto {
+        PROTO_TCP => 0,
+        PROTO_UDP => 1,
+        PROTO_ICMP | PROTO_ICMPV6 => 2,
+        _ => 3,
+    }
+}
+
+fn class_of(flow: &Flow) -> usize {
+    let state = match flow.state() {
+        FlowState::New => 0,
+        FlowState::Established => 1,
+        FlowState::Closed => 2,
+    };
+    group(flow.key.proto) * 3 + state
+}
+
+impl FlowTable {
+    pub fn new(cfg: TableConfig, seed: u64) -> Self {
+        let hasher = ahash::RandomState::with_seeds(
+            seed,
+            !seed,
+            seed.rotate_left(29),
+            0x5851_f42d_4c95_7f2d,
+        );
+        FlowTable {
+            map: HashMap::with_hasher(hasher),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; CLASSES],
+            cfg,
+            emergency: false,
+            counters: TableCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn in_emergency(&self) -> bool {
+        self.emergency
+    }
+
+    pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    pub fn get(&self, idx: u32) -> Option<&Flow> {
+        self.slots
+            .get(idx as usize)
+            .filter(|s| s.live)
+            .map(|s| &s.flow)
+    }
+
+    pub fn get_mut(&mut self, idx: u32) -> Option<&mut Flow> {
+        self.slots
+            .get_mut(idx as usize)
+            .filter(|s| s.live)
+            .map(|s| &mut s.flow)
+    }
+
+    fn timeout(&self, class: usize) -> Micros {
+        if self.emergency {
+            self.cfg.emergency_timeouts.get(class)
+        } else {
+            self.cfg.timeouts.get(class)
+        }
+    }
+
+    /// Whether the flow in `idx` has timed out at `now`.
+    pub fn is_expired(&self, idx: u32, now: Timestamp) -> bool {
+        self.slots.get(idx as usize).is_some_and(|s| {
+            s.live
+                && s.flow
+                    .last
+                    .saturating_add(self.timeout(usize::from(s.class)))
+                    <= now
+        })
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get(idx as usize) else {
+            return;
+        };
+        let (prev, next, class) = (slot.prev, slot.next, usize::from(slot.class));
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => {
+                if let Some(l) = self.lists.get_mut(class) {
+                    l.head = next;
+                }
+            }
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.prev = prev,
+            None => {
+                if let Some(l) = self.lists.get_mut(class) {
+                    l.tail = prev;
+                }
+            }
+        }
+    }
+
+    fn push_tail(&mut self, idx: u32, class: usize) {
+        let Some(list) = self.lists.get(class).copied() else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(idx as usize) {
+            slot.prev = list.tail;
+            slot.next = NIL;
+            slot.class = class as u8;
+        }
+        match self.slots.get_mut(list.tail as usize) {
+            Some(t) => t.next = idx,
+            None => {
+                if let Some(l) = self.lists.get_mut(class) {
+                    l.head = idx;
+                }
+            }
+        }
+        if let Some(l) = self.lists.get_mut(class) {
+            l.tail = idx;
+        }
+    }
+
+    /// Moves a flow to the tail of its (possibly new) class after an update.
+    pub fn touch(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get(idx as usize) else {
+            return;
+        };
+        if !slot.live {
+            return;
+        }
+        let class = class_of(&slot.flow);
+        if slot.next == NIL && usize::from(slot.class) == class {
+            return; // already the most recent of its class
+        }
+        self.unlink(idx);
+        self.push_tail(idx, class);
+    }
+
+    /// Ends the flow in `idx`, handing it to `on_end` first.
+    pub fn remove(
+        &mut self,
+        idx: u32,
+        reason: EndReason,
+        on_end: &mut dyn FnMut(&Flow, EndReason),
+    ) {
+        let emergency = self.emergency;
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        if !slot.live {
+            return;
+        }
+        slot.live = false;
+        if emergency && reason != EndReason::Shutdown {
+            slot.flow.emergency = true;
+        }
+        on_end(&slot.flow, reason);
+        let key = slot.flow.key;
+        self.unlink(idx);
+        self.map.remove(&key);
+        self.free.push(idx);
+        let c = &mut self.counters;
+        match reason {
+            EndReason::Timeout => c.ended_timeout += 1,
+            EndReason::Forced => c.ended_forced += 1,
+            EndReason::Shutdown => c.ended_shutdown += 1,
+            EndReason::TcpReuse => c.ended_tcp_reuse += 1,
+        }
+    }
+
+    /// Ends every flow that has timed out at `now`.
+    pub fn expire(&mut self, now: Timestamp, on_end: &mut dyn FnMut(&Flow, EndReason)) {
+        for class in 0..CLASSES {
+            let timeout = self.timeout(class);
+            loop {
+                let head = self.lists.get(class).map_or(NIL, |l| l.head);
+                let Some(slot) = self.slots.get(head as usize) else {
+                    break;
+                };
+                if slot.flow.last.saturating_add(timeout) > now {
+                    break;
+                }
+                self.remove(head, EndReason::Timeout, on_end);
+            }
+        }
+        self.check_recovery();
+    }
+
+    fn check_recovery(&mut self) {
+        let level = self
+            .cfg
+            .max_flows
+            .saturating_mul(usize::from(self.cfg.recovery_percent))
+            / 100;
+        if self.emergency && self.map.len() <= level {
+            self.emergency = false;
+            self.counters.emergency_over += 1;
+        }
+    }
+
+    /// Inserts a new flow, making room first if the table is full.
+    pub fn insert(
+        &mut self,
+        flow: Flow,
+        now: Timestamp,
+        on_end: &mut dyn FnMut(&Flow, EndReason),
+    ) -> u32 {
+        if self.map.len() >= self.cfg.max_flows.max(1) {
+            if !self.emergency {
+                self.emergency = true;
+                self.counters.emergency_entered += 1;
+            }
+            self.expire(now, on_end);
+            if self.map.len() >= self.cfg.max_flows.max(1) {
+                self.evict_oldest(on_end);
+            }
+        }
+        let key = flow.key;
+        let class = class_of(&flow);
+        self.counters.created[group(flow.key.proto)] += 1;
+        let slot = Slot {
+            flow,
+            prev: NIL,
+            next: NIL,
+            class: class as u8,
+            live: true,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    *s = slot;
+                }
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.push_tail(idx, class);
+        self.map.insert(key, idx);
+        self.counters.max_active = self.counters.max_active.max(self.map.len() as u64);
+        idx
+    }
+
+    /// Evicts the least recently seen flow of any class.
+    fn evict_oldest(&mut self, on_end: &mut dyn FnMut(&Flow, EndReason)) {
+        let oldest = self
+            .lists
+            .iter()
+            .filter_map(|l| {
+                self.slots
+                    .get(l.head as usize)
+                    .map(|s| (s.flow.last, l.head))
+            })
+            .min();
+        if let Some((_, idx)) = oldest {
+            self.remove(idx, EndReason::Forced, on_end);
+        }
+    }
+
+    /// Ends every flow (end of input, shutdown), oldest first per class.
+    pub fn drain(&mut self, reason: EndReason, on_end: &mut dyn FnMut(&Flow, EndReason)) {
+        for class in 0..CLASSES {
+            loop {
+                let head = self.lists.get(class).map_or(NIL, |l| l.head);
+                if head == NIL {
+                    break;
+                }
+                self.remove(head, reason, on_end);
+            }
+        }
+    }
+
+    /// Approximate heap bytes per flow slot (slab entry plus map entry).
+    pub const fn bytes_per_flow() -> usize {
+        std::mem::size_of::<Slot>() + std::mem::size_of::<(FlowKey, u32)>() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::decode::Addr;
+    use crate::flow::Initiator;
+
+    fn flow(n: u16, proto: u8, ts: u64) -> Flow {
+        let (key, lo) = FlowKey::new(
+            Addr::from([10, 0, 0, 1]),
+            n,
+            Addr::from([10, 0, 0, 2]),
+            80,
+            proto,
+            [0; 2],
+        );
+        Flow::new(key, u64::from(n), Timestamp(ts), lo, Initiator::FirstPacket)
+    }
+
+    #[test]
+    fn expiry_follows_per_class_timeouts() {
+        let mut t = FlowTable::new(TableConfig::default(), 1);
+        let ended = std::cell::RefCell::new(Vec::new());
+        let mut on_end = |f: &Flow, r| ended.borrow_mut().push((f.key.proto, r));
+        // UDP new: 30 s; TCP new: 60 s.
+        t.insert(flow(1000, PROTO_UDP, 0), Timestamp(0), &mut on_end);
+        t.insert(flow(1001, PROTO_TCP, 0), Timestamp(0), &mut on_end);
+        t.expire(Timestamp(29_999_999), &mut on_end);
+        assert!(ended.borrow().is_empty());
+        t.expire(Timestamp(30_000_000), &mut on_end);
+        assert_eq!(*ended.borrow(), vec![(PROTO_UDP, EndReason::Timeout)]);
+        t.expire(Timestamp(60_000_000), &mut on_end);
+        assert_eq!(ended.borrow().len(), 2);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn touch_keeps_recent_flows_alive() {
+        let mut t = FlowTable::new(TableConfig::default(), 1);
+        let mut n = 0;
+        let mut on_end = |_: &Flow, _| n += 1;
+        let a = t.insert(flow(1, PROTO_UDP, 0), Timestamp(0), &mut on_end);
+        t.insert(flow(2, PROTO_UDP, 0), Timestamp(0), &mut on_end);
+        t.get_mut(a).unwrap().last = Timestamp(20_000_000);
+        t.touch(a);
+        t.expire(Timestamp(40_000_000), &mut on_end);
+        assert_eq!(t.len(), 1);
+        assert!(t.get(a).is_some());
+        drop(on_end);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn cap_holds_and_evicts_oldest_in_emergency() {
+        let cfg = TableConfig {
+            max_flows: 100,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg, 1);
+        let mut ended: Vec<(u64, EndReason, bool)> = Vec::new();
+        let mut on_end = |f: &Flow, r| ended.push((f.flow_id, r, f.emergency));
+        for i in 0..1000u16 {
+            // All within one second: nothing can time out, even in emergency.
+            t.insert(
+                flow(i, PROTO_TCP, u64::from(i)),
+                Timestamp(u64::from(i)),
+                &mut on_end,
+            );
+            assert!(t.len() <= 100);
+        }
+        drop(on_end);
+        assert_eq!(ended.len(), 900);
+        // Oldest first, every one flagged.
+        assert!(
+            ended
+                .iter()
+                .enumerate()
+                .all(|(i, &(id, r, em))| id == i as u64 && r == EndReason::Forced && em)
+        );
+        assert_eq!(t.counters.ended_forced, 900);
+        assert_eq!(t.counters.emergency_entered, 1);
+        assert!(t.in_emergency());
+        // Emergency timeouts (TCP new: 5 s) then clear the table, and the mode ends.
+        let mut on_end = |_: &Flow, _| {};
+        t.expire(Timestamp(10_000_000), &mut on_end);
+        assert!(t.is_empty());
+        assert!(!t.in_emergency());
+        assert_eq!(t.counters.emergency_over, 1);
+    }
+
+    #[test]
+    fn drain_ends_everything() {
+        let mut t = FlowTable::new(TableConfig::default(), 1);
+        let mut n = 0;
+        let mut on_end = |_: &Flow, r| {
+            assert_eq!(r, EndReason::Shutdown);
+            n += 1;
+        };
+        for i in 0..50 {
+            t.insert(
+                flow(i, if i % 2 == 0 { PROTO_TCP } else { PROTO_UDP }, 0),
+                Timestamp(0),
+                &mut on_end,
+            );
+        }
+        t.drain(EndReason::Shutdown, &mut on_end);
+        drop(on_end);
+        assert_eq!(n, 50);
+        assert!(t.is_empty());
+    }
+}
