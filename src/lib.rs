@@ -15,6 +15,10 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod flow;
+pub mod output;
+pub mod pipeline;
+pub mod stats;
 pub mod time;

@@ -1,1 +1,172 @@
-fn main() {}
+//! The `backflow` command: flags in, engine run, summary and exit code out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use backflow::config::Config;
+use backflow::pipeline::{OutputTarget, ReadOptions, RunReport, run_read};
+
+#[derive(Parser)]
+#[command(
+    name = "backflow",
+    version,
+    about = "Passive network sensor for traffic that flows the wrong way"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level (error, warn, info, debug); overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read pcap/pcapng files (or `-` for standard input) and write EVE JSON.
+    Read {
+        /// Capture files; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Config file (TOML); built-in defaults when absent.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Output directory (eve.json, stats.json), or `-` for EVE on stdout.
+        #[arg(short = 'o', long = "output", default_value = ".")]
+        output: PathBuf,
+        /// Worker threads (default: config `workers`, else one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// No progress bar and no summary on stderr.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Capture from network interfaces (needs the `live` feature).
+    Live {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are not errors; usage errors exit 1.
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let filter = cli
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".into());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("backflow: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Read {
+            files,
+            config,
+            output,
+            workers,
+            quiet,
+        } => {
+            let config = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            let workers = workers
+                .or((config.workers > 0).then_some(config.workers))
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            if workers == 0 {
+                anyhow::bail!("--workers must be at least 1");
+            }
+            let output = if output.as_os_str() == "-" {
+                OutputTarget::Stdout
+            } else {
+                OutputTarget::Dir(output)
+            };
+            let report = run_read(ReadOptions {
+                inputs: files,
+                config,
+                output,
+                workers,
+                progress: !quiet,
+            })
+            .context("cannot start")?;
+            if !quiet {
+                print_summary(&report);
+            }
+            Ok(if report.input_errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Live { .. } => {
+            anyhow::bail!(
+                "live capture is not built in: rebuild with `cargo build --release --features live` \
+                 (needs libpcap: apt-get install libpcap-dev)"
+            )
+        }
+    }
+}
+
+fn print_summary(r: &RunReport) {
+    let c = &r.snapshot.counters;
+    let secs = r.wall.as_secs_f64().max(1e-9);
+    let alerts = if c.alerts.is_empty() {
+        "none".to_string()
+    } else {
+        c.alerts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "backflow: {} packets, {} bytes, {} flows, {} decode events, alerts: {}",
+        c.pkts,
+        c.bytes,
+        c.flows_created(),
+        c.decode_events(),
+        alerts
+    );
+    eprintln!(
+        "backflow: {:.3} s wall, {:.0} packets/s, {} workers, {} input errors",
+        secs,
+        c.pkts as f64 / secs,
+        r.workers,
+        r.input_errors.len()
+    );
+    for (name, s) in &r.sinks {
+        if s.dropped > 0 || s.write_errors > 0 {
+            eprintln!(
+                "backflow: output {name}: {} written, {} dropped, {} write errors",
+                s.written, s.dropped, s.write_errors
+            );
+        }
+    }
+}

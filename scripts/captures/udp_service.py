@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--answer", default="198.51.100.80")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("names", nargs="*")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     port = a.port or (53 if a.kind == "dns" else 123)
     if a.action == "serve":
         serve(a.kind, a.bind, port, a.answer)

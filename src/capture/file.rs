@@ -188,7 +188,21 @@ impl CaptureParser {
         }
         match parse_pcap_header(buf) {
             Ok((_, h)) => {
-                let linktype = LinkType::from_number(u32::from_ne_bytes(h.network.0.to_ne_bytes()));
+                // libpcap accepts versions 2.0 to 2.4 only.
+                if h.version_major != 2 || h.version_minor > 4 {
+                    return Err(ParseFailure::Malformed(format!(
+                        "unsupported pcap version {}.{} in the file header",
+                        h.version_major, h.version_minor
+                    )));
+                }
+                let raw_linktype = u32::from_ne_bytes(h.network.0.to_ne_bytes());
+                // Bits 16-25 of the link type field are reserved and must be zero.
+                if raw_linktype & 0x03ff_0000 != 0 {
+                    return Err(ParseFailure::Malformed(format!(
+                        "link type field {raw_linktype:#010x} has reserved bits set in the file header"
+                    )));
+                }
+                let linktype = LinkType::from_number(raw_linktype);
                 self.format = Format::Pcap {
                     big_endian: h.is_bigendian(),
                     units_per_sec: if h.is_nanosecond_precision() {
@@ -324,6 +338,13 @@ impl CaptureParser {
         };
         match block {
             Block::SectionHeader(shb) => {
+                // pcapng 1.0; libpcap also reads 1.2 (written by old tools).
+                if shb.major_version != 1 || !matches!(shb.minor_version, 0 | 2) {
+                    return Err(ParseFailure::Malformed(format!(
+                        "unsupported pcapng version {}.{} in the section header",
+                        shb.major_version, shb.minor_version
+                    )));
+                }
                 *interfaces = Vec::new();
                 self.format = Format::PcapNg {
                     big_endian: shb.big_endian(),
@@ -748,6 +769,24 @@ mod tests {
         f.extend([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
         let (_, err, _) = parse_all(&f);
         assert!(matches!(err, Some(ParseFailure::Malformed(m)) if m.contains("exceeds")));
+    }
+
+    #[test]
+    fn invalid_headers_are_rejected() {
+        let mut f = pcap_header(0xa1b2_c3d4, false, 1);
+        f[4] = 1; // version 1.4
+        assert!(
+            matches!(parse_all(&f).1, Some(ParseFailure::Malformed(m)) if m.contains("version 1.4"))
+        );
+        let f = pcap_header(0xa1b2_c3d4, false, 0x0030_0001);
+        assert!(
+            matches!(parse_all(&f).1, Some(ParseFailure::Malformed(m)) if m.contains("reserved"))
+        );
+        let mut f = pcapng(false);
+        f[12] = 2; // major version 2
+        assert!(
+            matches!(parse_all(&f).1, Some(ParseFailure::Malformed(m)) if m.contains("pcapng version 2.0"))
+        );
     }
 
     #[test]

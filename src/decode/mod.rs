@@ -45,6 +45,7 @@ pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ICMPV6: u8 = 58;
+pub const PROTO_SCTP: u8 = 132;
 
 /// Where a packet sits in an IP fragment series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,11 @@ pub enum Transport<'a> {
         type_: u8,
         code: u8,
         payload: &'a [u8],
+    },
+    /// SCTP: only the common header's ports are read.
+    Sctp {
+        sport: u16,
+        dport: u16,
     },
     /// Another IP protocol (or a later fragment): no ports.
     Other,
@@ -302,6 +308,12 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
         None => match (out.ip, payload) {
             // etherparse leaves fragments unsliced; the first one carries the ports.
             (Some(ip), Some(pl)) if ip.fragment == Fragment::First => first_fragment(pl),
+            (Some(ip), Some(pl)) if ip.proto == PROTO_SCTP && ip.fragment == Fragment::None => {
+                match (be16(pl.payload, 0), be16(pl.payload, 2)) {
+                    (Some(sport), Some(dport)) => Transport::Sctp { sport, dport },
+                    _ => Transport::Other,
+                }
+            }
             (Some(_), _) if p.stop_err.is_none() => Transport::Other,
             _ => Transport::None,
         },

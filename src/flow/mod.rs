@@ -87,12 +87,19 @@ impl FlowKey {
 
 /// ICMP types that answer a request: (reply, request), ICMPv4 then ICMPv6.
 const ICMP_REPLIES: [(u8, u8); 5] = [(0, 8), (14, 13), (16, 15), (18, 17), (9, 10)];
-const ICMPV6_REPLIES: [(u8, u8); 5] = [(129, 128), (131, 130), (134, 133), (136, 135), (145, 144)];
+const ICMPV6_REPLIES: [(u8, u8); 6] = [
+    (129, 128),
+    (131, 130),
+    (134, 133),
+    (136, 135),
+    (140, 139),
+    (145, 144),
+];
 
 /// For ICMP: whether `type_` answers a request, and the request type that
 /// names the flow.
 pub fn icmp_request_type(v6: bool, type_: u8) -> (bool, u8) {
-    let table = if v6 { &ICMPV6_REPLIES } else { &ICMP_REPLIES };
+    let table: &[(u8, u8)] = if v6 { &ICMPV6_REPLIES } else { &ICMP_REPLIES };
     match table.iter().find(|(reply, _)| *reply == type_) {
         Some(&(_, request)) => (true, request),
         None => (false, type_),

@@ -1,0 +1,381 @@
+//! Configuration: one TOML file, validated once into typed values.
+//!
+//! Every key has a built-in default, so a run needs no file. Unknown keys and
+//! bad values are errors that name the key path (`flow.timeouts.tcp.new`),
+//! the line and the reason. Durations take units (`"60s"`, `"5m"`), sizes
+//! take units (`"64MiB"`). `backflow.example.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::flow::table::{TableConfig, Timeouts};
+use crate::time::Micros;
+
+/// A config error with the key path and, when known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}{line}: key `{key}`: {reason}")]
+    Invalid {
+        file: String,
+        line: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// A duration written with a unit (`"30s"`, `"10m"`, `"1h"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Micros);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim())
+            .map(|d| Dur(Micros::from_duration(d)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a duration with a unit such as \"30s\" or \"5m\" ({e})"
+                ))
+            })
+    }
+}
+
+/// A size written with a unit (`"512MiB"`, `"64KiB"`, `"1G"`), or a plain number of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size such as \"64MiB\""))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KB" | "k" | "kB" => 1000,
+            "KiB" => 1 << 10,
+            "M" | "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "G" | "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => Size::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sensor_name: Option<String>,
+    workers: Option<usize>,
+    hash_seed: Option<u64>,
+    #[serde(default)]
+    flow: RawFlow,
+    #[serde(default)]
+    eve: RawEve,
+    #[serde(default)]
+    anomaly: RawAnomaly,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    max_flows: Option<usize>,
+    recovery_percent: Option<u8>,
+    max_time_jump: Option<Dur>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    tcp: Option<RawProtoTimeouts>,
+    udp: Option<RawProtoTimeouts>,
+    icmp: Option<RawProtoTimeouts>,
+    other: Option<RawProtoTimeouts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtoTimeouts {
+    new: Option<Dur>,
+    established: Option<Dur>,
+    closed: Option<Dur>,
+    emergency_new: Option<Dur>,
+    emergency_established: Option<Dur>,
+    emergency_closed: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEve {
+    filename: Option<String>,
+    stats_file: Option<String>,
+    stats_interval: Option<Dur>,
+    community_id_seed: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnomaly {
+    enabled: Option<bool>,
+    rate_limit: Option<u32>,
+    rate_window: Option<Dur>,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub sensor_name: Option<String>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    pub hash_seed: u64,
+    pub flow: TableConfig,
+    /// Forward jumps of packet time beyond this are counted and not applied
+    /// to timeouts (a bad timestamp would otherwise expire every flow).
+    pub max_time_jump: Micros,
+    pub eve_filename: String,
+    /// Full counters (backflow's own format) beside the EVE file; empty: none.
+    pub stats_file: String,
+    pub stats_interval: Micros,
+    pub community_id_seed: u16,
+    pub anomaly_enabled: bool,
+    /// Anomaly records per event name per window, per worker.
+    pub anomaly_rate_limit: u32,
+    pub anomaly_rate_window: Micros,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults are those of an empty file.
+        match Config::from_raw(RawConfig::default()) {
+            Ok(c) => c,
+            Err(_) => unreachable!("the built-in defaults are valid"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a config file's text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let invalid = |key: String, reason: String, line: Option<usize>| ConfigError::Invalid {
+            file: file.to_string(),
+            line: line.map(|l| format!(":{l}")).unwrap_or_default(),
+            key,
+            reason,
+        };
+        let line_of = |span: Option<std::ops::Range<usize>>| {
+            span.map(|s| {
+                text.get(..s.start).map_or(1, |t| {
+                    t.lines().count().max(1) + usize::from(t.ends_with('\n'))
+                })
+            })
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| invalid(String::new(), e.message().to_string(), line_of(e.span())))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(key, inner.message().to_string(), line_of(inner.span()))
+        })?;
+        Config::from_raw(raw).map_err(|(key, reason)| invalid(key.to_string(), reason, None))
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, (&'static str, String)> {
+        let mut timeouts = Timeouts::suricata_default();
+        let mut emergency = Timeouts::suricata_emergency();
+        let t = &raw.flow.timeouts;
+        for (i, (name, p)) in [
+            ("tcp", &t.tcp),
+            ("udp", &t.udp),
+            ("icmp", &t.icmp),
+            ("other", &t.other),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(p) = p else { continue };
+            let (Some(normal), Some(emerg)) = (timeouts.0.get_mut(i), emergency.0.get_mut(i))
+            else {
+                continue;
+            };
+            for (slot, v) in normal.iter_mut().zip([p.new, p.established, p.closed]) {
+                if let Some(Dur(d)) = v {
+                    *slot = d;
+                }
+            }
+            for (slot, v) in
+                emerg
+                    .iter_mut()
+                    .zip([p.emergency_new, p.emergency_established, p.emergency_closed])
+            {
+                if let Some(Dur(d)) = v {
+                    *slot = d;
+                }
+            }
+            if normal.iter().chain(emerg.iter()).any(|d| d.0 == 0) {
+                let _ = name;
+                return Err((
+                    "flow.timeouts",
+                    format!("{name}: timeouts must be greater than zero"),
+                ));
+            }
+        }
+        let max_flows = raw.flow.max_flows.unwrap_or(1_000_000);
+        if max_flows == 0 {
+            return Err(("flow.max_flows", "must be at least 1".into()));
+        }
+        let recovery_percent = raw.flow.recovery_percent.unwrap_or(70);
+        if !(1..=99).contains(&recovery_percent) {
+            return Err(("flow.recovery_percent", "must be between 1 and 99".into()));
+        }
+        let stats_interval = raw
+            .eve
+            .stats_interval
+            .map_or(Micros::from_secs(60), |d| d.0);
+        if stats_interval.0 == 0 {
+            return Err(("eve.stats_interval", "must be greater than zero".into()));
+        }
+        let workers = raw.workers.unwrap_or(0);
+        if workers > 1024 {
+            return Err(("workers", "at most 1024".into()));
+        }
+        Ok(Config {
+            sensor_name: raw.sensor_name.filter(|s| !s.is_empty()),
+            workers,
+            hash_seed: raw.hash_seed.unwrap_or(0x6261_636b_666c_6f77),
+            flow: TableConfig {
+                max_flows,
+                timeouts,
+                emergency_timeouts: emergency,
+                recovery_percent,
+            },
+            max_time_jump: raw
+                .flow
+                .max_time_jump
+                .map_or(Micros::from_secs(3600), |d| d.0),
+            eve_filename: raw.eve.filename.unwrap_or_else(|| "eve.json".into()),
+            stats_file: raw.eve.stats_file.unwrap_or_else(|| "stats.json".into()),
+            stats_interval,
+            community_id_seed: raw.eve.community_id_seed.unwrap_or(0),
+            anomaly_enabled: raw.anomaly.enabled.unwrap_or(true),
+            anomaly_rate_limit: raw.anomaly.rate_limit.unwrap_or(10),
+            anomaly_rate_window: raw
+                .anomaly
+                .rate_window
+                .map_or(Micros::from_secs(60), |d| d.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::parse("", "x.toml").unwrap();
+        assert_eq!(c.flow.max_flows, 1_000_000);
+        assert_eq!(c.stats_interval, Micros::from_secs(60));
+        assert_eq!(c.flow.timeouts, Timeouts::suricata_default());
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../backflow.example.toml");
+        Config::parse(text, "backflow.example.toml").unwrap();
+    }
+
+    #[test]
+    fn values_are_typed() {
+        let c = Config::parse(
+            "sensor_name = \"s1\"\n[flow]\nmax_flows = 10\n[flow.timeouts.tcp]\nnew = \"5s\"\nestablished = \"2m\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(c.sensor_name.as_deref(), Some("s1"));
+        assert_eq!(c.flow.max_flows, 10);
+        assert_eq!(c.flow.timeouts.0[0][0], Micros::from_secs(5));
+        assert_eq!(c.flow.timeouts.0[0][1], Micros::from_secs(120));
+    }
+
+    #[test]
+    fn errors_name_the_key_line_and_reason() {
+        let e = Config::parse("[flow]\nmax_flow = 3\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad.toml:2: key `flow"), "{e}");
+        assert!(e.contains("unknown field `max_flow`"), "{e}");
+        let e = Config::parse("[flow.timeouts.udp]\nnew = \"soon\"\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `flow.timeouts.udp.new`") && e.contains("`soon` is not a duration"),
+            "{e}"
+        );
+        let e = Config::parse("[flow]\nmax_flows = 0\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `flow.max_flows`: must be at least 1"),
+            "{e}"
+        );
+        let e = Config::parse("workers = \"two\"\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `workers`"), "{e}");
+        let e = Config::parse("[flow\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(Size::parse("64MiB"), Ok(Size(64 << 20)));
+        assert_eq!(Size::parse("1000"), Ok(Size(1000)));
+        assert!(Size::parse("12 parsecs").is_err());
+        assert!(Size::parse("99999999999999GiB").is_err());
+    }
+}

@@ -1,0 +1,578 @@
+//! EVE JSON records with Suricata's field names and types.
+//!
+//! One typed struct serves every event type; sections that do not apply are
+//! skipped. Records are serialized straight into a reusable buffer, one line
+//! each. Every record validates against Suricata 8's EVE schema, which is
+//! closed (no unknown keys), so what backflow adds goes where the schema is
+//! open: Zeek-style `conn_state`, `history` and how the client was found in
+//! `metadata.flowvars`, detector evidence in `alert.metadata`.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::community_id::community_id;
+use crate::decode::{
+    Addr, DecodeEvent, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP,
+};
+use crate::flow::{EndReason, Flow, FlowKey, TO_CLIENT, TO_SERVER};
+use crate::stats::Snapshot;
+use crate::time::Timestamp;
+
+/// EVE event types backflow writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Alert,
+    Flow,
+    Anomaly,
+    Stats,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Alert => "alert",
+            EventType::Flow => "flow",
+            EventType::Anomaly => "anomaly",
+            EventType::Stats => "stats",
+        }
+    }
+    pub fn parse(s: &str) -> Option<EventType> {
+        Some(match s {
+            "alert" => EventType::Alert,
+            "flow" => EventType::Flow,
+            "anomaly" => EventType::Anomaly,
+            "stats" => EventType::Stats,
+            _ => return None,
+        })
+    }
+}
+
+/// A run of EVE lines with their types, built by a worker and written by the
+/// output thread.
+#[derive(Debug, Default)]
+pub struct EveBatch {
+    pub buf: Vec<u8>,
+    /// Event type and end offset (exclusive, after the newline) of each line.
+    pub lines: Vec<(EventType, usize)>,
+}
+
+impl EveBatch {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    /// Iterates over (type, line including its newline).
+    pub fn iter(&self) -> impl Iterator<Item = (EventType, &[u8])> {
+        let mut start = 0;
+        self.lines.iter().map(move |&(t, end)| {
+            let line = self.buf.get(start..end).unwrap_or(&[]);
+            start = end;
+            (t, line)
+        })
+    }
+    fn push(&mut self, t: EventType, rec: &Record<'_>) {
+        // Serializing plain structs of strings and numbers into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.buf, rec).is_ok() {
+            self.buf.push(b'\n');
+            self.lines.push((t, self.buf.len()));
+        }
+    }
+}
+
+/// Settings that every record carries.
+#[derive(Clone, Debug, Default)]
+pub struct EveContext {
+    /// Sensor name, written as `host`.
+    pub host: Option<String>,
+    /// Community ID seed.
+    pub cid_seed: u16,
+    /// `pkt_src` of packet-triggered records.
+    pub pkt_src: &'static str,
+}
+
+/// Suricata's protocol names; others as their number.
+pub fn proto_name(proto: u8) -> Cow<'static, str> {
+    match proto {
+        PROTO_TCP => "TCP".into(),
+        PROTO_UDP => "UDP".into(),
+        PROTO_ICMP => "ICMP".into(),
+        PROTO_ICMPV6 => "IPv6-ICMP".into(),
+        PROTO_SCTP => "SCTP".into(),
+        p => p.to_string().into(),
+    }
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP)
+}
+
+fn is_icmp(proto: u8) -> bool {
+    matches!(proto, PROTO_ICMP | PROTO_ICMPV6)
+}
+
+fn skip_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Hex TCP flags as Suricata prints them (`"1b"`).
+pub struct TcpFlagsHex(pub u8);
+
+impl Serialize for TcpFlagsHex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:02x}", self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct TcpSection {
+    tcp_flags: TcpFlagsHex,
+    tcp_flags_ts: TcpFlagsHex,
+    tcp_flags_tc: TcpFlagsHex,
+    #[serde(skip_serializing_if = "skip_false")]
+    syn: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    fin: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    rst: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    psh: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    ack: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    urg: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    ecn: bool,
+    #[serde(skip_serializing_if = "skip_false")]
+    cwr: bool,
+    state: &'static str,
+}
+
+impl TcpSection {
+    fn new(ts: u8, tc: u8, state: &'static str) -> Self {
+        let all = ts | tc;
+        TcpSection {
+            tcp_flags: TcpFlagsHex(all),
+            tcp_flags_ts: TcpFlagsHex(ts),
+            tcp_flags_tc: TcpFlagsHex(tc),
+            fin: all & 0x01 != 0,
+            syn: all & 0x02 != 0,
+            rst: all & 0x04 != 0,
+            psh: all & 0x08 != 0,
+            ack: all & 0x10 != 0,
+            urg: all & 0x20 != 0,
+            ecn: all & 0x40 != 0,
+            cwr: all & 0x80 != 0,
+            state,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FlowSection {
+    pkts_toserver: u64,
+    pkts_toclient: u64,
+    bytes_toserver: u64,
+    bytes_toclient: u64,
+    start: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerted: Option<bool>,
+    #[serde(skip_serializing_if = "skip_false")]
+    emergency: bool,
+}
+
+impl FlowSection {
+    /// The counters and start of a flow (what an alert's `flow` block holds).
+    fn summary(f: &Flow) -> Self {
+        FlowSection {
+            pkts_toserver: f.pkts[TO_SERVER],
+            pkts_toclient: f.pkts[TO_CLIENT],
+            bytes_toserver: f.bytes[TO_SERVER],
+            bytes_toclient: f.bytes[TO_CLIENT],
+            start: f.start,
+            end: None,
+            age: None,
+            state: None,
+            reason: None,
+            alerted: None,
+            emergency: false,
+        }
+    }
+}
+
+/// `metadata.flowvars`: a list of one-key objects, as Suricata writes flow variables.
+struct FlowVars<'a>(&'a [(&'static str, &'a str)]);
+
+impl Serialize for FlowVars<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct One<'b>(&'static str, &'b str);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(self.0, self.1)?;
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&One(k, v))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct MetadataSection<'a> {
+    flowvars: FlowVars<'a>,
+}
+
+#[derive(Serialize)]
+struct AnomalySection {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+}
+
+/// One EVE line.
+#[derive(Serialize)]
+struct Record<'a> {
+    timestamp: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_iface: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcap_cnt: Option<u64>,
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlan: Option<&'a [u16]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<Cow<'static, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    community_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pkt_src: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly: Option<AnomalySection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<TcpSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataSection<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Record<'a> {
+    fn new(ts: Timestamp, event_type: EventType, ctx: &'a EveContext) -> Self {
+        Record {
+            timestamp: ts,
+            flow_id: None,
+            in_iface: None,
+            pcap_cnt: None,
+            event_type: event_type.as_str(),
+            vlan: None,
+            src_ip: None,
+            src_port: None,
+            dest_ip: None,
+            dest_port: None,
+            proto: None,
+            icmp_type: None,
+            icmp_code: None,
+            response_icmp_type: None,
+            response_icmp_code: None,
+            community_id: None,
+            pkt_src: None,
+            host: ctx.host.as_deref(),
+            anomaly: None,
+            alert: None,
+            flow: None,
+            tcp: None,
+            metadata: None,
+            stats: None,
+        }
+    }
+
+    /// Fills the 5-tuple, ICMP fields and Community ID of a flow, client first.
+    fn with_flow(mut self, flow: &Flow, ctx: &EveContext, vlan: &'a [u16]) -> Self {
+        let ((src, sport), (dst, dport)) = (flow.client(), flow.server());
+        self.flow_id = Some(flow.flow_id);
+        self.fill_tuple(flow.key.proto, src, sport, dst, dport, ctx);
+        if is_icmp(flow.key.proto) {
+            // The client's own type/code when it sent one; else the request
+            // type that names the flow.
+            let (t, c) =
+                flow.icmp[TO_SERVER].unwrap_or((flow.key.lo_port as u8, flow.key.hi_port as u8));
+            self.icmp_type = Some(t);
+            self.icmp_code = Some(c);
+            if let Some((rt, rc)) = flow.icmp[TO_CLIENT] {
+                self.response_icmp_type = Some(rt);
+                self.response_icmp_code = Some(rc);
+            }
+            self.community_id = Some(community_id(
+                ctx.cid_seed,
+                flow.key.proto,
+                src,
+                u16::from(t),
+                dst,
+                u16::from(c),
+            ));
+        }
+        if flow.key.vlan[0] != 0 || flow.key.vlan[1] != 0 {
+            self.vlan = Some(vlan);
+        }
+        self
+    }
+
+    fn fill_tuple(
+        &mut self,
+        proto: u8,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+        ctx: &EveContext,
+    ) {
+        self.src_ip = Some(src);
+        self.dest_ip = Some(dst);
+        self.proto = Some(proto_name(proto));
+        if has_ports(proto) {
+            self.src_port = Some(sport);
+            self.dest_port = Some(dport);
+        }
+        if !is_icmp(proto) {
+            self.community_id = Some(community_id(ctx.cid_seed, proto, src, sport, dst, dport));
+        }
+    }
+}
+
+/// The VLAN ids of a key as EVE lists them (outer first, only those present).
+pub fn vlan_ids(key: &FlowKey) -> &[u16] {
+    let n = match key.vlan {
+        [0, 0] => 0,
+        [_, 0] => 1,
+        _ => 2,
+    };
+    key.vlan.get(..n).unwrap_or(&[])
+}
+
+/// Writes the `flow` record of a flow that ended.
+pub fn write_flow(out: &mut EveBatch, ctx: &EveContext, flow: &Flow, reason: EndReason) {
+    let state = flow.state();
+    let mut rec =
+        Record::new(flow.start, EventType::Flow, ctx).with_flow(flow, ctx, vlan_ids(&flow.key));
+    rec.flow = Some(FlowSection {
+        end: Some(flow.last),
+        age: Some(flow.last.since(flow.start).as_secs()),
+        state: Some(state.as_str()),
+        reason: Some(reason.as_str()),
+        alerted: Some(flow.alerted),
+        emergency: flow.emergency,
+        ..FlowSection::summary(flow)
+    });
+    let history;
+    let vars: &[(&'static str, &str)] = match flow.key.proto {
+        PROTO_TCP => {
+            rec.tcp = Some(TcpSection::new(
+                flow.tcp_flags[TO_SERVER],
+                flow.tcp_flags[TO_CLIENT],
+                flow.tcp.suricata_state(),
+            ));
+            history = flow.tcp.history;
+            &[
+                ("conn_state", flow.conn_state()),
+                ("history", history.as_str()),
+                ("initiator", flow.initiator.as_str()),
+            ]
+        }
+        _ => &[
+            ("conn_state", flow.conn_state()),
+            ("initiator", flow.initiator.as_str()),
+        ],
+    };
+    rec.metadata = Some(MetadataSection {
+        flowvars: FlowVars(vars),
+    });
+    out.push(EventType::Flow, &rec);
+}
+
+/// Where an anomaly happened.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketRef<'a> {
+    pub ts: Timestamp,
+    pub pcap_cnt: u64,
+    pub in_iface: Option<&'a str>,
+    /// (proto, src, sport, dst, dport) when the IP layer decoded.
+    pub tuple: Option<(u8, Addr, u16, Addr, u16)>,
+    pub flow_id: Option<u64>,
+    pub vlan: &'a [u16],
+}
+
+/// Writes an `anomaly` record for a decode event.
+pub fn write_decode_anomaly(
+    out: &mut EveBatch,
+    ctx: &EveContext,
+    pkt: &PacketRef<'_>,
+    event: DecodeEvent,
+) {
+    write_anomaly(out, ctx, pkt, "decode", event.name());
+}
+
+/// Writes an `anomaly` record (`kind` is Suricata's anomaly type: decode, stream).
+pub fn write_anomaly(
+    out: &mut EveBatch,
+    ctx: &EveContext,
+    pkt: &PacketRef<'_>,
+    kind: &'static str,
+    event: &'static str,
+) {
+    let mut rec = Record::new(pkt.ts, EventType::Anomaly, ctx);
+    rec.pcap_cnt = Some(pkt.pcap_cnt);
+    rec.in_iface = pkt.in_iface;
+    rec.flow_id = pkt.flow_id;
+    rec.pkt_src = Some(ctx.pkt_src);
+    if let Some((proto, src, sport, dst, dport)) = pkt.tuple {
+        rec.fill_tuple(proto, src, sport, dst, dport, ctx);
+        if is_icmp(proto) {
+            rec.icmp_type = Some(sport as u8);
+            rec.icmp_code = Some(dport as u8);
+            rec.community_id = Some(community_id(ctx.cid_seed, proto, src, sport, dst, dport));
+        }
+    }
+    if !pkt.vlan.is_empty() {
+        rec.vlan = Some(pkt.vlan);
+    }
+    rec.anomaly = Some(AnomalySection { kind, event });
+    out.push(EventType::Anomaly, &rec);
+}
+
+/// Writes an `alert` record: `alert` is the alert section (built by the
+/// detection stage), `flow` the flow it belongs to.
+pub fn write_alert(
+    out: &mut EveBatch,
+    ctx: &EveContext,
+    pkt: &PacketRef<'_>,
+    flow: Option<&Flow>,
+    alert: &serde_json::Value,
+) {
+    let mut rec = Record::new(pkt.ts, EventType::Alert, ctx);
+    if let Some(f) = flow {
+        rec = rec.with_flow(f, ctx, vlan_ids(&f.key));
+        rec.flow = Some(FlowSection::summary(f));
+    } else if let Some((proto, src, sport, dst, dport)) = pkt.tuple {
+        rec.fill_tuple(proto, src, sport, dst, dport, ctx);
+    }
+    rec.pcap_cnt = Some(pkt.pcap_cnt);
+    rec.in_iface = pkt.in_iface;
+    rec.pkt_src = Some(ctx.pkt_src);
+    rec.alert = Some(alert);
+    out.push(EventType::Alert, &rec);
+}
+
+/// Suricata's `stats` object for a snapshot (only keys its schema knows).
+pub fn suricata_stats(s: &Snapshot) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let c = &s.counters;
+    let mut events: Map<String, Value> = Map::new();
+    for e in DecodeEvent::ALL {
+        let n = c.events.get(e.index()).copied().unwrap_or(0);
+        if n > 0 {
+            let layer = events
+                .entry(e.layer())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = layer {
+                m.insert(e.event().to_string(), json!(n));
+            }
+        }
+    }
+    let t = &c.table;
+    json!({
+        "uptime": s.uptime_secs,
+        "decoder": {
+            "pkts": c.pkts,
+            "bytes": c.bytes,
+            "invalid": c.invalid,
+            "ipv4": c.ipv4,
+            "ipv6": c.ipv6,
+            "ethernet": c.ethernet,
+            "raw": c.raw,
+            "null": c.null,
+            "sll": c.sll,
+            "sll2": c.sll2,
+            "tcp": c.tcp,
+            "udp": c.udp,
+            "icmpv4": c.icmpv4,
+            "icmpv6": c.icmpv6,
+            "vlan": c.vlan,
+            "vlan_qinq": c.vlan_qinq,
+            "avg_pkt_size": c.bytes.checked_div(c.pkts).unwrap_or(0),
+            "max_pkt_size": c.max_pkt_size,
+            "event": events,
+        },
+        "flow": {
+            "total": c.flows_created(),
+            "active": c.active_flows,
+            "tcp": t.created[0],
+            "udp": t.created[1],
+            "icmpv4": t.created[2].saturating_sub(c.icmpv6_flows),
+            "icmpv6": c.icmpv6_flows,
+            "tcp_reuse": t.ended_tcp_reuse,
+            "emerg_mode_entered": t.emergency_entered,
+            "emerg_mode_over": t.emergency_over,
+            "mgr": { "flows_timeout": t.ended_timeout, "flows_evicted": t.ended_forced },
+            "end": { "state": {
+                "new": c.ended_state[0],
+                "established": c.ended_state[1],
+                "closed": c.ended_state[2],
+            }},
+        },
+        "tcp": {
+            "sessions": c.tcp_handshakes,
+            "syn": c.tcp_syn,
+            "synack": c.tcp_synack,
+            "rst": c.tcp_rst,
+            "midstream_pickups": c.tcp_midstream,
+        },
+        "detect": { "alert": c.alerts_total() },
+    })
+}
+
+/// Writes a `stats` record.
+pub fn write_stats(out: &mut EveBatch, ctx: &EveContext, ts: Timestamp, stats: &serde_json::Value) {
+    let mut rec = Record::new(ts, EventType::Stats, ctx);
+    rec.stats = Some(stats);
+    out.push(EventType::Stats, &rec);
+}

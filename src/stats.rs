@@ -1,0 +1,238 @@
+//! Counters.
+//!
+//! Each worker owns a [`Counters`] (plain integers, no atomics on the hot
+//! path) and sends a snapshot at every stats interval of packet time and at
+//! the end; the output thread merges the snapshots of all workers and the
+//! source into one [`Snapshot`], which becomes an EVE `stats` record (the
+//! part Suricata's schema knows), a line of `stats.json` (everything), and
+//! the end-of-run summary.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::decode::DecodeEvent;
+use crate::flow::TableCounters;
+
+/// Per-worker counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counters {
+    pub pkts: u64,
+    pub bytes: u64,
+    /// Frames with a decode event.
+    pub invalid: u64,
+    pub ethernet: u64,
+    pub sll: u64,
+    pub sll2: u64,
+    pub raw: u64,
+    pub null: u64,
+    pub vlan: u64,
+    pub vlan_qinq: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub other_ip: u64,
+    pub non_ip: u64,
+    pub max_pkt_size: u64,
+    pub frag_first: u64,
+    pub frag_later: u64,
+    /// Frames the capture cut short of their wire length (snap length).
+    pub snap_truncated: u64,
+    /// Frames of a link type the decoder does not know.
+    pub unknown_linktype: u64,
+    #[serde(skip)]
+    pub events: [u64; DecodeEvent::COUNT],
+    pub anomalies_logged: u64,
+    pub anomalies_suppressed: u64,
+    pub tcp_syn: u64,
+    pub tcp_synack: u64,
+    pub tcp_rst: u64,
+    pub tcp_handshakes: u64,
+    pub tcp_midstream: u64,
+    pub icmpv6_flows: u64,
+    /// Flow records written, by final flow state (new, established, closed).
+    pub ended_state: [u64; 3],
+    pub active_flows: u64,
+    #[serde(skip)]
+    pub table: TableCounters,
+    /// Packets whose timestamp was older than the worker's clock.
+    pub time_backwards: u64,
+    /// Forward jumps of more than the configured limit.
+    pub time_jumps: u64,
+    pub alerts: BTreeMap<&'static str, u64>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            pkts: 0,
+            bytes: 0,
+            invalid: 0,
+            ethernet: 0,
+            sll: 0,
+            sll2: 0,
+            raw: 0,
+            null: 0,
+            vlan: 0,
+            vlan_qinq: 0,
+            ipv4: 0,
+            ipv6: 0,
+            tcp: 0,
+            udp: 0,
+            icmpv4: 0,
+            icmpv6: 0,
+            other_ip: 0,
+            non_ip: 0,
+            max_pkt_size: 0,
+            frag_first: 0,
+            frag_later: 0,
+            snap_truncated: 0,
+            unknown_linktype: 0,
+            events: [0; DecodeEvent::COUNT],
+            anomalies_logged: 0,
+            anomalies_suppressed: 0,
+            tcp_syn: 0,
+            tcp_synack: 0,
+            tcp_rst: 0,
+            tcp_handshakes: 0,
+            tcp_midstream: 0,
+            icmpv6_flows: 0,
+            ended_state: [0; 3],
+            active_flows: 0,
+            table: TableCounters::default(),
+            time_backwards: 0,
+            time_jumps: 0,
+            alerts: BTreeMap::new(),
+        }
+    }
+}
+
+fn add(a: &mut [u64], b: &[u64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+impl Counters {
+    /// Adds `o` into `self` (maxima take the larger).
+    pub fn merge(&mut self, o: &Counters) {
+        let s = self;
+        for (x, y) in [
+            (&mut s.pkts, o.pkts),
+            (&mut s.bytes, o.bytes),
+            (&mut s.invalid, o.invalid),
+            (&mut s.ethernet, o.ethernet),
+            (&mut s.sll, o.sll),
+            (&mut s.sll2, o.sll2),
+            (&mut s.raw, o.raw),
+            (&mut s.null, o.null),
+            (&mut s.vlan, o.vlan),
+            (&mut s.vlan_qinq, o.vlan_qinq),
+            (&mut s.ipv4, o.ipv4),
+            (&mut s.ipv6, o.ipv6),
+            (&mut s.tcp, o.tcp),
+            (&mut s.udp, o.udp),
+            (&mut s.icmpv4, o.icmpv4),
+            (&mut s.icmpv6, o.icmpv6),
+            (&mut s.other_ip, o.other_ip),
+            (&mut s.non_ip, o.non_ip),
+            (&mut s.frag_first, o.frag_first),
+            (&mut s.frag_later, o.frag_later),
+            (&mut s.snap_truncated, o.snap_truncated),
+            (&mut s.unknown_linktype, o.unknown_linktype),
+            (&mut s.anomalies_logged, o.anomalies_logged),
+            (&mut s.anomalies_suppressed, o.anomalies_suppressed),
+            (&mut s.tcp_syn, o.tcp_syn),
+            (&mut s.tcp_synack, o.tcp_synack),
+            (&mut s.tcp_rst, o.tcp_rst),
+            (&mut s.tcp_handshakes, o.tcp_handshakes),
+            (&mut s.tcp_midstream, o.tcp_midstream),
+            (&mut s.icmpv6_flows, o.icmpv6_flows),
+            (&mut s.active_flows, o.active_flows),
+            (&mut s.time_backwards, o.time_backwards),
+            (&mut s.time_jumps, o.time_jumps),
+            (&mut s.table.ended_timeout, o.table.ended_timeout),
+            (&mut s.table.ended_forced, o.table.ended_forced),
+            (&mut s.table.ended_shutdown, o.table.ended_shutdown),
+            (&mut s.table.ended_tcp_reuse, o.table.ended_tcp_reuse),
+            (&mut s.table.emergency_entered, o.table.emergency_entered),
+            (&mut s.table.emergency_over, o.table.emergency_over),
+            (&mut s.table.max_active, o.table.max_active),
+        ] {
+            *x += y;
+        }
+        s.max_pkt_size = s.max_pkt_size.max(o.max_pkt_size);
+        add(&mut s.events, &o.events);
+        add(&mut s.ended_state, &o.ended_state);
+        add(&mut s.table.created, &o.table.created);
+        for (k, v) in &o.alerts {
+            *s.alerts.entry(k).or_default() += v;
+        }
+    }
+
+    pub fn decode_events(&self) -> u64 {
+        self.events.iter().sum()
+    }
+
+    pub fn flows_created(&self) -> u64 {
+        self.table.created.iter().sum()
+    }
+
+    pub fn alerts_total(&self) -> u64 {
+        self.alerts.values().sum()
+    }
+}
+
+/// Counters of the source (file reading or capture).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceCounters {
+    pub files: u64,
+    pub files_failed: u64,
+    pub frames: u64,
+    pub bytes_read: u64,
+    pub caplen_over_snaplen: u64,
+    pub pcapng_unknown_interface: u64,
+    /// Frames dropped because a worker queue was full (live capture only).
+    pub queue_drops: u64,
+}
+
+/// Everything at one point of packet time.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub uptime_secs: u64,
+    pub counters: Counters,
+    pub source: SourceCounters,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_and_keeps_maxima() {
+        let mut a = Counters {
+            pkts: 3,
+            max_pkt_size: 1500,
+            ..Counters::default()
+        };
+        a.events[2] = 1;
+        a.alerts.insert("port_scan", 1);
+        let mut b = Counters {
+            pkts: 4,
+            max_pkt_size: 60,
+            ..Counters::default()
+        };
+        b.events[2] = 5;
+        b.alerts.insert("port_scan", 2);
+        b.table.created[1] = 7;
+        a.merge(&b);
+        assert_eq!(
+            (a.pkts, a.max_pkt_size, a.events[2], a.flows_created()),
+            (7, 1500, 6, 7)
+        );
+        assert_eq!(a.alerts["port_scan"], 3);
+    }
+}
