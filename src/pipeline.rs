@@ -31,6 +31,8 @@ use crate::time::{Micros, Timestamp};
 const BATCH_FRAMES: usize = 256;
 /// Batches queued per worker.
 const QUEUE_BATCHES: usize = 32;
+/// How often (in packet time) the source tells every worker the time.
+const ADVANCE_EVERY: Micros = Micros(1_000_000);
 
 /// Bytes a batch's frames point into.
 enum BatchData {
@@ -66,6 +68,8 @@ enum WorkerMsg {
     Frames(Batch),
     /// A stats interval boundary in packet time.
     Tick(Timestamp),
+    /// The source's packet time, so workers without traffic still expire flows.
+    Advance(Timestamp),
     /// A new input whose time does not continue the previous one: end every
     /// flow of the previous capture and restart the clock here.
     Rebase(Timestamp),
@@ -77,6 +81,8 @@ enum OutMsg {
     Stats(Option<Timestamp>, Box<StatsPart>),
 }
 
+// Always sent boxed (in `OutMsg::Stats`), so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum StatsPart {
     Worker(Counters),
     /// Source counters, first and latest packet time.
@@ -231,7 +237,8 @@ struct Worker {
     id: usize,
     table: FlowTable,
     counters: Counters,
-    clock: Clock,
+    /// Latest packet time seen (already made monotonic by the source).
+    clock: Option<Timestamp>,
     hasher: FlowHasher,
     ctx: Arc<EveContext>,
     out: EveBatch,
@@ -250,13 +257,18 @@ impl Worker {
                         let bytes = data.get(f.offset..f.offset + f.len as usize).unwrap_or(&[]);
                         self.packet(f, bytes);
                     }
-                    if let Some(now) = self.clock.now() {
+                    if let Some(now) = self.clock {
                         self.expire(now);
                     }
                     self.send_events();
                 }
+                WorkerMsg::Advance(ts) => {
+                    self.advance(ts);
+                    self.expire(ts);
+                    self.send_events();
+                }
                 WorkerMsg::Tick(ts) => {
-                    self.clock.advance(ts);
+                    self.advance(ts);
                     self.expire(ts);
                     self.send_events();
                     let snap = self.snapshot();
@@ -275,7 +287,7 @@ impl Worker {
                     table.drain(EndReason::Shutdown, &mut |f: &Flow, r| {
                         end_flow(out, ctx, counters, f, r)
                     });
-                    self.clock.rebase(ts);
+                    self.clock = Some(ts);
                     self.send_events();
                 }
             }
@@ -298,12 +310,16 @@ impl Worker {
         tracing::debug!(worker = self.id, "worker done");
     }
 
+    fn advance(&mut self, ts: Timestamp) {
+        if self.clock.is_none_or(|c| ts > c) {
+            self.clock = Some(ts);
+        }
+    }
+
     fn snapshot(&mut self) -> Counters {
         let mut c = self.counters.clone();
         c.table = self.table.counters.clone();
         c.active_flows = self.table.len() as u64;
-        c.time_backwards = self.clock.backwards;
-        c.time_jumps = self.clock.jumps;
         c
     }
 
@@ -326,6 +342,9 @@ impl Worker {
     }
 
     fn packet(&mut self, f: &FrameRef, data: &[u8]) {
+        // Frame times arrive monotonic from the source.
+        let now = f.ts;
+        self.advance(now);
         let c = &mut self.counters;
         c.pkts += 1;
         c.bytes += u64::from(f.orig_len);
@@ -349,7 +368,7 @@ impl Worker {
         if d.vlan_count >= 2 {
             c.vlan_qinq += 1;
         }
-        let now = self.clock.observe(f.ts);
+
         let vlan = d
             .vlan
             .get(..usize::from(d.vlan_count.min(2)))
@@ -823,7 +842,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
             id,
             table: FlowTable::new(table_cfg.clone(), cfg.hash_seed ^ id as u64),
             counters: Counters::default(),
-            clock: Clock::new(cfg.max_time_jump),
+            clock: None,
             hasher: FlowHasher::new(cfg.hash_seed),
             ctx: ctx.clone(),
             out: EveBatch::default(),
@@ -851,6 +870,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
     let mut clock = Clock::new(cfg.max_time_jump);
     let mut first_ts: Option<Timestamp> = None;
     let mut next_tick: Option<Timestamp> = None;
+    let mut next_advance: Option<Timestamp> = None;
     let mut pcap_cnt: u64 = 0;
     let mut input_errors = Vec::new();
     let total_size: u64 = opts
@@ -910,14 +930,14 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
             input,
             |frame, bytes| {
                 pcap_cnt += 1;
-                if let LinkType::Other(lt) = frame.linktype {
-                    if !unknown_linktypes.contains(&lt) {
-                        unknown_linktypes.push(lt);
-                        tracing::warn!(
-                            "{}: link type {lt} is not supported; its frames are counted and skipped",
-                            path.display()
-                        );
-                    }
+                if let LinkType::Other(lt) = frame.linktype
+                    && !unknown_linktypes.contains(&lt)
+                {
+                    unknown_linktypes.push(lt);
+                    tracing::warn!(
+                        "{}: link type {lt} is not supported; its frames are counted and skipped",
+                        path.display()
+                    );
                 }
                 if std::mem::take(&mut file_start) && clock.is_discontinuous(frame.ts) {
                     // Another capture: its time does not continue this one's.
@@ -929,6 +949,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
                     }
                     clock.rebase(frame.ts);
                     next_tick = Some(frame.ts.saturating_add(cfg.stats_interval));
+                    next_advance = None;
                 }
                 let ts = clock.observe(frame.ts);
                 if first_ts.is_none() {
@@ -939,6 +960,8 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
                     for (b, tx) in builders.iter_mut().zip(&txs) {
                         send(b, tx, &mapped);
                     }
+                    source.time_backwards = clock.backwards;
+                    source.time_jumps = clock.jumps;
                     let _ = out_tx.send(OutMsg::Stats(
                         Some(tick),
                         Box::new(StatsPart::Source(source.clone(), first_ts, Some(tick))),
@@ -952,6 +975,14 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
                     next_tick = Some(Timestamp(
                         tick.0.saturating_add(behind.saturating_mul(step)),
                     ));
+                }
+                if n > 1 && next_advance.is_none_or(|t| ts >= t) {
+                    if next_advance.is_some() {
+                        for tx in &txs {
+                            let _ = tx.send(WorkerMsg::Advance(ts));
+                        }
+                    }
+                    next_advance = Some(ts.saturating_add(ADVANCE_EVERY));
                 }
                 let w = if n == 1 {
                     0
@@ -971,14 +1002,14 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
                     offset,
                     len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
                     orig_len: frame.orig_len,
-                    ts: frame.ts,
+                    ts,
                     linktype: frame.linktype,
                     pcap_cnt,
                 });
-                if b.frames.len() >= BATCH_FRAMES {
-                    if let Some(tx) = txs.get(w) {
-                        send(b, tx, &mapped);
-                    }
+                if b.frames.len() >= BATCH_FRAMES
+                    && let Some(tx) = txs.get(w)
+                {
+                    send(b, tx, &mapped);
                 }
             },
             |pos| {
@@ -1004,6 +1035,14 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    // Every worker ends at the same packet time.
+    if let Some(now) = clock.now() {
+        for tx in &txs {
+            let _ = tx.send(WorkerMsg::Advance(now));
+        }
+    }
+    source.time_backwards = clock.backwards;
+    source.time_jumps = clock.jumps;
     let _ = out_tx.send(OutMsg::Stats(
         None,
         Box::new(StatsPart::Source(source, first_ts, clock.now())),

@@ -58,10 +58,6 @@ pub struct Counters {
     pub active_flows: u64,
     #[serde(skip)]
     pub table: TableCounters,
-    /// Packets whose timestamp was older than the worker's clock.
-    pub time_backwards: u64,
-    /// Forward jumps of more than the configured limit.
-    pub time_jumps: u64,
     pub alerts: BTreeMap<&'static str, u64>,
 }
 
@@ -103,8 +99,6 @@ impl Default for Counters {
             ended_state: [0; 3],
             active_flows: 0,
             table: TableCounters::default(),
-            time_backwards: 0,
-            time_jumps: 0,
             alerts: BTreeMap::new(),
         }
     }
@@ -152,8 +146,6 @@ impl Counters {
             (&mut s.tcp_midstream, o.tcp_midstream),
             (&mut s.icmpv6_flows, o.icmpv6_flows),
             (&mut s.active_flows, o.active_flows),
-            (&mut s.time_backwards, o.time_backwards),
-            (&mut s.time_jumps, o.time_jumps),
             (&mut s.table.ended_timeout, o.table.ended_timeout),
             (&mut s.table.ended_forced, o.table.ended_forced),
             (&mut s.table.ended_shutdown, o.table.ended_shutdown),
@@ -197,6 +189,10 @@ pub struct SourceCounters {
     pub pcapng_unknown_interface: u64,
     /// Frames dropped because a worker queue was full (live capture only).
     pub queue_drops: u64,
+    /// Frames whose timestamp was older than packet time so far (taken as "now").
+    pub time_backwards: u64,
+    /// Forward jumps beyond `flow.max_time_jump` (held until confirmed).
+    pub time_jumps: u64,
 }
 
 /// Everything at one point of packet time.

@@ -297,7 +297,7 @@ impl CaptureParser {
             big_endian
         };
         let block_len = be_or_le_u32(buf, 4, be).unwrap_or(0) as usize;
-        if block_len < 12 || block_len % 4 != 0 {
+        if block_len < 12 || !block_len.is_multiple_of(4) {
             return Err(ParseFailure::Malformed(format!(
                 "pcapng block of invalid length {block_len}"
             )));
@@ -480,7 +480,7 @@ impl Input {
     }
 
     /// Size in bytes when known (for progress display).
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
             Input::Mapped { map, .. } => Some(map.len() as u64),
             Input::Stream { .. } => None,
@@ -579,10 +579,7 @@ pub fn read_frames(
                     last_progress = pos;
                 }
             }
-            .map(|e| {
-                summary.bytes_read = pos as u64;
-                e
-            })
+            .inspect(|_| summary.bytes_read = pos as u64)
             .or_else(|| {
                 summary.bytes_read = pos as u64;
                 None
@@ -697,13 +694,13 @@ mod tests {
         v.extend_from_slice(data);
     }
 
-    fn parse_all(
-        bytes: &[u8],
-    ) -> (
+    type Parsed = (
         Vec<(Timestamp, LinkType, Vec<u8>)>,
         Option<ParseFailure>,
         bool,
-    ) {
+    );
+
+    fn parse_all(bytes: &[u8]) -> Parsed {
         let mut p = CaptureParser::new();
         let mut pos = 0;
         let mut out = Vec::new();

@@ -7,7 +7,7 @@
 //! Frames it cannot place (non-IP, truncated before the addresses) hash to 0;
 //! later IP fragments hash on their addresses only.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::Hash;
 
 use crate::capture::LinkType;
 
@@ -27,9 +27,7 @@ impl FlowHasher {
     }
 
     pub fn hash<T: Hash>(&self, v: &T) -> u64 {
-        let mut h = self.0.build_hasher();
-        v.hash(&mut h);
-        h.finish()
+        self.0.hash_one(v)
     }
 }
 

@@ -318,10 +318,10 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
             _ => Transport::None,
         },
     };
-    if let Some(e) = event {
-        if !(snap_truncated && e.is_truncation()) {
-            out.event = Some(e);
-        }
+    if let Some(e) = event
+        && !(snap_truncated && e.is_truncation())
+    {
+        out.event = Some(e);
     }
 }
 

@@ -344,7 +344,9 @@ impl FlowTable {
         }
         let key = flow.key;
         let class = class_of(&flow);
-        self.counters.created[group(flow.key.proto)] += 1;
+        if let Some(n) = self.counters.created.get_mut(group(flow.key.proto)) {
+            *n += 1;
+        }
         let slot = Slot {
             flow,
             prev: NIL,
@@ -453,7 +455,6 @@ mod tests {
         t.expire(Timestamp(40_000_000), &mut on_end);
         assert_eq!(t.len(), 1);
         assert!(t.get(a).is_some());
-        drop(on_end);
         assert_eq!(n, 1);
     }
 
@@ -475,7 +476,6 @@ mod tests {
             );
             assert!(t.len() <= 100);
         }
-        drop(on_end);
         assert_eq!(ended.len(), 900);
         // Oldest first, every one flagged.
         assert!(
@@ -511,7 +511,6 @@ mod tests {
             );
         }
         t.drain(EndReason::Shutdown, &mut on_end);
-        drop(on_end);
         assert_eq!(n, 50);
         assert!(t.is_empty());
     }

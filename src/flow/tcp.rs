@@ -490,15 +490,15 @@ fn rfc793_update(
                 sender.rfc = Established;
             }
         }
-        if let Some(fin_end) = peer.fin_end {
-            if seq_le(fin_end, ack) {
-                peer.rfc = match peer.rfc {
-                    FinWait1 => FinWait2,
-                    Closing => TimeWait,
-                    LastAck => Closed,
-                    other => other,
-                };
-            }
+        if let Some(fin_end) = peer.fin_end
+            && seq_le(fin_end, ack)
+        {
+            peer.rfc = match peer.rfc {
+                FinWait1 => FinWait2,
+                Closing => TimeWait,
+                LastAck => Closed,
+                other => other,
+            };
         }
     }
     // A segment with data or ACK on a connection seen mid-stream.
