@@ -18,6 +18,7 @@ pub mod capture;
 pub mod config;
 pub mod decode;
 pub mod flow;
+pub mod traffic;
 pub mod output;
 pub mod pipeline;
 pub mod stats;
