@@ -7,10 +7,26 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn frames(kind: Kind, n: u64) -> Vec<(backflow::capture::LinkType, Vec<u8>)> {
     let mut buf = Vec::new();
-    generate(&mut buf, &GenOptions { kind, packets: n, concurrent: 1000, seed: 1 }).expect("generate");
+    generate(
+        &mut buf,
+        &GenOptions {
+            kind,
+            packets: n,
+            concurrent: 1000,
+            seed: 1,
+        },
+    )
+    .expect("generate");
     let mut out = Vec::new();
-    let input = Input::Stream { path: "gen".into(), reader: Box::new(std::io::Cursor::new(buf)) };
-    let (_, err) = read_frames(input, |f, _| out.push((f.linktype, f.data.to_vec())), |_| {});
+    let input = Input::Stream {
+        path: "gen".into(),
+        reader: Box::new(std::io::Cursor::new(buf)),
+    };
+    let (_, err) = read_frames(
+        input,
+        |f, _| out.push((f.linktype, f.data.to_vec())),
+        |_| {},
+    );
     assert!(err.is_none());
     out
 }

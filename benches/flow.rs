@@ -10,7 +10,14 @@ fn keys(n: u32) -> Vec<(FlowKey, bool)> {
     (0..n)
         .map(|i| {
             let src = Addr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            FlowKey::new(src, 1024 + (i % 60_000) as u16, Addr::from([198, 51, 100, 10]), 80, PROTO_TCP, [0; 2])
+            FlowKey::new(
+                src,
+                1024 + (i % 60_000) as u16,
+                Addr::from([198, 51, 100, 10]),
+                80,
+                PROTO_TCP,
+                [0; 2],
+            )
         })
         .collect()
 }
@@ -27,7 +34,11 @@ fn bench(c: &mut Criterion) {
                 let mut on_end = |_: &Flow, _: EndReason| ended += 1;
                 for (i, (k, lo)) in ks.iter().enumerate() {
                     let ts = Timestamp(i as u64);
-                    t.insert(Flow::new(*k, i as u64, ts, *lo, Initiator::Syn), ts, &mut on_end);
+                    t.insert(
+                        Flow::new(*k, i as u64, ts, *lo, Initiator::Syn),
+                        ts,
+                        &mut on_end,
+                    );
                 }
                 let found = ks.iter().filter(|(k, _)| t.lookup(k).is_some()).count();
                 assert_eq!(found, ks.len());
@@ -38,7 +49,10 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.bench_function("capped_eviction", |b| {
-        let cfg = TableConfig { max_flows: 10_000, ..TableConfig::default() };
+        let cfg = TableConfig {
+            max_flows: 10_000,
+            ..TableConfig::default()
+        };
         b.iter_batched(
             || FlowTable::new(cfg.clone(), 1),
             |mut t| {
@@ -46,7 +60,11 @@ fn bench(c: &mut Criterion) {
                 let mut on_end = |_: &Flow, _: EndReason| ended += 1;
                 for (i, (k, lo)) in ks.iter().enumerate() {
                     let ts = Timestamp(i as u64);
-                    t.insert(Flow::new(*k, i as u64, ts, *lo, Initiator::Syn), ts, &mut on_end);
+                    t.insert(
+                        Flow::new(*k, i as u64, ts, *lo, Initiator::Syn),
+                        ts,
+                        &mut on_end,
+                    );
                 }
                 assert_eq!(t.len(), 10_000);
                 assert_eq!(ended, ks.len() as u64 - 10_000);

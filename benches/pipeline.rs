@@ -8,7 +8,16 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 fn capture(dir: &std::path::Path, kind: Kind, n: u64) -> std::path::PathBuf {
     let p = dir.join(format!("{kind:?}.pcap"));
     let f = std::fs::File::create(&p).expect("create");
-    generate(std::io::BufWriter::new(f), &GenOptions { kind, packets: n, concurrent: 2000, seed: 1 }).expect("generate");
+    generate(
+        std::io::BufWriter::new(f),
+        &GenOptions {
+            kind,
+            packets: n,
+            concurrent: 2000,
+            seed: 1,
+        },
+    )
+    .expect("generate");
     p
 }
 

@@ -142,7 +142,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        Command::GenPcap { kind, packets, concurrent, seed, output } => {
+        Command::GenPcap {
+            kind,
+            packets,
+            concurrent,
+            seed,
+            output,
+        } => {
             use backflow::traffic::{GenOptions, Kind, generate};
             let kind = match kind.as_str() {
                 "mixed" => Kind::Mixed,
@@ -151,11 +157,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => anyhow::bail!("--kind {other}: expected mixed, synflood or scan"),
             };
             let packets = parse_count(&packets).with_context(|| format!("--packets {packets}"))?;
-            let opts = GenOptions { kind, packets, concurrent, seed };
+            let opts = GenOptions {
+                kind,
+                packets,
+                concurrent,
+                seed,
+            };
             let n = if output.as_os_str() == "-" {
                 generate(std::io::BufWriter::new(std::io::stdout().lock()), &opts)?
             } else {
-                let f = std::fs::File::create(&output).with_context(|| format!("{}", output.display()))?;
+                let f = std::fs::File::create(&output)
+                    .with_context(|| format!("{}", output.display()))?;
                 generate(std::io::BufWriter::with_capacity(1 << 20, f), &opts)?
             };
             eprintln!("backflow: wrote {n} packets");

@@ -86,7 +86,18 @@ impl<W: Write> Writer<W> {
 
     /// Writes one Ethernet/IPv4 frame with a TCP or UDP header.
     #[allow(clippy::too_many_arguments)]
-    fn packet(&mut self, src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, len: usize) -> io::Result<()> {
+    fn packet(
+        &mut self,
+        src: [u8; 4],
+        dst: [u8; 4],
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        len: usize,
+    ) -> io::Result<()> {
         let f = &mut self.frame;
         f.clear();
         f.extend([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
@@ -146,11 +157,20 @@ struct Conn {
 }
 
 fn client_addr(rng: &mut Rng) -> [u8; 4] {
-    [10, rng.below(256) as u8, rng.below(256) as u8, 1 + rng.below(254) as u8]
+    [
+        10,
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+        1 + rng.below(254) as u8,
+    ]
 }
 
 fn server_addr(rng: &mut Rng) -> [u8; 4] {
-    if rng.below(2) == 0 { [198, 51, 100, 1 + rng.below(254) as u8] } else { [203, 0, 113, 1 + rng.below(254) as u8] }
+    if rng.below(2) == 0 {
+        [198, 51, 100, 1 + rng.below(254) as u8]
+    } else {
+        [203, 0, 113, 1 + rng.below(254) as u8]
+    }
 }
 
 fn new_conn(rng: &mut Rng) -> Conn {
@@ -173,7 +193,17 @@ fn conn_step<W: Write>(w: &mut Writer<W>, c: &mut Conn, rng: &mut Rng) -> io::Re
     let (cl, sv) = (c.client, c.server);
     match c.step {
         0 => w.packet(cl, sv, 6, c.sport, c.dport, c.cseq, 0, SYN, 0)?,
-        1 => w.packet(sv, cl, 6, c.dport, c.sport, c.sseq, c.cseq.wrapping_add(1), SYN | ACK, 0)?,
+        1 => w.packet(
+            sv,
+            cl,
+            6,
+            c.dport,
+            c.sport,
+            c.sseq,
+            c.cseq.wrapping_add(1),
+            SYN | ACK,
+            0,
+        )?,
         2 => {
             c.cseq = c.cseq.wrapping_add(1);
             c.sseq = c.sseq.wrapping_add(1);
@@ -190,7 +220,11 @@ fn conn_step<W: Write>(w: &mut Writer<W>, c: &mut Conn, rng: &mut Rng) -> io::Re
             if c.data_left % 5 == 0 {
                 w.packet(cl, sv, 6, c.sport, c.dport, c.cseq, c.sseq, ACK, 0)?;
             } else {
-                let len = if rng.below(8) == 0 { 100 + rng.below(1300) as usize } else { 1448 };
+                let len = if rng.below(8) == 0 {
+                    100 + rng.below(1300) as usize
+                } else {
+                    1448
+                };
                 w.packet(sv, cl, 6, c.dport, c.sport, c.sseq, c.cseq, PSH | ACK, len)?;
                 c.sseq = c.sseq.wrapping_add(len as u32);
             }
@@ -199,9 +233,29 @@ fn conn_step<W: Write>(w: &mut Writer<W>, c: &mut Conn, rng: &mut Rng) -> io::Re
             }
         }
         5 => w.packet(cl, sv, 6, c.sport, c.dport, c.cseq, c.sseq, FIN | ACK, 0)?,
-        6 => w.packet(sv, cl, 6, c.dport, c.sport, c.sseq, c.cseq.wrapping_add(1), FIN | ACK, 0)?,
+        6 => w.packet(
+            sv,
+            cl,
+            6,
+            c.dport,
+            c.sport,
+            c.sseq,
+            c.cseq.wrapping_add(1),
+            FIN | ACK,
+            0,
+        )?,
         _ => {
-            w.packet(cl, sv, 6, c.sport, c.dport, c.cseq.wrapping_add(1), c.sseq.wrapping_add(1), ACK, 0)?;
+            w.packet(
+                cl,
+                sv,
+                6,
+                c.sport,
+                c.dport,
+                c.cseq.wrapping_add(1),
+                c.sseq.wrapping_add(1),
+                ACK,
+                0,
+            )?;
             return Ok(false);
         }
     }
@@ -211,20 +265,43 @@ fn conn_step<W: Write>(w: &mut Writer<W>, c: &mut Conn, rng: &mut Rng) -> io::Re
 
 /// Writes the capture; returns the number of packets written.
 pub fn generate<W: Write>(out: W, opts: &GenOptions) -> io::Result<u64> {
-    let mut w = Writer { out, ts_us: 1_700_000_000_000_000, written: 0, frame: Vec::with_capacity(1600), payload: Vec::new() };
+    let mut w = Writer {
+        out,
+        ts_us: 1_700_000_000_000_000,
+        written: 0,
+        frame: Vec::with_capacity(1600),
+        payload: Vec::new(),
+    };
     w.header()?;
     let mut rng = Rng::new(opts.seed);
     match opts.kind {
         Kind::SynFlood => {
             let victim = [198, 51, 100, 10];
             while w.written < opts.packets {
-                let src = [1 + rng.below(223) as u8, rng.below(256) as u8, rng.below(256) as u8, 1 + rng.below(254) as u8];
-                w.packet(src, victim, 6, 1024 + rng.below(64_000) as u16, 80, rng.next() as u32, 0, SYN, 0)?;
+                let src = [
+                    1 + rng.below(223) as u8,
+                    rng.below(256) as u8,
+                    rng.below(256) as u8,
+                    1 + rng.below(254) as u8,
+                ];
+                w.packet(
+                    src,
+                    victim,
+                    6,
+                    1024 + rng.below(64_000) as u16,
+                    80,
+                    rng.next() as u32,
+                    0,
+                    SYN,
+                    0,
+                )?;
                 w.ts_us += 1;
             }
         }
         Kind::Mixed | Kind::Scan => {
-            let mut conns: Vec<Conn> = (0..opts.concurrent.max(1)).map(|_| new_conn(&mut rng)).collect();
+            let mut conns: Vec<Conn> = (0..opts.concurrent.max(1))
+                .map(|_| new_conn(&mut rng))
+                .collect();
             let scanners: [[u8; 4]; 3] = [[203, 0, 113, 66], [10, 9, 9, 9], [198, 51, 100, 77]];
             let mut scan_port: u32 = 0;
             while w.written < opts.packets {
@@ -239,7 +316,17 @@ pub fn generate<W: Write>(out: W, opts: &GenOptions) -> io::Result<u64> {
                         ([10, 0, 0, 5], (1 + scan_port % 65_535) as u16)
                     };
                     w.packet(s, target, 6, 40_000, port, scan_port, 0, SYN, 0)?;
-                    w.packet(target, s, 6, port, 40_000, 0, scan_port.wrapping_add(1), RST | ACK, 0)?;
+                    w.packet(
+                        target,
+                        s,
+                        6,
+                        port,
+                        40_000,
+                        0,
+                        scan_port.wrapping_add(1),
+                        RST | ACK,
+                        0,
+                    )?;
                 } else if rng.below(50) == 0 {
                     // DNS query and answer.
                     let c = client_addr(&mut rng);
@@ -267,7 +354,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes() {
-        let opts = GenOptions { kind: Kind::Mixed, packets: 2000, concurrent: 50, seed: 9 };
+        let opts = GenOptions {
+            kind: Kind::Mixed,
+            packets: 2000,
+            concurrent: 50,
+            seed: 9,
+        };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         assert_eq!(generate(&mut a, &opts).unwrap_or(0), 2000);
         generate(&mut b, &opts).unwrap_or(0);
@@ -280,7 +372,16 @@ mod tests {
     #[test]
     fn mixed_traffic_averages_realistic_sizes() {
         let mut buf = Vec::new();
-        let n = generate(&mut buf, &GenOptions { kind: Kind::Mixed, packets: 20_000, concurrent: 500, seed: 1 }).unwrap_or(0);
+        let n = generate(
+            &mut buf,
+            &GenOptions {
+                kind: Kind::Mixed,
+                packets: 20_000,
+                concurrent: 500,
+                seed: 1,
+            },
+        )
+        .unwrap_or(0);
         let avg = (buf.len() as u64 - 24 - 16 * n) / n;
         assert!((600..=1000).contains(&avg), "average frame {avg}");
     }
@@ -288,7 +389,16 @@ mod tests {
     #[test]
     fn flood_frames_are_60_bytes() {
         let mut buf = Vec::new();
-        let n = generate(&mut buf, &GenOptions { kind: Kind::SynFlood, packets: 100, concurrent: 1, seed: 1 }).unwrap_or(0);
+        let n = generate(
+            &mut buf,
+            &GenOptions {
+                kind: Kind::SynFlood,
+                packets: 100,
+                concurrent: 1,
+                seed: 1,
+            },
+        )
+        .unwrap_or(0);
         assert_eq!(buf.len() as u64, 24 + n * (16 + 60));
     }
 }
