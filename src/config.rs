@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
 use crate::flow::table::{TableConfig, Timeouts};
+use crate::policy::{Policy, PortRange, RawHost, RawRole, ServiceSet};
 use crate::time::Micros;
 
 /// A config error with the key path and, when known, the line.
@@ -98,6 +101,15 @@ impl<'de> Deserialize<'de> for Size {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     sensor_name: Option<String>,
+    home_nets: Option<Vec<String>>,
+    #[serde(default)]
+    hosts: Vec<RawHost>,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    service_groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    detect: DetectConfig,
     workers: Option<usize>,
     hash_seed: Option<u64>,
     #[serde(default)]
@@ -175,6 +187,12 @@ pub struct Config {
     /// Anomaly records per event name per window, per worker.
     pub anomaly_rate_limit: u32,
     pub anomaly_rate_window: Micros,
+    pub policy: Policy,
+    pub detect: DetectConfig,
+    /// `detect.server_ports`, parsed.
+    pub server_ports: ServiceSet,
+    /// `detect.reversed_role.exceptions`, parsed.
+    pub reversed_role_exceptions: ServiceSet,
 }
 
 impl Default for Config {
@@ -210,7 +228,7 @@ impl Config {
             let inner = e.into_inner();
             invalid(key, inner.message().to_string(), line_of(inner.span()))
         })?;
-        Config::from_raw(raw).map_err(|(key, reason)| invalid(key.to_string(), reason, None))
+        Config::from_raw(raw).map_err(|(key, reason)| invalid(key, reason, None))
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -221,7 +239,64 @@ impl Config {
         Config::parse(&text, &path.display().to_string())
     }
 
-    fn from_raw(raw: RawConfig) -> Result<Config, (&'static str, String)> {
+    fn from_raw(raw: RawConfig) -> Result<Config, (String, String)> {
+        let policy = Policy::build(
+            raw.home_nets.as_deref(),
+            &raw.hosts,
+            &raw.roles,
+            &raw.service_groups,
+        )?;
+        let ports = |list: &[String], key: &str| -> Result<ServiceSet, (String, String)> {
+            let mut s = ServiceSet::default();
+            for (i, p) in list.iter().enumerate() {
+                s.ranges
+                    .push(PortRange::parse(p).map_err(|e| (format!("{key}[{i}]"), e))?);
+            }
+            Ok(s)
+        };
+        let server_ports = ports(&raw.detect.server_ports, "detect.server_ports")?;
+        let reversed_role_exceptions = ports(
+            &raw.detect.reversed_role.exceptions,
+            "detect.reversed_role.exceptions",
+        )?;
+        let d = &raw.detect;
+        for (key, r) in [
+            (
+                "detect.port_scan.max_success_ratio",
+                d.port_scan.max_success_ratio,
+            ),
+            (
+                "detect.syn_flood.max_completion_ratio",
+                d.syn_flood.max_completion_ratio,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err((key.into(), "must be between 0 and 1".into()));
+            }
+        }
+        if d.max_tracked == 0 {
+            return Err(("detect.max_tracked".into(), "must be at least 1".into()));
+        }
+        let min_ok = [
+            (
+                "detect.port_scan.min_ports",
+                u64::from(d.port_scan.min_ports),
+            ),
+            (
+                "detect.port_scan.min_hosts",
+                u64::from(d.port_scan.min_hosts),
+            ),
+            ("detect.syn_flood.min_syns", d.syn_flood.min_syns),
+            (
+                "detect.brute_force.min_sessions",
+                d.brute_force.min_sessions,
+            ),
+        ];
+        for (key, v) in min_ok {
+            if v < 2 {
+                return Err((key.into(), "must be at least 2".into()));
+            }
+        }
         let mut timeouts = Timeouts::suricata_default();
         let mut emergency = Timeouts::suricata_emergency();
         let t = &raw.flow.timeouts;
@@ -256,29 +331,35 @@ impl Config {
             if normal.iter().chain(emerg.iter()).any(|d| d.0 == 0) {
                 let _ = name;
                 return Err((
-                    "flow.timeouts",
+                    "flow.timeouts".into(),
                     format!("{name}: timeouts must be greater than zero"),
                 ));
             }
         }
         let max_flows = raw.flow.max_flows.unwrap_or(1_000_000);
         if max_flows == 0 {
-            return Err(("flow.max_flows", "must be at least 1".into()));
+            return Err(("flow.max_flows".into(), "must be at least 1".into()));
         }
         let recovery_percent = raw.flow.recovery_percent.unwrap_or(70);
         if !(1..=99).contains(&recovery_percent) {
-            return Err(("flow.recovery_percent", "must be between 1 and 99".into()));
+            return Err((
+                "flow.recovery_percent".into(),
+                "must be between 1 and 99".into(),
+            ));
         }
         let stats_interval = raw
             .eve
             .stats_interval
             .map_or(Micros::from_secs(60), |d| d.0);
         if stats_interval.0 == 0 {
-            return Err(("eve.stats_interval", "must be greater than zero".into()));
+            return Err((
+                "eve.stats_interval".into(),
+                "must be greater than zero".into(),
+            ));
         }
         let workers = raw.workers.unwrap_or(0);
         if workers > 1024 {
-            return Err(("workers", "at most 1024".into()));
+            return Err(("workers".into(), "at most 1024".into()));
         }
         Ok(Config {
             sensor_name: raw.sensor_name.filter(|s| !s.is_empty()),
@@ -304,6 +385,10 @@ impl Config {
                 .anomaly
                 .rate_window
                 .map_or(Micros::from_secs(60), |d| d.0),
+            policy,
+            detect: raw.detect,
+            server_ports,
+            reversed_role_exceptions,
         })
     }
 }
@@ -377,5 +462,231 @@ mod tests {
         assert_eq!(Size::parse("1000"), Ok(Size(1000)));
         assert!(Size::parse("12 parsecs").is_err());
         assert!(Size::parse("99999999999999GiB").is_err());
+    }
+}
+
+/// `[detect]`: detector switches, windows and thresholds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Entries per shared tracker (scanners, victims, sessions...).
+    pub max_tracked: usize,
+    /// Ports treated as server ports of any host (reversed role, direction
+    /// guess): "proto/port" or "proto/lo-hi".
+    pub server_ports: Vec<String>,
+    pub reversed_role: ReversedRoleConfig,
+    pub unexpected_inbound: UnexpectedInboundConfig,
+    pub port_scan: PortScanConfig,
+    pub syn_flood: SynFloodConfig,
+    pub brute_force: BruteForceConfig,
+    pub egress_violation: WindowedConfig,
+    pub outbound_smtp: WindowedConfig,
+    pub open_proxy: OpenProxyConfig,
+    pub tcp_flags: Switch,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            max_tracked: 100_000,
+            server_ports: [
+                "tcp/1-1023",
+                "tcp/1080",
+                "tcp/1433",
+                "tcp/1521",
+                "tcp/2049",
+                "tcp/3128",
+                "tcp/3306",
+                "tcp/3389",
+                "tcp/5432",
+                "tcp/5900",
+                "tcp/5985-5986",
+                "tcp/6379",
+                "tcp/8080",
+                "tcp/8443",
+                "tcp/9200",
+                "tcp/11211",
+                "tcp/27017",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            reversed_role: ReversedRoleConfig::default(),
+            unexpected_inbound: UnexpectedInboundConfig::default(),
+            port_scan: PortScanConfig::default(),
+            syn_flood: SynFloodConfig::default(),
+            brute_force: BruteForceConfig::default(),
+            egress_violation: WindowedConfig::default(),
+            outbound_smtp: WindowedConfig::default(),
+            open_proxy: OpenProxyConfig::default(),
+            tcp_flags: Switch::default(),
+        }
+    }
+}
+
+fn secs(s: u64) -> Dur {
+    Dur(Micros::from_secs(s))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Switch {
+    pub enabled: bool,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Switch { enabled: true }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowedConfig {
+    pub enabled: bool,
+    /// An incident is re-reported at most once per window.
+    pub window: Dur,
+}
+
+impl Default for WindowedConfig {
+    fn default() -> Self {
+        WindowedConfig {
+            enabled: true,
+            window: secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReversedRoleConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// Source ports that may open connections (FTP active data by default).
+    pub exceptions: Vec<String>,
+    /// How long a port stays a server port after the host answered a SYN on it.
+    pub learned_ttl: Dur,
+}
+
+impl Default for ReversedRoleConfig {
+    fn default() -> Self {
+        ReversedRoleConfig {
+            enabled: true,
+            window: secs(3600),
+            exceptions: vec!["tcp/20".into()],
+            learned_ttl: secs(86_400),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnexpectedInboundConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// Ports whose exposure is severity 1.
+    pub admin_ports: Vec<u16>,
+}
+
+impl Default for UnexpectedInboundConfig {
+    fn default() -> Self {
+        UnexpectedInboundConfig {
+            enabled: true,
+            window: secs(3600),
+            admin_ports: vec![22, 23, 3389, 5900, 5985, 5986, 445, 135, 139],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortScanConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// Distinct ports of one host (port_scan).
+    pub min_ports: u32,
+    /// Distinct hosts on one port (port_sweep).
+    pub min_hosts: u32,
+    /// Above this share of answered probes it is a client at work, not a scan.
+    pub max_success_ratio: f64,
+}
+
+impl Default for PortScanConfig {
+    fn default() -> Self {
+        PortScanConfig {
+            enabled: true,
+            window: secs(300),
+            min_ports: 20,
+            min_hosts: 20,
+            max_success_ratio: 0.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynFloodConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// SYNs to one (address, port) within the window.
+    pub min_syns: u64,
+    /// Above this share of completed handshakes it is load, not a flood.
+    pub max_completion_ratio: f64,
+}
+
+impl Default for SynFloodConfig {
+    fn default() -> Self {
+        SynFloodConfig {
+            enabled: true,
+            window: secs(10),
+            min_syns: 150,
+            max_completion_ratio: 0.2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BruteForceConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// Short sessions from one source to one service within the window.
+    pub min_sessions: u64,
+    /// A session at most this long counts as short.
+    pub short_session: Dur,
+    /// A session at least this long after the burst raises severity.
+    pub long_session: Dur,
+    pub ports: Vec<u16>,
+}
+
+impl Default for BruteForceConfig {
+    fn default() -> Self {
+        BruteForceConfig {
+            enabled: true,
+            window: secs(300),
+            min_sessions: 8,
+            short_session: secs(30),
+            long_session: secs(60),
+            ports: vec![22, 23, 21, 3389, 110, 143, 389, 445, 1433, 3306, 5432, 5900],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenProxyConfig {
+    pub enabled: bool,
+    pub window: Dur,
+    /// An outbound web connection this soon after a proxy request is a relay.
+    pub relay_window: Dur,
+}
+
+impl Default for OpenProxyConfig {
+    fn default() -> Self {
+        OpenProxyConfig {
+            enabled: true,
+            window: secs(3600),
+            relay_window: secs(10),
+        }
     }
 }

@@ -17,9 +17,11 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod flow;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod stats;
 pub mod time;
 pub mod traffic;

@@ -20,7 +20,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::capture::LinkType;
 use crate::capture::file::{FrameBytes, Input, read_frames};
 use crate::config::Config;
-use crate::decode::{self, FlowHasher, Fragment, Transport, tcp_flags};
+use crate::decode::{self, Addr, FlowHasher, Fragment, Transport, tcp_flags};
+use crate::detect::{self, Alert, Detectors, bits, scan};
 use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVER};
 use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
 use crate::output::sink::{FileSink, Output, SinkCounters, StdoutSink};
@@ -233,6 +234,9 @@ pub fn is_likely_server_port(p: u16) -> bool {
         )
 }
 
+/// (proto, src, sport, dst, dport) of a packet.
+type Tuple = Option<(u8, Addr, u16, Addr, u16)>;
+
 struct Worker {
     id: usize,
     table: FlowTable,
@@ -245,6 +249,19 @@ struct Worker {
     out_tx: Sender<OutMsg>,
     anomaly_enabled: bool,
     limiter: RateLimit,
+    detect: Arc<Detectors>,
+    /// Alerts raised by the packet being processed.
+    alerts: Vec<Alert>,
+    next_sweep: Timestamp,
+}
+
+/// Rate-limit slot of a TCP flag anomaly.
+fn flag_slot(name: &str) -> usize {
+    decode::DecodeEvent::COUNT
+        + detect::flags::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(0)
 }
 
 impl Worker {
@@ -282,10 +299,11 @@ impl Worker {
                         out,
                         ctx,
                         counters,
+                        detect,
                         ..
                     } = &mut self;
                     table.drain(EndReason::Shutdown, &mut |f: &Flow, r| {
-                        end_flow(out, ctx, counters, f, r)
+                        end_flow(out, ctx, counters, detect, f, r)
                     });
                     self.clock = Some(ts);
                     self.send_events();
@@ -297,10 +315,11 @@ impl Worker {
             out,
             ctx,
             counters,
+            detect,
             ..
         } = &mut self;
         table.drain(EndReason::Shutdown, &mut |f: &Flow, r| {
-            end_flow(out, ctx, counters, f, r)
+            end_flow(out, ctx, counters, detect, f, r)
         });
         self.send_events();
         let snap = self.snapshot();
@@ -336,9 +355,16 @@ impl Worker {
             out,
             ctx,
             counters,
+            detect,
             ..
         } = self;
-        table.expire(now, &mut |f: &Flow, r| end_flow(out, ctx, counters, f, r));
+        table.expire(now, &mut |f: &Flow, r| {
+            end_flow(out, ctx, counters, detect, f, r)
+        });
+        if now >= self.next_sweep {
+            self.detect.sweep(now);
+            self.next_sweep = now.saturating_add(Micros::from_secs(1));
+        }
     }
 
     fn packet(&mut self, f: &FrameRef, data: &[u8]) {
@@ -431,17 +457,67 @@ impl Worker {
         // frames whose transport header did not decode neither.
         let trackable = ip.fragment != Fragment::Later && !matches!(d.transport, Transport::None);
         let tuple = Some((ip.proto, ip.src, sport, ip.dst, dport));
+
+        // Packet-level detection, independent of flow tracking (a flood that
+        // fills the flow table is still seen).
+        if let Transport::Tcp(t) = d.transport
+            && self.detect.cfg.tcp_flags.enabled
+            && let Some(name) = detect::flags::check(t.flags, &ip.src, t.sport, &ip.dst, t.dport)
+        {
+            *self.counters.flag_anomalies.entry(name).or_default() += 1;
+            self.flag_anomaly(name, f, now, tuple, vlan);
+        }
+        let policy = &self.detect.policy;
+        match d.transport {
+            Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN => {
+                let det = &self.detect;
+                det.flood
+                    .on_syn(ip.src, ip.dst, t.dport, now, &mut self.alerts);
+                let scanning = det.scan.is_probing(&ip.src, 5);
+                det.role.on_syn(
+                    policy,
+                    ip.src,
+                    t.sport,
+                    ip.dst,
+                    t.dport,
+                    scanning,
+                    now,
+                    &mut self.alerts,
+                );
+                det.proxy
+                    .on_outbound(policy, ip.src, ip.dst, t.dport, now, &mut self.alerts);
+            }
+            Transport::Icmp { type_, payload, .. }
+                if (ip.v6 && type_ == 1) || (!ip.v6 && type_ == 3) =>
+            {
+                // An unreachable quoting a probe: the probe was rejected.
+                if let Some((qsrc, qdst, qproto, _, qdport)) = decode::quoted_tuple(payload, ip.v6)
+                {
+                    self.detect.scan.on_outcome(
+                        qsrc,
+                        qdst,
+                        qproto,
+                        qdport,
+                        scan::Outcome::Rejected,
+                        false,
+                    );
+                }
+            }
+            _ => {}
+        }
+
         if !trackable {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
+            self.write_alerts(None, f, now, tuple, vlan);
             return;
         }
 
         let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
         let idx = self.lookup(&key, &d.transport, src_is_lo, now);
-        let idx = match idx {
-            Some(i) => i,
+        let (idx, created) = match idx {
+            Some(i) => (i, false),
             None => {
                 let flow = self.new_flow(key, src_is_lo, &d.transport, ip.v6, now);
                 let Worker {
@@ -449,20 +525,25 @@ impl Worker {
                     out,
                     ctx,
                     counters,
+                    detect,
                     ..
                 } = self;
                 if ip.proto == decode::PROTO_ICMPV6 {
                     counters.icmpv6_flows += 1;
                 }
-                table.insert(flow, now, &mut |fl: &Flow, r| {
-                    end_flow(out, ctx, counters, fl, r)
-                })
+                (
+                    table.insert(flow, now, &mut |fl: &Flow, r| {
+                        end_flow(out, ctx, counters, detect, fl, r)
+                    }),
+                    true,
+                )
             }
         };
         let Some(flow) = self.table.get_mut(idx) else {
             return;
         };
         let dir = flow.direction(src_is_lo);
+        let from_client = dir == TO_SERVER;
         if let Some(p) = flow.pkts.get_mut(dir) {
             *p += 1;
         }
@@ -472,17 +553,131 @@ impl Worker {
         if now > flow.last {
             flow.last = now;
         }
+        let det = &self.detect;
+        let policy = &det.policy;
+        let ((client, _), (server, server_port)) = (flow.client(), flow.server());
+        // A probe is the first packet of a new flow, sent by its client.
+        let probe = match d.transport {
+            Transport::Tcp(t) if created && from_client => scan::Technique::of_tcp_flags(t.flags),
+            Transport::Udp { .. } if created && from_client => Some(scan::Technique::Udp),
+            _ => None,
+        };
+        if let Some(tech) = probe {
+            flow.detect_bits |= bits::PROBE;
+            det.scan.on_probe(
+                policy,
+                client,
+                server,
+                ip.proto,
+                server_port,
+                tech,
+                now,
+                &mut self.alerts,
+            );
+        }
+        let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
         match d.transport {
             Transport::Tcp(t) => {
                 if let Some(fl) = flow.tcp_flags.get_mut(dir) {
                     *fl |= t.flags;
                 }
                 let len = u32::try_from(t.payload.len()).unwrap_or(u32::MAX);
-                let outcome =
-                    flow.tcp
-                        .segment(dir == TO_SERVER, t.flags, t.seq, t.ack, len, t.window);
+                let outcome = flow
+                    .tcp
+                    .segment(from_client, t.flags, t.seq, t.ack, len, t.window);
+                if !from_client {
+                    let synack = t.flags & (tcp_flags::SYN | tcp_flags::ACK)
+                        == tcp_flags::SYN | tcp_flags::ACK;
+                    if synack {
+                        det.role.on_synack(server, server_port, now);
+                    }
+                    if unresolved_probe && (synack || t.flags & tcp_flags::RST != 0) {
+                        flow.detect_bits |= bits::RESOLVED;
+                        let o = if synack {
+                            scan::Outcome::Answered
+                        } else {
+                            scan::Outcome::Rejected
+                        };
+                        det.scan
+                            .on_outcome(client, server, ip.proto, server_port, o, false);
+                    }
+                }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
+                    det.flood.on_completed(server, server_port);
+                    let bytes = (flow.bytes[TO_SERVER], flow.bytes[flow::TO_CLIENT]);
+                    det.role.on_handshake(
+                        policy,
+                        client,
+                        server,
+                        server_port,
+                        bytes,
+                        flow.start,
+                        now,
+                        &mut self.alerts,
+                    );
+                    det.egress.on_open(
+                        policy,
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        now,
+                        &mut self.alerts,
+                    );
+                    if server_port == 25 {
+                        det.egress
+                            .on_smtp(policy, client, server, now, &mut self.alerts);
+                    }
+                    if flow.detect_bits & bits::PROBE != 0 {
+                        det.scan.on_outcome(
+                            client,
+                            server,
+                            ip.proto,
+                            server_port,
+                            scan::Outcome::Answered,
+                            true,
+                        );
+                    }
+                }
+                if from_client
+                    && !t.payload.is_empty()
+                    && flow.detect_bits & bits::PAYLOAD_SEEN == 0
+                {
+                    flow.detect_bits |= bits::PAYLOAD_SEEN;
+                    det.proxy.on_request(
+                        policy,
+                        client,
+                        server,
+                        server_port,
+                        t.payload,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
+            }
+            Transport::Udp { .. } => {
+                if created && from_client {
+                    det.egress.on_open(
+                        policy,
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
+                if !from_client && unresolved_probe {
+                    flow.detect_bits |= bits::RESOLVED;
+                    det.scan.on_outcome(
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        scan::Outcome::Answered,
+                        false,
+                    );
                 }
             }
             Transport::Icmp { type_, code, .. } => {
@@ -493,10 +688,97 @@ impl Worker {
             _ => {}
         }
         let flow_id = flow.flow_id;
+        self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
         if let Some(e) = d.event {
             self.decode_event(e, f, now, tuple, Some(flow_id), vlan);
         }
+    }
+
+    /// Writes the alerts the current packet raised, on its flow when it has one.
+    fn write_alerts(
+        &mut self,
+        idx: Option<u32>,
+        f: &FrameRef,
+        now: Timestamp,
+        tuple: Tuple,
+        vlan: &[u16],
+    ) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let alerts = std::mem::take(&mut self.alerts);
+        for a in &alerts {
+            *self.counters.alerts.entry(a.kind.name()).or_default() += 1;
+            let flow = idx
+                .filter(|_| a.on_flow)
+                .and_then(|i| self.table.get_mut(i));
+            match flow {
+                Some(fl) => {
+                    fl.alerted = true;
+                    let pkt = PacketRef {
+                        ts: now,
+                        pcap_cnt: f.pcap_cnt,
+                        in_iface: None,
+                        tuple,
+                        flow_id: Some(fl.flow_id),
+                        vlan,
+                    };
+                    eve::write_alert(&mut self.out, &self.ctx, &pkt, Some(fl), &a.to_eve());
+                }
+                None => {
+                    // Not about this packet's flow: name the alert's own endpoints.
+                    let t = match (a.source.ip, a.target.ip) {
+                        (Some(s), Some(d)) => Some((
+                            decode::PROTO_TCP,
+                            s,
+                            a.source.port.unwrap_or(0),
+                            d,
+                            a.target.port.unwrap_or(0),
+                        )),
+                        _ => tuple,
+                    };
+                    let pkt = PacketRef {
+                        ts: now,
+                        pcap_cnt: f.pcap_cnt,
+                        in_iface: None,
+                        tuple: t,
+                        flow_id: None,
+                        vlan,
+                    };
+                    eve::write_alert(&mut self.out, &self.ctx, &pkt, None, &a.to_eve());
+                }
+            }
+        }
+        self.alerts = alerts;
+        self.alerts.clear();
+    }
+
+    fn flag_anomaly(
+        &mut self,
+        name: &'static str,
+        f: &FrameRef,
+        now: Timestamp,
+        tuple: Tuple,
+        vlan: &[u16],
+    ) {
+        if !self.anomaly_enabled {
+            return;
+        }
+        if !self.limiter.allow(flag_slot(name), now) {
+            self.counters.anomalies_suppressed += 1;
+            return;
+        }
+        self.counters.anomalies_logged += 1;
+        let pkt = PacketRef {
+            ts: now,
+            pcap_cnt: f.pcap_cnt,
+            in_iface: None,
+            tuple,
+            flow_id: None,
+            vlan,
+        };
+        eve::write_anomaly(&mut self.out, &self.ctx, &pkt, "decode", name);
     }
 
     /// Finds the live flow for `key`, ending it first if it timed out or a
@@ -534,10 +816,11 @@ impl Worker {
                     out,
                     ctx,
                     counters,
+                    detect,
                     ..
                 } = self;
                 table.remove(idx, r, &mut |f: &Flow, r| {
-                    end_flow(out, ctx, counters, f, r)
+                    end_flow(out, ctx, counters, detect, f, r)
                 });
                 None
             }
@@ -622,11 +905,43 @@ impl Worker {
     }
 }
 
-fn end_flow(out: &mut EveBatch, ctx: &EveContext, counters: &mut Counters, f: &Flow, r: EndReason) {
+fn end_flow(
+    out: &mut EveBatch,
+    ctx: &EveContext,
+    counters: &mut Counters,
+    detect: &Detectors,
+    f: &Flow,
+    r: EndReason,
+) {
     if let Some(n) = counters.ended_state.get_mut(f.state() as usize) {
         *n += 1;
     }
-    eve::write_flow(out, ctx, f, r);
+    let mut alerts = Vec::new();
+    if f.key.proto == decode::PROTO_TCP && f.tcp.handshake_seen {
+        let ((client, _), (server, port)) = (f.client(), f.server());
+        detect
+            .brute
+            .on_session_end(client, server, port, f.start, f.last, &mut alerts);
+    }
+    if alerts.is_empty() {
+        eve::write_flow(out, ctx, f, r);
+        return;
+    }
+    let mut f = f.clone();
+    f.alerted = true;
+    for a in &alerts {
+        *counters.alerts.entry(a.kind.name()).or_default() += 1;
+        let pkt = PacketRef {
+            ts: f.last,
+            pcap_cnt: 0,
+            in_iface: None,
+            tuple: None,
+            flow_id: Some(f.flow_id),
+            vlan: &[],
+        };
+        eve::write_alert(out, ctx, &pkt, Some(&f), &a.to_eve());
+    }
+    eve::write_flow(out, ctx, &f, r);
 }
 
 /// Where the EVE output goes.
@@ -832,6 +1147,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
             source,
         })?;
 
+    let detectors = Arc::new(Detectors::new(cfg));
     let mut table_cfg = cfg.flow.clone();
     table_cfg.max_flows = (cfg.flow.max_flows / n).max(1);
     let mut txs = Vec::with_capacity(n);
@@ -851,8 +1167,11 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
             limiter: RateLimit::new(
                 cfg.anomaly_rate_limit,
                 cfg.anomaly_rate_window,
-                decode::DecodeEvent::COUNT,
+                decode::DecodeEvent::COUNT + detect::flags::NAMES.len(),
             ),
+            detect: detectors.clone(),
+            alerts: Vec::new(),
+            next_sweep: Timestamp(0),
         };
         let h = thread::Builder::new()
             .name(format!("worker-{id}"))

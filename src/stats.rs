@@ -59,6 +59,8 @@ pub struct Counters {
     #[serde(skip)]
     pub table: TableCounters,
     pub alerts: BTreeMap<&'static str, u64>,
+    /// TCP flag anomalies by name.
+    pub flag_anomalies: BTreeMap<&'static str, u64>,
 }
 
 impl Default for Counters {
@@ -100,6 +102,7 @@ impl Default for Counters {
             active_flows: 0,
             table: TableCounters::default(),
             alerts: BTreeMap::new(),
+            flag_anomalies: BTreeMap::new(),
         }
     }
 }
@@ -162,6 +165,9 @@ impl Counters {
         add(&mut s.table.created, &o.table.created);
         for (k, v) in &o.alerts {
             *s.alerts.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.flag_anomalies {
+            *s.flag_anomalies.entry(k).or_default() += v;
         }
     }
 

@@ -26,6 +26,9 @@ impl Micros {
     pub const fn as_secs(self) -> u64 {
         self.0 / 1_000_000
     }
+    pub const fn saturating_add(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_add(o.0))
+    }
 }
 
 impl Timestamp {

@@ -21,7 +21,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -30,7 +30,7 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
 }
 
@@ -179,8 +179,8 @@ fn new_conn(rng: &mut Rng) -> Conn {
         server: server_addr(rng),
         sport: 1024 + rng.below(64_000) as u16,
         dport: [80, 443, 443, 8080, 22, 25][rng.below(6) as usize],
-        cseq: rng.next() as u32,
-        sseq: rng.next() as u32,
+        cseq: rng.next_u64() as u32,
+        sseq: rng.next_u64() as u32,
         step: 0,
         // Data segments: a few requests and a response of 1-40 full segments.
         data_left: 8 + rng.below(60) as u32,
@@ -217,7 +217,7 @@ fn conn_step<W: Write>(w: &mut Writer<W>, c: &mut Conn, rng: &mut Rng) -> io::Re
         4 => {
             // Server data mostly in full segments, with the client's ACKs.
             c.data_left = c.data_left.saturating_sub(1);
-            if c.data_left % 5 == 0 {
+            if c.data_left.is_multiple_of(5) {
                 w.packet(cl, sv, 6, c.sport, c.dport, c.cseq, c.sseq, ACK, 0)?;
             } else {
                 let len = if rng.below(8) == 0 {
@@ -290,7 +290,7 @@ pub fn generate<W: Write>(out: W, opts: &GenOptions) -> io::Result<u64> {
                     6,
                     1024 + rng.below(64_000) as u16,
                     80,
-                    rng.next() as u32,
+                    rng.next_u64() as u32,
                     0,
                     SYN,
                     0,
@@ -310,7 +310,7 @@ pub fn generate<W: Write>(out: W, opts: &GenOptions) -> io::Result<u64> {
                     // scanner, and a sweep of port 445.
                     let s = scanners[rng.below(3) as usize];
                     scan_port = scan_port.wrapping_add(1);
-                    let (target, port) = if scan_port % 4 == 0 {
+                    let (target, port) = if scan_port.is_multiple_of(4) {
                         ([10, 1, (scan_port >> 8) as u8, scan_port as u8], 445)
                     } else {
                         ([10, 0, 0, 5], (1 + scan_port % 65_535) as u16)

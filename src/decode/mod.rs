@@ -427,3 +427,38 @@ fn stop_event(err: &SliceError, layer: Layer, p: &LaxSlicedPacket<'_>) -> Decode
 
 #[cfg(test)]
 mod tests;
+
+/// The packet quoted in an ICMP error (RFC 792, RFC 4443): its source,
+/// destination, protocol and ports. `payload` is the ICMP message after its
+/// 8-byte header.
+pub fn quoted_tuple(payload: &[u8], v6: bool) -> Option<(Addr, Addr, u8, u16, u16)> {
+    if v6 {
+        let src: [u8; 16] = payload.get(8..24)?.try_into().ok()?;
+        let dst: [u8; 16] = payload.get(24..40)?.try_into().ok()?;
+        let proto = *payload.get(6)?;
+        let l4 = payload.get(40..)?;
+        Some((
+            Addr::from(src),
+            Addr::from(dst),
+            proto,
+            be16(l4, 0)?,
+            be16(l4, 2)?,
+        ))
+    } else {
+        let ihl = usize::from(*payload.first()? & 0x0f) * 4;
+        if *payload.first()? >> 4 != 4 || ihl < 20 {
+            return None;
+        }
+        let src: [u8; 4] = payload.get(12..16)?.try_into().ok()?;
+        let dst: [u8; 4] = payload.get(16..20)?.try_into().ok()?;
+        let proto = *payload.get(9)?;
+        let l4 = payload.get(ihl..)?;
+        Some((
+            Addr::from(src),
+            Addr::from(dst),
+            proto,
+            be16(l4, 0)?,
+            be16(l4, 2)?,
+        ))
+    }
+}

@@ -1,0 +1,285 @@
+//! Behavioural detectors.
+//!
+//! Detectors never parse bytes: the worker hands them decoded packets and
+//! flow events (new flow, first reply, handshake, first payload, flow end),
+//! and they return [`Alert`]s. State that spans flows (a scanner's probes
+//! across many flows, a victim's half-open handshakes) lives in
+//! [`BoundedMap`]s shared by all workers: each capped in entries, each entry
+//! expiring, the shedding counted.
+//!
+//! Every alert has a stable signature id (`rules/backflow-detectors.rules`),
+//! names attacker (`source`) and victim (`target`), and carries its evidence
+//! in `alert.metadata`. One incident is one alert; a long-running one is
+//! re-reported at most once per window with updated counts.
+
+pub mod bounded;
+pub mod brute;
+pub mod egress;
+pub mod flags;
+pub mod flood;
+pub mod proxy;
+pub mod role;
+pub mod scan;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::DetectConfig;
+use crate::decode::Addr;
+use crate::policy::Policy;
+use crate::time::Timestamp;
+pub use bounded::{BoundedMap, Hll};
+
+/// Detector bookkeeping bits in `Flow::detect_bits`.
+pub mod bits {
+    /// The flow's first packet was a scan probe.
+    pub const PROBE: u16 = 1;
+    /// The probe's outcome was reported.
+    pub const RESOLVED: u16 = 2;
+    /// The first client payload was inspected.
+    pub const PAYLOAD_SEEN: u16 = 4;
+}
+
+/// The detector kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    ReversedRole,
+    UnexpectedInbound,
+    PortScan,
+    PortSweep,
+    SynFlood,
+    BruteForce,
+    EgressViolation,
+    OutboundSmtp,
+    OpenProxy,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::ReversedRole,
+        Kind::UnexpectedInbound,
+        Kind::PortScan,
+        Kind::PortSweep,
+        Kind::SynFlood,
+        Kind::BruteForce,
+        Kind::EgressViolation,
+        Kind::OutboundSmtp,
+        Kind::OpenProxy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ReversedRole => "reversed_role",
+            Kind::UnexpectedInbound => "unexpected_inbound",
+            Kind::PortScan => "port_scan",
+            Kind::PortSweep => "port_sweep",
+            Kind::SynFlood => "syn_flood",
+            Kind::BruteForce => "brute_force",
+            Kind::EgressViolation => "egress_violation",
+            Kind::OutboundSmtp => "outbound_smtp",
+            Kind::OpenProxy => "open_proxy",
+        }
+    }
+
+    /// Signature id, in backflow's reserved range 9100001-9100099.
+    pub fn sid(self) -> u32 {
+        9_100_001 + self as u32
+    }
+
+    pub fn signature(self) -> &'static str {
+        match self {
+            Kind::ReversedRole => {
+                "BACKFLOW reversed role: a server port initiated a TCP connection"
+            }
+            Kind::UnexpectedInbound => "BACKFLOW unexpected inbound session to an unpublished port",
+            Kind::PortScan => "BACKFLOW port scan: one source probing many ports of one host",
+            Kind::PortSweep => "BACKFLOW port sweep: one source probing one port on many hosts",
+            Kind::SynFlood => "BACKFLOW SYN flood: half-open handshakes piling up on a server port",
+            Kind::BruteForce => {
+                "BACKFLOW brute force: many short sessions to an authentication service"
+            }
+            Kind::EgressViolation => {
+                "BACKFLOW egress violation: connection to a service the host's role does not allow"
+            }
+            Kind::OutboundSmtp => "BACKFLOW outbound SMTP from a host that is not a mail server",
+            Kind::OpenProxy => {
+                "BACKFLOW open proxy: web server relaying requests for outside clients"
+            }
+        }
+    }
+
+    /// Suricata classification (classification.config) of the kind.
+    pub fn category(self) -> &'static str {
+        match self {
+            Kind::ReversedRole => "Potentially Bad Traffic",
+            Kind::UnexpectedInbound => "Potential Corporate Privacy Violation",
+            Kind::PortScan | Kind::PortSweep => "Detection of a Network Scan",
+            Kind::SynFlood => "Attempted Denial of Service",
+            Kind::BruteForce => "Attempted User Privilege Gain",
+            Kind::EgressViolation => "Potential Corporate Privacy Violation",
+            Kind::OutboundSmtp => "Potentially Bad Traffic",
+            Kind::OpenProxy => "Potentially Bad Traffic",
+        }
+    }
+}
+
+/// An endpoint named by an alert; either part may be unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: Option<Addr>,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn host(ip: Addr) -> Self {
+        Endpoint {
+            ip: Some(ip),
+            port: None,
+        }
+    }
+    pub fn service(ip: Addr, port: u16) -> Self {
+        Endpoint {
+            ip: Some(ip),
+            port: Some(port),
+        }
+    }
+    fn json(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(ip) = self.ip {
+            m.insert("ip".into(), json!(ip.to_string()));
+        }
+        if let Some(p) = self.port {
+            m.insert("port".into(), json!(p));
+        }
+        Value::Object(m)
+    }
+}
+
+/// One alert, before it is written.
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub kind: Kind,
+    pub severity: u8,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    /// Evidence; `detector` is added when written.
+    pub evidence: Map<String, Value>,
+    /// Whether the alert belongs to the flow of the packet that raised it.
+    pub on_flow: bool,
+}
+
+impl Alert {
+    pub fn new(kind: Kind, severity: u8, source: Endpoint, target: Endpoint) -> Self {
+        Alert {
+            kind,
+            severity,
+            source,
+            target,
+            evidence: Map::new(),
+            on_flow: true,
+        }
+    }
+
+    pub fn with(mut self, key: &str, v: impl Into<Value>) -> Self {
+        self.evidence.insert(key.to_string(), v.into());
+        self
+    }
+
+    /// The EVE `alert` object.
+    pub fn to_eve(&self) -> Value {
+        let mut meta = Map::new();
+        meta.insert("detector".into(), json!([self.kind.name()]));
+        for (k, v) in &self.evidence {
+            meta.insert(k.clone(), v.clone());
+        }
+        json!({
+            "action": "allowed",
+            "gid": 1,
+            "signature_id": self.kind.sid(),
+            "rev": 1,
+            "signature": self.kind.signature(),
+            "category": self.kind.category(),
+            "severity": self.severity,
+            "metadata": meta,
+            "source": self.source.json(),
+            "target": self.target.json(),
+        })
+    }
+}
+
+/// Time window bookkeeping shared by the incident trackers: an incident is
+/// reported when it first qualifies, then at most once per window while its
+/// counts grow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reported {
+    pub at: Option<Timestamp>,
+    pub count: u64,
+}
+
+impl Reported {
+    pub fn due(&self, now: Timestamp, window: crate::time::Micros, count: u64) -> bool {
+        match self.at {
+            None => true,
+            Some(at) => now.since(at) >= window && count > self.count,
+        }
+    }
+    pub fn mark(&mut self, now: Timestamp, count: u64) {
+        self.at = Some(now);
+        self.count = count;
+    }
+}
+
+/// Timestamps as EVE writes them, for evidence.
+pub fn ts(t: Timestamp) -> Value {
+    json!(t.to_string())
+}
+
+/// All detectors, shared by the workers.
+pub struct Detectors {
+    pub policy: Policy,
+    pub cfg: DetectConfig,
+    pub scan: scan::ScanDetector,
+    pub flood: flood::FloodDetector,
+    pub role: role::RoleDetector,
+    pub brute: brute::BruteDetector,
+    pub egress: egress::EgressDetector,
+    pub proxy: proxy::ProxyDetector,
+}
+
+impl Detectors {
+    pub fn new(config: &crate::config::Config) -> Self {
+        let cfg = config.detect.clone();
+        Detectors {
+            scan: scan::ScanDetector::new(&cfg),
+            flood: flood::FloodDetector::new(&cfg),
+            role: role::RoleDetector::new(&cfg).with_ports(config),
+            brute: brute::BruteDetector::new(&cfg),
+            egress: egress::EgressDetector::new(&cfg),
+            proxy: proxy::ProxyDetector::new(&cfg),
+            policy: config.policy.clone(),
+            cfg,
+        }
+    }
+
+    /// Drops state idle for longer than its window (called about once per
+    /// second of packet time).
+    pub fn sweep(&self, now: Timestamp) {
+        self.scan.sweep(now);
+        self.flood.sweep(now);
+        self.role.sweep(now);
+        self.brute.sweep(now);
+        self.egress.sweep(now);
+        self.proxy.sweep(now);
+    }
+
+    /// Entries shed at the caps, per tracker.
+    pub fn shed(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("scan", self.scan.shed()),
+            ("flood", self.flood.shed()),
+            ("role", self.role.shed()),
+            ("brute_force", self.brute.shed()),
+            ("egress", self.egress.shed()),
+            ("open_proxy", self.proxy.shed()),
+        ]
+    }
+}

@@ -1,0 +1,198 @@
+//! `open_proxy`: a home web server receives requests in absolute form
+//! (`GET http://...`, `CONNECT host:port`) from outside clients, and/or
+//! opens outbound web connections within seconds of such a request.
+//!
+//! Only the request line of a flow's first client payload is parsed.
+
+use serde_json::json;
+
+use super::bounded::{BoundedMap, Expiring};
+use super::{Alert, Endpoint, Kind, Reported, ts};
+use crate::config::OpenProxyConfig;
+use crate::decode::Addr;
+use crate::policy::Policy;
+use crate::time::Timestamp;
+
+/// A proxy-style request line: (method, target).
+pub fn proxy_request(payload: &[u8]) -> Option<(String, String)> {
+    let line = payload.split(|b| *b == b'\r' || *b == b'\n').next()?;
+    let line = line.get(..line.len().min(2048))?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut parts = text.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if !version.starts_with("HTTP/")
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    let lower = target.to_ascii_lowercase();
+    let absolute = lower.starts_with("http://")
+        || lower.starts_with("https://")
+        || lower.starts_with("ftp://");
+    let connect = method == "CONNECT" && !target.starts_with('/') && target.contains(':');
+    (absolute || connect).then(|| (method.to_string(), target.chars().take(200).collect()))
+}
+
+#[derive(Debug)]
+struct ProxyState {
+    last_request: Timestamp,
+    last_seen: Timestamp,
+    requests: u64,
+    relays: u64,
+    client: Addr,
+    port: u16,
+    reported: Reported,
+    relay_reported: Reported,
+}
+
+impl Expiring for ProxyState {
+    fn last_seen(&self) -> Timestamp {
+        self.last_seen
+    }
+}
+
+pub struct ProxyDetector {
+    map: BoundedMap<Addr, ProxyState>,
+    cfg: OpenProxyConfig,
+}
+
+impl ProxyDetector {
+    pub fn new(cfg: &crate::config::DetectConfig) -> Self {
+        ProxyDetector {
+            map: BoundedMap::new(cfg.max_tracked, cfg.open_proxy.window.0),
+            cfg: cfg.open_proxy.clone(),
+        }
+    }
+
+    pub fn sweep(&self, now: Timestamp) {
+        self.map.sweep(now);
+    }
+
+    pub fn shed(&self) -> u64 {
+        self.map.shed()
+    }
+
+    /// The first client payload of a flow from `client` to `server:port`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_request(
+        &self,
+        policy: &Policy,
+        client: Addr,
+        server: Addr,
+        port: u16,
+        payload: &[u8],
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if !self.cfg.enabled || !policy.is_home(&server) {
+            return;
+        }
+        let Some((method, target)) = proxy_request(payload) else {
+            return;
+        };
+        let make = || ProxyState {
+            last_request: now,
+            last_seen: now,
+            requests: 0,
+            relays: 0,
+            client,
+            port,
+            reported: Reported::default(),
+            relay_reported: Reported::default(),
+        };
+        self.map.update(&server, now, make, |s| {
+            s.last_request = now;
+            s.last_seen = now;
+            s.requests += 1;
+            s.client = client;
+            s.port = port;
+            if s.reported.due(now, self.cfg.window.0, s.requests) {
+                s.reported.mark(now, s.requests);
+                out.push(
+                    Alert::new(
+                        Kind::OpenProxy,
+                        2,
+                        Endpoint::host(client),
+                        Endpoint::service(server, port),
+                    )
+                    .with("method", json!([method]))
+                    .with("request_target", json!([target]))
+                    .with("requests", s.requests)
+                    .with(
+                        "direction",
+                        json!([policy.direction(&client, &server).as_str()]),
+                    ),
+                );
+            }
+        });
+    }
+
+    /// `host` opened a connection to `dst:port`: a relay if it follows a proxy request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_outbound(
+        &self,
+        policy: &Policy,
+        host: Addr,
+        dst: Addr,
+        port: u16,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if !self.cfg.enabled || !matches!(port, 80 | 443) || policy.is_home(&dst) {
+            return;
+        }
+        self.map.with_existing(&host, |s| {
+            if now.since(s.last_request) > self.cfg.relay_window.0 {
+                return;
+            }
+            s.relays += 1;
+            s.last_seen = now;
+            if s.relay_reported.due(now, self.cfg.window.0, s.relays) {
+                s.relay_reported.mark(now, s.relays);
+                let mut a = Alert::new(
+                    Kind::OpenProxy,
+                    1,
+                    Endpoint::host(s.client),
+                    Endpoint::service(host, s.port),
+                )
+                .with("requests", s.requests)
+                .with("relayed_connections", s.relays)
+                .with("relayed_to", json!([format!("{dst}:{port}")]))
+                .with(
+                    "seconds_after_request",
+                    now.since(s.last_request).0 as f64 / 1e6,
+                )
+                .with("last_request", ts(s.last_request));
+                // Raised by the outbound connection, about the inbound one.
+                a.on_flow = false;
+                out.push(a);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            proxy_request(b"GET http://198.51.100.7/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("GET".into(), "http://198.51.100.7/".into()))
+        );
+        assert_eq!(
+            proxy_request(b"CONNECT 198.51.100.7:443 HTTP/1.1\r\n"),
+            Some(("CONNECT".into(), "198.51.100.7:443".into()))
+        );
+        assert_eq!(proxy_request(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(
+            proxy_request(b"GET http://x/"),
+            None,
+            "no version: not a request line"
+        );
+        assert_eq!(proxy_request(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(proxy_request(b""), None);
+    }
+}
