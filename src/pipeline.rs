@@ -471,8 +471,17 @@ impl Worker {
         match d.transport {
             Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN => {
                 let det = &self.detect;
-                det.flood
+                let flooded = det
+                    .flood
                     .on_syn(ip.src, ip.dst, t.dport, now, &mut self.alerts);
+                if flooded && trackable {
+                    let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
+                    if self.table.lookup(&key).is_none() {
+                        self.counters.flood_syns_untracked += 1;
+                        self.write_alerts(None, f, now, tuple, vlan);
+                        return;
+                    }
+                }
                 let scanning = det.scan.is_probing(&ip.src, 5);
                 det.role.on_syn(
                     policy,

@@ -52,6 +52,8 @@ pub struct Counters {
     pub tcp_rst: u64,
     pub tcp_handshakes: u64,
     pub tcp_midstream: u64,
+    /// SYNs to a victim under a reported flood that created no flow.
+    pub flood_syns_untracked: u64,
     pub icmpv6_flows: u64,
     /// Flow records written, by final flow state (new, established, closed).
     pub ended_state: [u64; 3],
@@ -97,6 +99,7 @@ impl Default for Counters {
             tcp_rst: 0,
             tcp_handshakes: 0,
             tcp_midstream: 0,
+            flood_syns_untracked: 0,
             icmpv6_flows: 0,
             ended_state: [0; 3],
             active_flows: 0,
@@ -147,6 +150,7 @@ impl Counters {
             (&mut s.tcp_rst, o.tcp_rst),
             (&mut s.tcp_handshakes, o.tcp_handshakes),
             (&mut s.tcp_midstream, o.tcp_midstream),
+            (&mut s.flood_syns_untracked, o.flood_syns_untracked),
             (&mut s.icmpv6_flows, o.icmpv6_flows),
             (&mut s.active_flows, o.active_flows),
             (&mut s.table.ended_timeout, o.table.ended_timeout),

@@ -77,11 +77,12 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         self.map.get_mut(key).map(|mut e| f(&mut e))
     }
 
-    /// Drops entries idle since before `now - idle` (at most once per
-    /// second of packet time, whoever calls).
+    /// Drops entries idle since before `now - idle`, at most once per
+    /// second of packet time whoever calls (a full map refuses new keys in
+    /// between rather than scanning itself on every insert).
     pub fn sweep(&self, now: Timestamp) {
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if now.0 < last.saturating_add(1_000_000) && self.map.len() < self.cap {
+        if now.0 < last.saturating_add(1_000_000) && last != 0 {
             return;
         }
         self.last_sweep.store(now.0, Ordering::Relaxed);

@@ -5,6 +5,11 @@
 //! sources are estimated with a HyperLogLog (256 bytes per victim, not a set
 //! of every spoofed source); the heaviest source is tracked with a
 //! one-counter Misra-Gries summary to name a single attacker when there is one.
+//!
+//! While a victim's flood is reported, the worker creates no flow for a bare
+//! SYN to it that matches no existing flow (counted as
+//! `flood_syns_untracked`): spoofed sources must not be able to fill the
+//! flow table and the output with one record per SYN.
 
 use serde_json::json;
 
@@ -63,88 +68,100 @@ impl FloodDetector {
         self.map.shed()
     }
 
-    /// A SYN (without ACK) from `src` to `dst:dport`.
-    pub fn on_syn(&self, src: Addr, dst: Addr, dport: u16, now: Timestamp, out: &mut Vec<Alert>) {
+    /// A SYN (without ACK) from `src` to `dst:dport`. Returns whether the
+    /// victim is under a flood reported in the current window: new flows
+    /// for its SYNs are then not worth tracking one by one.
+    pub fn on_syn(
+        &self,
+        src: Addr,
+        dst: Addr,
+        dport: u16,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) -> bool {
         if !self.cfg.enabled {
-            return;
+            return false;
         }
         let h = self.hasher.hash(&src);
-        self.map.update(
-            &(dst, dport),
-            now,
-            || FloodState {
-                window_start: now,
-                last_seen: now,
-                syns: 0,
-                completed: 0,
-                total_syns: 0,
-                sources: Hll::default(),
-                heavy: None,
-                heavy_count: 0,
-                heavy_syns: 0,
-                reported: Reported::default(),
-            },
-            |s| {
-                if now.since(s.window_start) >= self.cfg.window.0 {
-                    s.window_start = now;
-                    s.syns = 0;
-                    s.completed = 0;
-                    s.sources = Hll::default();
-                    s.heavy = None;
-                    s.heavy_count = 0;
-                    s.heavy_syns = 0;
-                    s.reported.count = 0;
-                }
-                s.last_seen = now;
-                s.syns += 1;
-                s.total_syns += 1;
-                s.sources.add(h);
-                match s.heavy {
-                    Some(a) if a == src => {
-                        s.heavy_count += 1;
-                        s.heavy_syns += 1;
+        self.map
+            .update(
+                &(dst, dport),
+                now,
+                || FloodState {
+                    window_start: now,
+                    last_seen: now,
+                    syns: 0,
+                    completed: 0,
+                    total_syns: 0,
+                    sources: Hll::default(),
+                    heavy: None,
+                    heavy_count: 0,
+                    heavy_syns: 0,
+                    reported: Reported::default(),
+                },
+                |s| {
+                    if now.since(s.window_start) >= self.cfg.window.0 {
+                        s.window_start = now;
+                        s.syns = 0;
+                        s.completed = 0;
+                        s.sources = Hll::default();
+                        s.heavy = None;
+                        s.heavy_count = 0;
+                        s.heavy_syns = 0;
+                        s.reported.count = 0;
                     }
-                    _ if s.heavy_count == 0 => {
-                        s.heavy = Some(src);
-                        s.heavy_count = 1;
-                        s.heavy_syns = 1;
+                    s.last_seen = now;
+                    s.syns += 1;
+                    s.total_syns += 1;
+                    s.sources.add(h);
+                    match s.heavy {
+                        Some(a) if a == src => {
+                            s.heavy_count += 1;
+                            s.heavy_syns += 1;
+                        }
+                        _ if s.heavy_count == 0 => {
+                            s.heavy = Some(src);
+                            s.heavy_count = 1;
+                            s.heavy_syns = 1;
+                        }
+                        _ => s.heavy_count -= 1,
                     }
-                    _ => s.heavy_count -= 1,
-                }
-                let ratio = s.completed as f64 / s.syns.max(1) as f64;
-                if s.syns >= self.cfg.min_syns
-                    && ratio <= self.cfg.max_completion_ratio
-                    && s.reported.due(now, self.cfg.window.0, s.syns)
-                {
-                    s.reported.mark(now, s.syns);
-                    let secs = now.since(s.window_start).0 as f64 / 1e6;
-                    // One source behind most SYNs is the attacker; otherwise
-                    // the sources are spoofed or many, and none is named.
-                    let single = s.heavy.filter(|_| s.heavy_syns * 2 > s.syns);
-                    let source = Endpoint {
-                        ip: single,
-                        port: None,
-                    };
-                    let mut a =
-                        Alert::new(Kind::SynFlood, 1, source, Endpoint::service(dst, dport))
-                            .with("syns", s.syns)
-                            .with("half_open", s.syns.saturating_sub(s.completed))
-                            .with("completed", s.completed)
-                            .with("completion_ratio", (ratio * 1000.0).round() / 1000.0)
-                            .with("distinct_sources", s.sources.estimate())
-                            .with("total_syns", s.total_syns)
-                            .with("window_start", ts(s.window_start))
-                            .with("window_end", ts(now));
-                    if secs > 0.0 {
-                        a = a.with("syns_per_second", (s.syns as f64 / secs).round());
+                    let ratio = s.completed as f64 / s.syns.max(1) as f64;
+                    if s.syns >= self.cfg.min_syns
+                        && ratio <= self.cfg.max_completion_ratio
+                        && s.reported.due(now, self.cfg.window.0, s.syns)
+                    {
+                        s.reported.mark(now, s.syns);
+                        let secs = now.since(s.window_start).0 as f64 / 1e6;
+                        // One source behind most SYNs is the attacker; otherwise
+                        // the sources are spoofed or many, and none is named.
+                        let single = s.heavy.filter(|_| s.heavy_syns * 2 > s.syns);
+                        let source = Endpoint {
+                            ip: single,
+                            port: None,
+                        };
+                        let mut a =
+                            Alert::new(Kind::SynFlood, 1, source, Endpoint::service(dst, dport))
+                                .with("syns", s.syns)
+                                .with("half_open", s.syns.saturating_sub(s.completed))
+                                .with("completed", s.completed)
+                                .with("completion_ratio", (ratio * 1000.0).round() / 1000.0)
+                                .with("distinct_sources", s.sources.estimate())
+                                .with("total_syns", s.total_syns)
+                                .with("window_start", ts(s.window_start))
+                                .with("window_end", ts(now));
+                        if secs > 0.0 {
+                            a = a.with("syns_per_second", (s.syns as f64 / secs).round());
+                        }
+                        if let Some(h) = single {
+                            a = a.with("top_source", json!([h.to_string()]));
+                        }
+                        out.push(a);
                     }
-                    if let Some(h) = single {
-                        a = a.with("top_source", json!([h.to_string()]));
-                    }
-                    out.push(a);
-                }
-            },
-        );
+                    s.reported.at.is_some_and(|at| at >= s.window_start)
+                },
+            )
+            .unwrap_or(false)
     }
 
     /// A handshake to `dst:dport` completed.
