@@ -176,3 +176,146 @@ impl EgressDetector {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Config;
+
+    fn a(s: &str) -> Addr {
+        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
+    }
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+            [[hosts]]
+            addr = ["10.0.0.30", "fd00::30"]
+            role = "db"
+            [[hosts]]
+            addr = "10.0.1.0/24"
+            role = "workstation"
+            [roles.db]
+            egress = []
+            [roles.workstation]
+            egress = ["web", "dns"]
+            "#,
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn roles_decide_what_may_leave() {
+        let c = config();
+        let d = EgressDetector::new(&c.detect);
+        let mut out = Vec::new();
+        d.on_open(
+            &c.policy,
+            a("10.0.0.30"),
+            a("198.51.100.1"),
+            PROTO_TCP,
+            443,
+            Timestamp(0),
+            &mut out,
+        );
+        d.on_open(
+            &c.policy,
+            a("10.0.0.30"),
+            a("198.51.100.1"),
+            PROTO_TCP,
+            443,
+            Timestamp(1),
+            &mut out,
+        );
+        assert_eq!(
+            out.len(),
+            1,
+            "once per (host, destination, service) per window"
+        );
+        assert_eq!(out[0].severity, 1, "a role with no egress at all");
+        d.on_open(
+            &c.policy,
+            a("fd00::30"),
+            a("2001:db8::1"),
+            PROTO_UDP,
+            53,
+            Timestamp(2),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2, "IPv6 and UDP");
+        // Allowed services, internal destinations and hosts without a role pass.
+        d.on_open(
+            &c.policy,
+            a("10.0.1.7"),
+            a("198.51.100.1"),
+            PROTO_TCP,
+            443,
+            Timestamp(3),
+            &mut out,
+        );
+        d.on_open(
+            &c.policy,
+            a("10.0.0.30"),
+            a("10.0.0.31"),
+            PROTO_TCP,
+            5432,
+            Timestamp(3),
+            &mut out,
+        );
+        d.on_open(
+            &c.policy,
+            a("10.9.9.9"),
+            a("198.51.100.1"),
+            PROTO_TCP,
+            6667,
+            Timestamp(3),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        d.on_open(
+            &c.policy,
+            a("10.0.1.7"),
+            a("198.51.100.1"),
+            PROTO_TCP,
+            6667,
+            Timestamp(4),
+            &mut out,
+        );
+        assert_eq!((out.len(), out[2].severity), (3, 2));
+    }
+
+    #[test]
+    fn smtp_from_anything_but_a_mail_server() {
+        let c = config();
+        let d = EgressDetector::new(&c.detect);
+        let mut out = Vec::new();
+        // Port 25 from a workstation is outbound_smtp, not also an egress violation.
+        d.on_open(
+            &c.policy,
+            a("10.0.1.7"),
+            a("198.51.100.25"),
+            PROTO_TCP,
+            25,
+            Timestamp(0),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        for i in 0..12u8 {
+            d.on_smtp(
+                &c.policy,
+                a("10.9.9.9"),
+                Addr::from([198, 51, 100, i]),
+                Timestamp(u64::from(i)),
+                &mut out,
+            );
+        }
+        assert_eq!(
+            out.len(),
+            1,
+            "hosts without a [[hosts]] entry too; one incident"
+        );
+        assert_eq!(out[0].kind, Kind::OutboundSmtp);
+    }
+}

@@ -283,3 +283,38 @@ impl Detectors {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule file users suppress and re-prioritise by must agree with
+    /// the engine: same sid, message and category for every detector.
+    #[test]
+    fn rule_file_matches_the_detectors() {
+        let rules = include_str!("../../rules/backflow-detectors.rules");
+        let classes = include_str!("../../rules/classification.config");
+        for k in Kind::ALL {
+            let line = rules
+                .lines()
+                .find(|l| l.contains(&format!("detector:{};", k.name())))
+                .unwrap_or_else(|| panic!("no rule for {}", k.name()));
+            assert!(line.contains(&format!("sid:{};", k.sid())), "{line}");
+            assert!(
+                line.contains(&format!("msg:\"{}\";", k.signature())),
+                "{line}"
+            );
+            let class = line
+                .split("classtype:")
+                .nth(1)
+                .and_then(|s| s.split(';').next())
+                .unwrap_or("");
+            let desc = classes
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("config classification: {class},")))
+                .and_then(|r| r.rsplit_once(',').map(|(d, _)| d))
+                .unwrap_or("");
+            assert_eq!(desc, k.category(), "{}", k.name());
+        }
+    }
+}

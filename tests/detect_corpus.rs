@@ -1,0 +1,383 @@
+//! Detectors on the public captures in `../shared/pcaps` (skipped where
+//! absent), against the ground truth in its MANIFEST.tsv.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use common::{read, shared_or_skip};
+
+fn alerts(file: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--workers", "1"];
+    args.extend_from_slice(extra);
+    let run = read(&[file.to_path_buf()], &args);
+    assert_eq!(run.status, 0, "{}: {}", file.display(), run.stderr);
+    run.of_type("alert").into_iter().cloned().collect()
+}
+
+fn has(
+    alerts: &[Value],
+    kind: &str,
+    src: Option<&str>,
+    dst: Option<&str>,
+    port: Option<u64>,
+) -> bool {
+    alerts.iter().any(|a| {
+        let al = &a["alert"];
+        al["metadata"]["detector"][0] == kind
+            && src.is_none_or(|s| al["source"]["ip"] == s)
+            && dst.is_none_or(|d| al["target"]["ip"] == d)
+            && port.is_none_or(|p| al["target"]["port"] == p)
+    })
+}
+
+fn summary(alerts: &[Value]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} -> {}",
+                a["alert"]["metadata"]["detector"][0], a["alert"]["source"], a["alert"]["target"]
+            )
+        })
+        .collect()
+}
+
+/// (file, kind, source, target ip, target port) per MANIFEST.tsv's ground truth.
+const EXPECTED: &[(&str, &str, Option<&str>, Option<&str>, Option<u64>)] = &[
+    (
+        "scans/nmap_syn_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_connect_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_fin_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_xmas_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_null_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_ack_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_window_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_udp_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_rpc_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_version_scan.pcap",
+        "port_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/nmap_ftp_bounce_scan.pcap",
+        "port_scan",
+        Some("192.168.1.25"),
+        Some("192.168.1.15"),
+        None,
+    ),
+    (
+        "scans/xscan_vuln_scan.pcap",
+        "port_scan",
+        Some("192.168.1.125"),
+        Some("192.168.1.120"),
+        None,
+    ),
+    (
+        "scans/xprobe_tcp_scan.pcap",
+        "port_scan",
+        Some("192.168.1.20"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/xprobe_udp_scan.pcap",
+        "port_scan",
+        Some("192.168.1.20"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    (
+        "scans/sanders_synscan.pcapng",
+        "port_scan",
+        Some("172.16.0.8"),
+        Some("64.13.134.52"),
+        None,
+    ),
+    (
+        "scans/ppa_portscan.pcap",
+        "port_scan",
+        Some("10.100.25.14"),
+        Some("10.100.18.12"),
+        None,
+    ),
+    (
+        "scans/masscan_tcp_0_1000.pcap",
+        "port_scan",
+        Some("172.31.15.102"),
+        Some("198.124.152.15"),
+        None,
+    ),
+    (
+        "scans/masscan_udp_0_1000.pcap",
+        "port_scan",
+        Some("172.31.15.102"),
+        Some("198.124.152.15"),
+        None,
+    ),
+    (
+        "scans/sgr_portscan_1_10000.pcapng",
+        "port_scan",
+        Some("192.168.1.7"),
+        Some("192.168.1.1"),
+        None,
+    ),
+    (
+        "scans/sgr_tcp_syn_ping_sweep.pcapng",
+        "port_sweep",
+        Some("10.0.0.128"),
+        None,
+        None,
+    ),
+    (
+        "scans/sgr_tcp_ack_ping_sweep.pcapng",
+        "port_sweep",
+        Some("10.0.0.128"),
+        None,
+        None,
+    ),
+    (
+        "scans/sgr_udp_sweep.pcap",
+        "port_sweep",
+        Some("246.237.45.150"),
+        None,
+        None,
+    ),
+    (
+        "scans/netforensics_puzzle4_mrx_scan.pcap",
+        "port_scan",
+        Some("10.42.42.253"),
+        Some("10.42.42.25"),
+        None,
+    ),
+    (
+        "scans/netforensics_puzzle4_mrx_scan.pcap",
+        "port_scan",
+        Some("10.42.42.253"),
+        Some("10.42.42.50"),
+        None,
+    ),
+    (
+        "scans/netforensics_puzzle4_mrx_scan.pcap",
+        "port_scan",
+        Some("10.42.42.253"),
+        Some("10.42.42.56"),
+        None,
+    ),
+    (
+        "scans/zeek_ssh_password_guessing.pcap",
+        "brute_force",
+        Some("192.168.56.1"),
+        Some("192.168.56.103"),
+        Some(22),
+    ),
+    (
+        "floods/stopddos_synflood_spoofed.pcap",
+        "syn_flood",
+        None,
+        Some("10.10.10.10"),
+        Some(25565),
+    ),
+    (
+        "floods/stopddos_syn_ecn_cwr_flood.pcapng",
+        "syn_flood",
+        None,
+        Some("10.10.10.10"),
+        Some(30120),
+    ),
+    (
+        "floods/sv_syn_flood_single_source.pcap",
+        "syn_flood",
+        Some("192.0.2.10"),
+        Some("198.51.100.5"),
+        Some(443),
+    ),
+];
+
+#[test]
+fn scans_and_floods_are_found_as_their_ground_truth_says() {
+    let Some(shared) = shared_or_skip("scans and floods") else {
+        return;
+    };
+    let mut missed = Vec::new();
+    for (file, kind, src, dst, port) in EXPECTED {
+        let a = alerts(&shared.join("pcaps").join(file), &[]);
+        if !has(&a, kind, *src, *dst, *port) {
+            missed.push(format!(
+                "{file}: {kind} {src:?} -> {dst:?}:{port:?}; got {:?}",
+                summary(&a)
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
+
+#[test]
+fn negative_cases_stay_quiet() {
+    let Some(shared) = shared_or_skip("negative cases") else {
+        return;
+    };
+    let p = |f: &str| shared.join("pcaps").join(f);
+    // A single-port nmap run (three SYNs to port 80, or OS and version probes
+    // on port 80) is not a port scan.
+    for f in [
+        "scans/esnet_nmap_80_vanilla.pcap",
+        "scans/esnet_nmap_80_A.pcap",
+        "scans/esnet_nmap_80_sV.pcap",
+    ] {
+        let a = alerts(&p(f), &[]);
+        assert!(
+            !has(&a, "port_scan", None, None, None) && !has(&a, "port_sweep", None, None, None),
+            "{f}: {:?}",
+            summary(&a)
+        );
+    }
+    // SSH password guessing is brute force, not a scan.
+    let a = alerts(&p("scans/zeek_ssh_password_guessing.pcap"), &[]);
+    assert!(!has(&a, "port_scan", None, None, None), "{:?}", summary(&a));
+    // 100 SYNs to 100 random victims: no victim is flooded.
+    let a = alerts(&p("floods/ppa_random_syn.pcap"), &[]);
+    assert!(!has(&a, "syn_flood", None, None, None), "{:?}", summary(&a));
+    // Reflection/backscatter and UDP amplification are not SYN floods.
+    for f in [
+        "floods/stopddos_synack_reflection.pcap",
+        "floods/stopddos_udp_isakmp_amp.pcap",
+        "floods/stopddos_udp_snmp_amp.pcapng",
+        "floods/stopddos_udp_bacnet_amp.pcapng",
+        "floods/zeek_dhcp_flood.pcap",
+    ] {
+        let a = alerts(&p(f), &[]);
+        assert!(
+            !has(&a, "syn_flood", None, None, None),
+            "{f}: {:?}",
+            summary(&a)
+        );
+    }
+}
+
+/// Under the default policy (home = RFC 1918 + fc00::/7, no hosts declared)
+/// exactly two alerts remain on normal/, and both are what that policy means:
+/// - honeynet_fc2_windows_lan.pcap: Windows XP client 10.0.3.15 connects from
+///   its ephemeral port 1080 (XP's range is 1025-5000), a well-known server
+///   port: reversed_role. A policy for that LAN excepts the range.
+/// - zeek_smtp.pcap: 10.10.1.4 sends mail straight to an external port 25 and
+///   is not declared a mail server: outbound_smtp.
+#[test]
+fn normal_traffic_under_the_default_policy() {
+    let Some(shared) = shared_or_skip("normal traffic, default policy") else {
+        return;
+    };
+    let mut remaining = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(shared.join("pcaps/normal"))
+        .expect("normal")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in &files {
+        for a in alerts(f, &[]) {
+            let al = &a["alert"];
+            remaining.push(format!(
+                "{} {} {}",
+                f.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                al["metadata"]["detector"][0].as_str().unwrap_or(""),
+                al["source"]["ip"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    assert_eq!(
+        remaining,
+        vec![
+            "honeynet_fc2_windows_lan.pcap reversed_role 10.0.3.15".to_string(),
+            "zeek_smtp.pcap outbound_smtp 10.10.1.4".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn normal_traffic_under_a_policy_that_describes_it_raises_nothing() {
+    let Some(shared) = shared_or_skip("normal traffic, matching policy") else {
+        return;
+    };
+    let policy = common::repo().join("tests/data/normal-policy.toml");
+    for e in std::fs::read_dir(shared.join("pcaps/normal"))
+        .expect("normal")
+        .flatten()
+    {
+        let a = alerts(&e.path(), &["-c", policy.to_str().unwrap_or("")]);
+        assert!(a.is_empty(), "{}: {:?}", e.path().display(), summary(&a));
+    }
+}
+
+#[test]
+fn alerts_on_the_corpus_validate_with_eve_check() {
+    let Some(shared) = shared_or_skip("eve-check on alerts") else {
+        return;
+    };
+    let files: Vec<_> = EXPECTED
+        .iter()
+        .map(|(f, ..)| shared.join("pcaps").join(f))
+        .collect();
+    let run = read(&files, &["--workers", "2"]);
+    assert!(run.of_type("alert").len() >= EXPECTED.len() - 2);
+    let (ok, text) = common::eve_check(&shared, &run.eve_path()).expect("eve-check runs");
+    assert!(ok, "{text}");
+}
