@@ -45,8 +45,17 @@ fn summary(alerts: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// (file, kind, source, target ip, target port) per MANIFEST.tsv's ground truth.
-const EXPECTED: &[(&str, &str, Option<&str>, Option<&str>, Option<u64>)] = &[
+/// (file, kind, source, target ip, target port).
+type Expected = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<u64>,
+);
+
+/// Per MANIFEST.tsv's ground truth.
+const EXPECTED: &[Expected] = &[
     (
         "scans/nmap_syn_scan.pcap",
         "port_scan",
