@@ -26,6 +26,7 @@ fn frames(kind: Kind, n: u64) -> Vec<(backflow::capture::LinkType, Vec<u8>)> {
         input,
         |f, _| out.push((f.linktype, f.data.to_vec())),
         |_| {},
+        &Default::default(),
     );
     assert!(err.is_none());
     out

@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
                         output: OutputTarget::Dir(out.clone()),
                         workers,
                         progress: false,
+                        signals: backflow::pipeline::Signals::none(),
                     })
                     .expect("run");
                     assert_eq!(report.snapshot.counters.pkts, n);

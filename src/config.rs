@@ -110,6 +110,8 @@ struct RawConfig {
     service_groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     detect: DetectConfig,
+    #[serde(default)]
+    outputs: Vec<RawOutput>,
     workers: Option<usize>,
     hash_seed: Option<u64>,
     #[serde(default)]
@@ -193,6 +195,8 @@ pub struct Config {
     pub server_ports: ServiceSet,
     /// `detect.reversed_role.exceptions`, parsed.
     pub reversed_role_exceptions: ServiceSet,
+    /// `[[outputs]]`; empty means the default (`eve.filename` in the output directory).
+    pub outputs: Vec<OutputSpec>,
 }
 
 impl Default for Config {
@@ -255,6 +259,12 @@ impl Config {
             Ok(s)
         };
         let server_ports = ports(&raw.detect.server_ports, "detect.server_ports")?;
+        let outputs = raw
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| o.validate(i, raw.sensor_name.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let reversed_role_exceptions = ports(
             &raw.detect.reversed_role.exceptions,
             "detect.reversed_role.exceptions",
@@ -389,6 +399,7 @@ impl Config {
             detect: raw.detect,
             server_ports,
             reversed_role_exceptions,
+            outputs,
         })
     }
 }
@@ -688,5 +699,238 @@ impl Default for OpenProxyConfig {
             window: secs(3600),
             relay_window: secs(10),
         }
+    }
+}
+
+/// One `[[outputs]]` entry as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    types: Vec<String>,
+    policy: Option<String>,
+    buffer: Option<usize>,
+    flush_timeout: Option<Dur>,
+    path: Option<String>,
+    rotate_size: Option<Size>,
+    rotate_interval: Option<Dur>,
+    keep: Option<usize>,
+    transport: Option<String>,
+    address: Option<String>,
+    facility: Option<String>,
+    severity: Option<String>,
+    app_name: Option<String>,
+    hostname: Option<String>,
+    mode: Option<String>,
+    key: Option<String>,
+    batch: Option<usize>,
+}
+
+/// What an output is.
+#[derive(Clone, Debug)]
+pub enum OutputKind {
+    /// A file, relative to the output directory unless absolute.
+    File {
+        path: String,
+        rotation: crate::output::sink::Rotation,
+    },
+    Stdout,
+    UnixDgram(String),
+    UnixStream(String),
+    Syslog(crate::output::net::SyslogSettings),
+    Redis {
+        url: String,
+        mode: crate::output::net::RedisMode,
+        key: String,
+        batch: usize,
+    },
+}
+
+/// A validated `[[outputs]]` entry.
+#[derive(Clone, Debug)]
+pub struct OutputSpec {
+    pub kind: OutputKind,
+    pub types: Vec<crate::output::eve::EventType>,
+    pub policy: crate::output::sink::Policy,
+    /// Events queued for a network sink.
+    pub buffer: usize,
+    pub flush_timeout: std::time::Duration,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".into())
+}
+
+impl RawOutput {
+    fn validate(&self, i: usize, sensor: Option<&str>) -> Result<OutputSpec, (String, String)> {
+        use crate::output::eve::EventType;
+        use crate::output::net::{
+            RedisMode, SyslogSettings, SyslogTransport, facility_code, severity_code,
+        };
+        use crate::output::sink::{Policy, Rotation};
+        let key = |k: &str| format!("outputs[{i}].{k}");
+        let kind = self.kind.as_str();
+        // Which settings each type takes.
+        let allowed: &[&str] = match kind {
+            "file" => &["path", "rotate_size", "rotate_interval", "keep"],
+            "stdout" => &[],
+            "unix_dgram" | "unix_stream" => &["path", "buffer", "flush_timeout"],
+            "syslog" => &[
+                "transport",
+                "address",
+                "facility",
+                "severity",
+                "app_name",
+                "hostname",
+                "buffer",
+                "flush_timeout",
+            ],
+            "redis" => &["address", "mode", "key", "batch", "buffer", "flush_timeout"],
+            other => {
+                return Err((
+                    key("type"),
+                    format!(
+                        "unknown output type `{other}` (file, stdout, unix_dgram, unix_stream, syslog, redis)"
+                    ),
+                ));
+            }
+        };
+        let set: [(&str, bool); 15] = [
+            ("buffer", self.buffer.is_some()),
+            ("flush_timeout", self.flush_timeout.is_some()),
+            ("path", self.path.is_some()),
+            ("rotate_size", self.rotate_size.is_some()),
+            ("rotate_interval", self.rotate_interval.is_some()),
+            ("keep", self.keep.is_some()),
+            ("transport", self.transport.is_some()),
+            ("address", self.address.is_some()),
+            ("facility", self.facility.is_some()),
+            ("severity", self.severity.is_some()),
+            ("app_name", self.app_name.is_some()),
+            ("hostname", self.hostname.is_some()),
+            ("mode", self.mode.is_some()),
+            ("key", self.key.is_some()),
+            ("batch", self.batch.is_some()),
+        ];
+        for (name, present) in set {
+            if present && !allowed.contains(&name) {
+                return Err((key(name), format!("not a setting of output type `{kind}`")));
+            }
+        }
+        let mut types = Vec::new();
+        for (j, t) in self.types.iter().enumerate() {
+            types.push(EventType::parse(t).ok_or_else(|| {
+                (
+                    format!("outputs[{i}].types[{j}]"),
+                    format!("unknown event type `{t}` (alert, flow, anomaly, stats)"),
+                )
+            })?);
+        }
+        let policy = match self.policy.as_deref() {
+            None | Some("drop") => Policy::Drop,
+            Some("block") => Policy::Block,
+            Some(o) => {
+                return Err((
+                    key("policy"),
+                    format!("`{o}`: expected \"block\" or \"drop\""),
+                ));
+            }
+        };
+        let need = |v: &Option<String>, k: &str| {
+            v.clone()
+                .ok_or_else(|| (key(k), format!("required for output type `{kind}`")))
+        };
+        let kind = match kind {
+            "file" => OutputKind::File {
+                path: self.path.clone().unwrap_or_else(|| "eve.json".into()),
+                rotation: Rotation {
+                    size: self.rotate_size.map(|s| s.0),
+                    interval: self
+                        .rotate_interval
+                        .map(|d| std::time::Duration::from_micros(d.0.0)),
+                    keep: self.keep.unwrap_or(5),
+                },
+            },
+            "stdout" => OutputKind::Stdout,
+            "unix_dgram" => OutputKind::UnixDgram(need(&self.path, "path")?),
+            "unix_stream" => OutputKind::UnixStream(need(&self.path, "path")?),
+            "syslog" => {
+                let transport = match self.transport.as_deref().unwrap_or("unix") {
+                    "udp" => SyslogTransport::Udp(need(&self.address, "address")?),
+                    "tcp" => SyslogTransport::Tcp(need(&self.address, "address")?),
+                    "unix" => SyslogTransport::Unix(
+                        self.address.clone().unwrap_or_else(|| "/dev/log".into()),
+                    ),
+                    o => {
+                        return Err((
+                            key("transport"),
+                            format!("`{o}`: expected udp, tcp or unix"),
+                        ));
+                    }
+                };
+                let facility = self.facility.as_deref().unwrap_or("local5");
+                let severity = self.severity.as_deref().unwrap_or("notice");
+                OutputKind::Syslog(SyslogSettings {
+                    transport,
+                    facility: facility_code(facility).ok_or_else(|| {
+                        (key("facility"), format!("unknown facility `{facility}`"))
+                    })?,
+                    severity: severity_code(severity).ok_or_else(|| {
+                        (key("severity"), format!("unknown severity `{severity}`"))
+                    })?,
+                    app_name: self.app_name.clone().unwrap_or_else(|| "backflow".into()),
+                    hostname: self
+                        .hostname
+                        .clone()
+                        .or_else(|| sensor.map(str::to_string))
+                        .unwrap_or_else(hostname),
+                })
+            }
+            _ => {
+                let address = self
+                    .address
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1:6379".into());
+                let url = if address.starts_with("redis://") || address.starts_with("unix://") {
+                    address
+                } else {
+                    format!("redis://{address}/")
+                };
+                let mode = match self.mode.as_deref().unwrap_or("rpush") {
+                    "rpush" | "list" => RedisMode::Rpush,
+                    "lpush" => RedisMode::Lpush,
+                    "publish" | "channel" => RedisMode::Publish,
+                    o => {
+                        return Err((
+                            key("mode"),
+                            format!("`{o}`: expected rpush, lpush or publish"),
+                        ));
+                    }
+                };
+                OutputKind::Redis {
+                    url,
+                    mode,
+                    key: self.key.clone().unwrap_or_else(|| "backflow".into()),
+                    batch: self.batch.unwrap_or(500),
+                }
+            }
+        };
+        Ok(OutputSpec {
+            kind,
+            types,
+            policy,
+            buffer: self.buffer.unwrap_or(100_000),
+            flush_timeout: self
+                .flush_timeout
+                .map_or(std::time::Duration::from_secs(5), |d| {
+                    std::time::Duration::from_micros(d.0.0)
+                }),
+        })
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use backflow::config::Config;
-use backflow::pipeline::{OutputTarget, ReadOptions, RunReport, run_read};
+use backflow::pipeline::{OutputTarget, ReadOptions, RunReport, Signals, run_read};
 
 #[derive(Parser)]
 #[command(
@@ -125,14 +125,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 OutputTarget::Dir(output)
             };
+            let signals = Signals::install().context("cannot install signal handlers")?;
             let report = run_read(ReadOptions {
                 inputs: files,
                 config,
                 output,
                 workers,
                 progress: !quiet,
+                signals,
             })
             .context("cannot start")?;
+            if report.interrupted {
+                eprintln!(
+                    "backflow: interrupted; everything read so far was processed and written"
+                );
+            }
             if !quiet {
                 print_summary(&report);
             }
@@ -218,11 +225,11 @@ fn print_summary(r: &RunReport) {
         r.workers,
         r.input_errors.len()
     );
-    for (name, s) in &r.sinks {
-        if s.dropped > 0 || s.write_errors > 0 {
+    for s in &r.sinks {
+        if s.dropped > 0 || s.write_errors > 0 || s.lost_at_exit > 0 || s.reconnects > 0 {
             eprintln!(
-                "backflow: output {name}: {} written, {} dropped, {} write errors",
-                s.written, s.dropped, s.write_errors
+                "backflow: output {}: {} written, {} dropped, {} lost at exit, {} write errors, {} reconnects",
+                s.name, s.written, s.dropped, s.lost_at_exit, s.write_errors, s.reconnects
             );
         }
     }

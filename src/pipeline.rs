@@ -20,13 +20,16 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::capture::LinkType;
 use crate::capture::file::{FrameBytes, Input, read_frames};
 use crate::config::Config;
+use crate::config::{OutputKind, OutputSpec};
 use crate::decode::{self, Addr, FlowHasher, Fragment, Transport, tcp_flags};
 use crate::detect::{self, Alert, Detectors, bits, scan};
 use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVER};
 use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
-use crate::output::sink::{FileSink, Output, SinkCounters, StdoutSink};
+use crate::output::net::{Conn, Queued, RedisConn, SyslogConn, UnixConn};
+use crate::output::sink::{Filter, LineSink, Policy, Rotation, SinkReport};
 use crate::stats::{Counters, Snapshot, SourceCounters};
 use crate::time::{Micros, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frames per batch sent to a worker.
 const BATCH_FRAMES: usize = 256;
@@ -968,6 +971,7 @@ pub struct ReadOptions {
     pub output: OutputTarget,
     pub workers: usize,
     pub progress: bool,
+    pub signals: Signals,
 }
 
 /// How a run went.
@@ -977,8 +981,10 @@ pub struct RunReport {
     pub wall: Duration,
     /// One line per input that failed (file and offset).
     pub input_errors: Vec<String>,
-    pub sinks: Vec<(String, SinkCounters)>,
+    pub sinks: Vec<SinkReport>,
     pub workers: usize,
+    /// Stopped early by SIGINT/SIGTERM.
+    pub interrupted: bool,
 }
 
 /// Why a run could not start.
@@ -992,41 +998,107 @@ pub enum RunError {
     },
 }
 
+/// The run's sinks.
 struct Outputs {
-    eve: Vec<Output>,
-    stats_file: Option<Output>,
+    lines: Vec<LineSink>,
+    queued: Vec<Queued>,
+    /// `stats.json`: every counter, in backflow's own layout.
+    stats_file: Option<LineSink>,
 }
 
 fn open_outputs(target: &OutputTarget, cfg: &Config) -> Result<Outputs, RunError> {
-    match target {
-        OutputTarget::Stdout => Ok(Outputs {
-            eve: vec![Output::new(Box::new(StdoutSink::new()), vec![])],
-            stats_file: None,
-        }),
+    let open_err = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| RunError::Output { path, source }
+    };
+    let dir = match target {
         OutputTarget::Dir(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| RunError::Output {
-                path: dir.clone(),
-                source,
-            })?;
-            let path = dir.join(&cfg.eve_filename);
-            let sink = FileSink::open(&path).map_err(|source| RunError::Output {
-                path: path.clone(),
-                source,
-            })?;
-            let stats_file = if cfg.stats_file.is_empty() {
-                None
-            } else {
-                let path = dir.join(&cfg.stats_file);
-                let sink =
-                    FileSink::open(&path).map_err(|source| RunError::Output { path, source })?;
-                Some(Output::new(Box::new(sink), vec![]))
-            };
-            Ok(Outputs {
-                eve: vec![Output::new(Box::new(sink), vec![])],
-                stats_file,
-            })
+            std::fs::create_dir_all(dir).map_err(open_err(dir))?;
+            Some(dir.clone())
+        }
+        OutputTarget::Stdout => None,
+    };
+    let mut specs = cfg.outputs.clone();
+    if specs.is_empty() {
+        specs.push(OutputSpec {
+            kind: OutputKind::File {
+                path: cfg.eve_filename.clone(),
+                rotation: Rotation::default(),
+            },
+            types: vec![],
+            policy: Policy::Drop,
+            buffer: 0,
+            flush_timeout: Duration::from_secs(5),
+        });
+    }
+    let mut out = Outputs {
+        lines: Vec::new(),
+        queued: Vec::new(),
+        stats_file: None,
+    };
+    for spec in specs {
+        let filter = Filter(spec.types.clone());
+        let queued = |name: String, conn: Box<dyn Conn>| {
+            Queued::start(
+                name,
+                filter.clone(),
+                spec.policy,
+                spec.buffer,
+                spec.flush_timeout,
+                conn,
+            )
+        };
+        match spec.kind {
+            // `-o -`: EVE goes to standard output instead of files.
+            OutputKind::File { .. } | OutputKind::Stdout if dir.is_none() => {
+                out.lines.push(LineSink::stdout(filter))
+            }
+            OutputKind::Stdout => out.lines.push(LineSink::stdout(filter)),
+            OutputKind::File { path, rotation } => {
+                let path = dir
+                    .as_ref()
+                    .map_or_else(|| PathBuf::from(&path), |d| d.join(&path));
+                out.lines.push(
+                    LineSink::file(&path, filter, spec.policy, rotation)
+                        .map_err(open_err(&path))?,
+                );
+            }
+            OutputKind::UnixDgram(p) => out.queued.push(queued(
+                format!("unix_dgram:{p}"),
+                Box::new(UnixConn::new(p, false)),
+            )),
+            OutputKind::UnixStream(p) => out.queued.push(queued(
+                format!("unix_stream:{p}"),
+                Box::new(UnixConn::new(p, true)),
+            )),
+            OutputKind::Syslog(s) => out.queued.push(queued(
+                format!("syslog:{:?}", s.transport),
+                Box::new(SyslogConn::new(s)),
+            )),
+            OutputKind::Redis {
+                url,
+                mode,
+                key,
+                batch,
+            } => {
+                let name = format!("redis:{url}{key}");
+                out.queued.push(queued(
+                    name,
+                    Box::new(RedisConn::new(url, mode, key, batch)),
+                ));
+            }
         }
     }
+    if let Some(dir) = &dir
+        && !cfg.stats_file.is_empty()
+    {
+        let path = dir.join(&cfg.stats_file);
+        out.stats_file = Some(
+            LineSink::file(&path, Filter::default(), Policy::Drop, Rotation::default())
+                .map_err(open_err(&path))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Merges stats parts per tick and writes records.
@@ -1044,17 +1116,36 @@ struct OutputThread {
     parts_expected: usize,
     pending: std::collections::BTreeMap<Option<Timestamp>, Pending>,
     last: Snapshot,
+    /// Set by SIGHUP: reopen the files.
+    reopen: Arc<AtomicBool>,
 }
 
 impl OutputThread {
-    fn write_batch(&mut self, b: &EveBatch) {
-        for (t, line) in b.iter() {
-            for o in &mut self.outputs.eve {
-                if o.accepts(t) {
-                    o.write(line);
+    fn write_batch(&mut self, b: EveBatch) {
+        for sink in &mut self.outputs.lines {
+            for (t, line) in b.iter() {
+                if sink.filter.accepts(t) {
+                    sink.write(line);
                 }
             }
         }
+        if !self.outputs.queued.is_empty() {
+            let b = Arc::new(b);
+            for q in &self.outputs.queued {
+                q.enqueue(&b);
+            }
+        }
+    }
+
+    fn sink_reports(&self) -> Vec<SinkReport> {
+        let mut v: Vec<SinkReport> = self
+            .outputs
+            .lines
+            .iter()
+            .map(|s| s.counters.report(&s.name))
+            .collect();
+        v.extend(self.outputs.queued.iter().map(Queued::report));
+        v
     }
 
     fn stats_part(&mut self, tick: Option<Timestamp>, part: StatsPart) {
@@ -1085,14 +1176,15 @@ impl OutputThread {
         let stats = eve::suricata_stats(&snap);
         let mut batch = EveBatch::default();
         eve::write_stats(&mut batch, &self.ctx, ts, &stats);
-        self.write_batch(&batch);
+        self.write_batch(batch);
+        let outputs = self.sink_reports();
         if let Some(sf) = &mut self.outputs.stats_file {
             let full = serde_json::json!({
                 "timestamp": ts,
                 "event_type": "stats",
                 "stats": stats,
                 "backflow": { "counters": &snap.counters, "source": &snap.source,
-                    "decode_events": snap.counters.decode_events() },
+                    "decode_events": snap.counters.decode_events(), "outputs": outputs },
             });
             if let Ok(mut line) = serde_json::to_vec(&full) {
                 line.push(b'\n');
@@ -1102,24 +1194,85 @@ impl OutputThread {
         self.last = snap;
     }
 
-    fn run(mut self, rx: Receiver<OutMsg>) -> (Snapshot, Vec<(String, SinkCounters)>) {
-        for msg in rx {
-            match msg {
-                OutMsg::Events(b) => self.write_batch(&b),
-                OutMsg::Stats(tick, part) => self.stats_part(tick, *part),
+    fn check_reopen(&mut self) {
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            tracing::info!("SIGHUP: reopening output files");
+            for s in self
+                .outputs
+                .lines
+                .iter_mut()
+                .chain(self.outputs.stats_file.iter_mut())
+            {
+                s.reopen();
             }
         }
+    }
+
+    fn run(mut self, rx: Receiver<OutMsg>) -> (Snapshot, Vec<SinkReport>) {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(OutMsg::Events(b)) => self.write_batch(b),
+                Ok(OutMsg::Stats(tick, part)) => self.stats_part(tick, *part),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // Quiet input (a slow pipe, live capture): put what is
+                    // buffered on disk.
+                    for s in self
+                        .outputs
+                        .lines
+                        .iter_mut()
+                        .chain(self.outputs.stats_file.iter_mut())
+                    {
+                        s.flush();
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            self.check_reopen();
+        }
         let mut sinks = Vec::new();
-        for o in self
+        for s in self
             .outputs
-            .eve
+            .lines
             .iter_mut()
             .chain(self.outputs.stats_file.iter_mut())
         {
-            o.flush();
-            sinks.push((o.sink.name().to_string(), o.counters.clone()));
+            s.give_up = true;
+            s.flush();
+            sinks.push(s.counters.report(&s.name));
+        }
+        for q in &mut self.outputs.queued {
+            sinks.push(q.finish());
         }
         (self.last, sinks)
+    }
+}
+
+/// Flags set by signals: stop reading (SIGINT/SIGTERM; a second one exits
+/// at once) and reopen output files (SIGHUP).
+pub struct Signals {
+    pub stop: Arc<AtomicBool>,
+    pub reopen: Arc<AtomicBool>,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let stop = Arc::new(AtomicBool::new(false));
+        let reopen = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        signal_hook::flag::register(SIGHUP, reopen.clone())?;
+        Ok(Signals { stop, reopen })
+    }
+
+    /// Flags no signal will set (library use, tests).
+    pub fn none() -> Signals {
+        Signals {
+            stop: Arc::new(AtomicBool::new(false)),
+            reopen: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -1147,6 +1300,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
         parts_expected: n + 1,
         pending: Default::default(),
         last: Snapshot::default(),
+        reopen: opts.signals.reopen.clone(),
     };
     let out_handle = thread::Builder::new()
         .name("output".into())
@@ -1220,6 +1374,9 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
     let mut done_bytes = 0u64;
 
     for path in &opts.inputs {
+        if opts.signals.stop.load(Ordering::Relaxed) {
+            break;
+        }
         source.files += 1;
         let input = match Input::open(path) {
             Ok(i) => i,
@@ -1345,6 +1502,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
                     bar.set_position(done_bytes + pos);
                 }
             },
+            &opts.signals.stop,
         );
         for (b, tx) in builders.iter_mut().zip(&txs) {
             send(b, tx, &mapped);
@@ -1387,6 +1545,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
         input_errors,
         sinks,
         workers: n,
+        interrupted: opts.signals.stop.load(Ordering::Relaxed),
     })
 }
 

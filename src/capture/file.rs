@@ -509,14 +509,17 @@ pub struct ReadSummary {
 
 const STREAM_CHUNK: usize = 1 << 20;
 
-/// Reads every frame of `input`, calling `on_frame` for each in file order.
-/// Returns the summary, plus the error that stopped reading early, if any
-/// (every complete record before it has been delivered).
+/// Reads every frame of `input`, calling `on_frame` for each in file order,
+/// until the end or until `stop` is set. Returns the summary, plus the error
+/// that stopped reading early, if any (every complete record before it has
+/// been delivered).
 pub fn read_frames(
     input: Input,
     mut on_frame: impl FnMut(&Frame<'_>, FrameBytes<'_>),
     mut on_progress: impl FnMut(u64),
+    stop: &std::sync::atomic::AtomicBool,
 ) -> (ReadSummary, Option<CaptureError>) {
+    use std::sync::atomic::Ordering;
     let mut parser = CaptureParser::new();
     let mut summary = ReadSummary::default();
     let path = input.path().to_owned();
@@ -541,6 +544,9 @@ pub fn read_frames(
             let mut pos = 0usize;
             let mut last_progress = 0usize;
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    break None;
+                }
                 let window = map.get(pos..).unwrap_or(&[]);
                 match parser.step(window, true) {
                     Ok(Step::Frame(frame, used)) => {
@@ -592,6 +598,9 @@ pub fn read_frames(
             let mut eof = false;
             let mut want = 0usize;
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    break None;
+                }
                 if (buf.len() - start < want || buf.len() == start) && !eof {
                     // Compact, then read at least what the parser asked for.
                     buf.drain(..start);
@@ -886,7 +895,12 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let collect = |input| {
             let mut v = Vec::new();
-            let (s, e) = read_frames(input, |f, _| v.push((f.ts, f.data.to_vec())), |_| {});
+            let (s, e) = read_frames(
+                input,
+                |f, _| v.push((f.ts, f.data.to_vec())),
+                |_| {},
+                &Default::default(),
+            );
             (v, s.frames, e.is_none())
         };
         let mapped = collect(Input::open(&path).unwrap());

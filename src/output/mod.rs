@@ -6,4 +6,5 @@
 
 pub mod community_id;
 pub mod eve;
+pub mod net;
 pub mod sink;
