@@ -1,6 +1,7 @@
 //! Decoding cost per frame: a generated mix of TCP sessions and DNS.
 
-use backflow::capture::file::{Input, read_frames};
+use backflow::capture::Frame;
+use backflow::capture::file::{FrameBytes, Input, read_frames};
 use backflow::decode::{FlowHasher, decode, flow_hash};
 use backflow::traffic::{GenOptions, Kind, generate};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -24,8 +25,7 @@ fn frames(kind: Kind, n: u64) -> Vec<(backflow::capture::LinkType, Vec<u8>)> {
     };
     let (_, err) = read_frames(
         input,
-        |f, _| out.push((f.linktype, f.data.to_vec())),
-        |_| {},
+        &mut |f: &Frame<'_>, _: FrameBytes<'_>| out.push((f.linktype, f.data.to_vec())),
         &Default::default(),
     );
     assert!(err.is_none());

@@ -509,14 +509,31 @@ pub struct ReadSummary {
 
 const STREAM_CHUNK: usize = 1 << 20;
 
-/// Reads every frame of `input`, calling `on_frame` for each in file order,
-/// until the end or until `stop` is set. Returns the summary, plus the error
-/// that stopped reading early, if any (every complete record before it has
-/// been delivered).
+/// Receives what [`read_frames`] reads.
+pub trait FrameSink {
+    /// A frame, in file order.
+    fn frame(&mut self, frame: &Frame<'_>, bytes: FrameBytes<'_>);
+    /// Bytes of the input consumed so far (about once per MiB).
+    fn progress(&mut self, _pos: u64) {}
+    /// The reader is about to wait for a slow input (a pipe): deliver what
+    /// is pending rather than hold it until more arrives.
+    fn idle(&mut self) {}
+}
+
+/// A closure taking each frame is a sink (no progress, nothing pending).
+impl<F: FnMut(&Frame<'_>, FrameBytes<'_>)> FrameSink for F {
+    fn frame(&mut self, frame: &Frame<'_>, bytes: FrameBytes<'_>) {
+        self(frame, bytes)
+    }
+}
+
+/// Reads every frame of `input` into `sink` in file order, until the end or
+/// until `stop` is set. Returns the summary, plus the error that stopped
+/// reading early, if any (every complete record before it has been
+/// delivered).
 pub fn read_frames(
     input: Input,
-    mut on_frame: impl FnMut(&Frame<'_>, FrameBytes<'_>),
-    mut on_progress: impl FnMut(u64),
+    sink: &mut impl FrameSink,
     stop: &std::sync::atomic::AtomicBool,
 ) -> (ReadSummary, Option<CaptureError>) {
     use std::sync::atomic::Ordering;
@@ -560,7 +577,7 @@ pub fn read_frames(
                             offset
                         };
                         summary.frames += 1;
-                        on_frame(
+                        sink.frame(
                             &frame,
                             FrameBytes::Mapped {
                                 map: &map,
@@ -581,7 +598,7 @@ pub fn read_frames(
                     Err(f) => break Some(failure(pos as u64, f)),
                 }
                 if pos - last_progress >= STREAM_CHUNK {
-                    on_progress(pos as u64);
+                    sink.progress(pos as u64);
                     last_progress = pos;
                 }
             }
@@ -597,29 +614,41 @@ pub fn read_frames(
             let mut consumed: u64 = 0; // absolute offset of buf[start]
             let mut eof = false;
             let mut want = 0usize;
+            // The last read returned less than asked: the input is slower
+            // than we are.
+            let mut short_read = false;
             loop {
                 if stop.load(Ordering::Relaxed) {
                     break None;
                 }
                 if (buf.len() - start < want || buf.len() == start) && !eof {
-                    // Compact, then read at least what the parser asked for.
+                    // Compact, then read until the parser has what it asked
+                    // for. A read returns what the input has now: a slow
+                    // pipe is processed as it arrives, not a chunk later.
                     buf.drain(..start);
                     start = 0;
+                    let need = want.max(1);
                     let target = (buf.len() + want.max(STREAM_CHUNK)).min(MAX_RECORD * 2);
-                    while buf.len() < target {
+                    while buf.len() < need && !eof {
+                        if short_read {
+                            sink.idle();
+                        }
                         let old = buf.len();
-                        buf.resize(target, 0);
+                        buf.resize(target.max(need), 0);
                         match reader.read(buf.get_mut(old..).unwrap_or(&mut [])) {
                             Ok(0) => {
                                 buf.truncate(old);
                                 eof = true;
-                                break;
                             }
-                            Ok(n) => buf.truncate(old + n),
+                            Ok(n) => {
+                                short_read = old + n < buf.len();
+                                buf.truncate(old + n);
+                            }
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
                             Err(e) => {
                                 buf.truncate(old);
                                 summary.bytes_read = consumed;
+                                summary.counters = parser.counters;
                                 return (
                                     summary,
                                     Some(CaptureError::Io {
@@ -629,17 +658,14 @@ pub fn read_frames(
                                 );
                             }
                         }
-                        if buf.len() - start >= want.max(1) && buf.len() >= STREAM_CHUNK {
-                            break;
-                        }
                     }
-                    on_progress(consumed);
+                    sink.progress(consumed);
                 }
                 let window = buf.get(start..).unwrap_or(&[]);
                 match parser.step(window, eof) {
                     Ok(Step::Frame(frame, used)) => {
                         summary.frames += 1;
-                        on_frame(&frame, FrameBytes::Transient);
+                        sink.frame(&frame, FrameBytes::Transient);
                         start += used;
                         consumed += used as u64;
                         want = 0;
@@ -897,8 +923,7 @@ mod tests {
             let mut v = Vec::new();
             let (s, e) = read_frames(
                 input,
-                |f, _| v.push((f.ts, f.data.to_vec())),
-                |_| {},
+                &mut |f: &Frame<'_>, _: FrameBytes<'_>| v.push((f.ts, f.data.to_vec())),
                 &Default::default(),
             );
             (v, s.frames, e.is_none())

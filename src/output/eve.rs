@@ -65,6 +65,13 @@ impl EveBatch {
     pub fn len(&self) -> usize {
         self.lines.len()
     }
+    /// Moves the lines of `other` to the end of this batch.
+    pub fn append(&mut self, other: EveBatch) {
+        let base = self.buf.len();
+        self.buf.extend_from_slice(&other.buf);
+        self.lines
+            .extend(other.lines.into_iter().map(|(t, end)| (t, base + end)));
+    }
     /// Iterates over (type, line including its newline).
     pub fn iter(&self) -> impl Iterator<Item = (EventType, &[u8])> {
         let mut start = 0;
@@ -92,6 +99,16 @@ pub struct EveContext {
     pub cid_seed: u16,
     /// `pkt_src` of packet-triggered records.
     pub pkt_src: &'static str,
+    /// Capture interface names by index (live capture), written as
+    /// `in_iface`; empty when reading files.
+    pub ifaces: Vec<String>,
+}
+
+impl EveContext {
+    /// The `in_iface` of a frame or flow captured on interface `i`.
+    pub fn iface(&self, i: u16) -> Option<&str> {
+        self.ifaces.get(usize::from(i)).map(String::as_str)
+    }
 }
 
 /// Suricata's protocol names; others as their number.
@@ -394,6 +411,7 @@ pub fn write_flow(out: &mut EveBatch, ctx: &EveContext, flow: &Flow, reason: End
     let state = flow.state();
     let mut rec =
         Record::new(flow.start, EventType::Flow, ctx).with_flow(flow, ctx, vlan_ids(&flow.key));
+    rec.in_iface = ctx.iface(flow.iface);
     rec.flow = Some(FlowSection {
         end: Some(flow.last),
         age: Some(flow.last.since(flow.start).as_secs()),

@@ -1,0 +1,160 @@
+//! Routing frames to the worker that owns their flow.
+//!
+//! A frame's worker is its symmetric, seeded flow hash modulo the number of
+//! workers (both directions of a flow land on the same worker, as in
+//! Suricata's `FlowGetHash`). Frames travel in batches over one bounded
+//! channel per worker. What happens when a worker's queue is full is the
+//! source's choice: a file reader waits (nothing is lost), a live capture
+//! drops the batch and counts it rather than stall the capture ring.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::{Batch, BatchData, FrameRef, WorkerMsg};
+use crate::capture::Frame;
+use crate::capture::file::FrameBytes;
+use crate::decode::{self, FlowHasher};
+use crate::time::Timestamp;
+
+/// Frames per batch sent to a worker.
+pub(crate) const BATCH_FRAMES: usize = 256;
+
+/// What to do when a worker's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backpressure {
+    /// Wait for room (offline: nothing may be lost).
+    Wait,
+    /// Drop the batch and count its frames (live: never stall the capture).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    Drop,
+}
+
+#[derive(Default)]
+struct Builder {
+    frames: Vec<FrameRef>,
+    /// Copies of frames that do not live in a mapped file.
+    owned: Vec<u8>,
+}
+
+pub(crate) struct Dispatcher {
+    txs: Vec<Sender<WorkerMsg>>,
+    builders: Vec<Builder>,
+    hasher: FlowHasher,
+    backpressure: Backpressure,
+    /// The mapped file the current batches point into, if any.
+    mapped: Option<Arc<memmap2::Mmap>>,
+    /// Frames dropped at a full queue.
+    pub(crate) queue_drops: u64,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        txs: Vec<Sender<WorkerMsg>>,
+        hasher: FlowHasher,
+        backpressure: Backpressure,
+    ) -> Self {
+        let builders = txs.iter().map(|_| Builder::default()).collect();
+        Dispatcher {
+            txs,
+            builders,
+            hasher,
+            backpressure,
+            mapped: None,
+            queue_drops: 0,
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Sets the mapped file that `FrameBytes::Mapped` offsets refer to.
+    pub(crate) fn set_mapped(&mut self, map: Option<Arc<memmap2::Mmap>>) {
+        self.flush();
+        self.mapped = map;
+    }
+
+    /// Queues one frame for its flow's worker.
+    pub(crate) fn push(
+        &mut self,
+        frame: &Frame<'_>,
+        bytes: FrameBytes<'_>,
+        ts: Timestamp,
+        pcap_cnt: u64,
+    ) {
+        let n = self.txs.len();
+        let w = if n <= 1 {
+            0
+        } else {
+            (decode::flow_hash(&self.hasher, frame.linktype, frame.data) % n as u64) as usize
+        };
+        let Some(b) = self.builders.get_mut(w) else {
+            return;
+        };
+        let offset = match bytes {
+            FrameBytes::Mapped { offset, .. } if self.mapped.is_some() => offset,
+            _ => {
+                let o = b.owned.len();
+                b.owned.extend_from_slice(frame.data);
+                o
+            }
+        };
+        b.frames.push(FrameRef {
+            offset,
+            len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            orig_len: frame.orig_len,
+            ts,
+            linktype: frame.linktype,
+            pcap_cnt,
+            iface: u16::try_from(frame.iface).unwrap_or(u16::MAX),
+        });
+        if b.frames.len() >= BATCH_FRAMES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let (Some(b), Some(tx)) = (self.builders.get_mut(w), self.txs.get(w)) else {
+            return;
+        };
+        if b.frames.is_empty() {
+            return;
+        }
+        let data = match &self.mapped {
+            Some(m) if b.owned.is_empty() => BatchData::Mapped(m.clone()),
+            _ => BatchData::Owned(std::mem::take(&mut b.owned)),
+        };
+        let frames = std::mem::replace(&mut b.frames, Vec::with_capacity(BATCH_FRAMES));
+        let count = frames.len() as u64;
+        let msg = WorkerMsg::Frames(Batch { data, frames });
+        match self.backpressure {
+            Backpressure::Wait => {
+                // Fails only when the worker is gone (it panicked): nothing
+                // more can be processed for its flows either way.
+                let _ = tx.send(msg);
+            }
+            Backpressure::Drop => match tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.queue_drops += count,
+                Err(TrySendError::Disconnected(_)) => {}
+            },
+        }
+    }
+
+    /// Sends every partial batch.
+    pub(crate) fn flush(&mut self) {
+        for w in 0..self.txs.len() {
+            self.send(w);
+        }
+    }
+
+    /// Sends the batches so far, then a control message to every worker
+    /// (always waiting for room: control messages are never dropped).
+    pub(crate) fn broadcast(&mut self, msg: impl Fn() -> WorkerMsg) {
+        self.flush();
+        for tx in &self.txs {
+            let _ = tx.send(msg());
+        }
+    }
+}

@@ -1,0 +1,893 @@
+//! A worker: the per-packet path for the flows it owns.
+//!
+//! Every frame routed here is decoded, placed in its flow (created, updated,
+//! ended on reuse or timeout), and shown to the detectors at the points they
+//! care about (a probe, its answer, a completed handshake, the first client
+//! payload, the end of a session). Records go into a batch that is handed to
+//! the output thread after each input batch. A worker never blocks on
+//! another worker: its flows are its own, and state that spans flows lives
+//! in the detectors' bounded shared maps.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{FrameRef, OutMsg, StatsPart, WorkerMsg};
+use crate::capture::LinkType;
+use crate::config::Config;
+use crate::decode::{self, Addr, FlowHasher, Fragment, Transport, tcp_flags};
+use crate::detect::{self, Alert, Detectors, bits, scan};
+use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVER};
+use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
+use crate::stats::Counters;
+use crate::time::{Micros, Timestamp};
+
+/// Where a worker's records and stats go.
+pub(crate) enum Emit {
+    /// The output thread.
+    Channel(Sender<OutMsg>),
+    /// Kept for the caller (synchronous use: [`super::Engine`]).
+    Collect(Vec<OutMsg>),
+}
+
+impl Emit {
+    fn send(&mut self, m: OutMsg) {
+        match self {
+            Emit::Channel(tx) => {
+                // The output thread outlives the workers; a send can only
+                // fail if it panicked, and then nothing can be written.
+                let _ = tx.send(m);
+            }
+            Emit::Collect(v) => v.push(m),
+        }
+    }
+}
+
+/// Per-event-name rate limit of anomaly records.
+pub(crate) struct RateLimit {
+    limit: u32,
+    window: Micros,
+    slots: Vec<(Timestamp, u32)>,
+}
+
+impl RateLimit {
+    fn new(limit: u32, window: Micros, n: usize) -> Self {
+        RateLimit {
+            limit,
+            window,
+            slots: vec![(Timestamp(0), 0); n],
+        }
+    }
+    fn allow(&mut self, i: usize, now: Timestamp) -> bool {
+        let Some((start, count)) = self.slots.get_mut(i) else {
+            return false;
+        };
+        if now.since(*start) >= self.window || now < *start {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= self.limit
+    }
+}
+
+/// Ports likely to be a server's (Zeek's likely_server_ports): 1-1023 and
+/// common service ports.
+pub fn is_likely_server_port(p: u16) -> bool {
+    (1..1024).contains(&p)
+        || matches!(
+            p,
+            1080 | 1433
+                | 1521
+                | 1723
+                | 1883
+                | 2049
+                | 2181
+                | 3128
+                | 3306
+                | 3389
+                | 5060
+                | 5061
+                | 5432
+                | 5672
+                | 5900
+                | 5985
+                | 5986
+                | 6379
+                | 6443
+                | 8000
+                | 8008
+                | 8080
+                | 8443
+                | 8888
+                | 9000
+                | 9092
+                | 9200
+                | 9300
+                | 11211
+                | 27017
+        )
+}
+
+/// (proto, src, sport, dst, dport) of a packet.
+type Tuple = Option<(u8, Addr, u16, Addr, u16)>;
+
+pub(crate) struct Worker {
+    id: usize,
+    table: FlowTable,
+    counters: Counters,
+    /// Latest packet time seen (already made monotonic by the source).
+    clock: Option<Timestamp>,
+    hasher: FlowHasher,
+    ctx: Arc<EveContext>,
+    out: EveBatch,
+    pub(crate) emit: Emit,
+    anomaly_enabled: bool,
+    limiter: RateLimit,
+    detect: Arc<Detectors>,
+    /// Alerts raised by the packet being processed.
+    alerts: Vec<Alert>,
+    next_sweep: Timestamp,
+}
+
+/// Rate-limit slot of a TCP flag anomaly.
+fn flag_slot(name: &str) -> usize {
+    decode::DecodeEvent::COUNT
+        + detect::flags::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(0)
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        cfg: &Config,
+        workers: usize,
+        ctx: Arc<EveContext>,
+        detect: Arc<Detectors>,
+        emit: Emit,
+    ) -> Self {
+        let mut table_cfg = cfg.flow.clone();
+        table_cfg.max_flows = (cfg.flow.max_flows / workers.max(1)).max(1);
+        Worker {
+            id,
+            table: FlowTable::new(table_cfg, cfg.hash_seed ^ id as u64),
+            counters: Counters::default(),
+            clock: None,
+            hasher: FlowHasher::new(cfg.hash_seed),
+            ctx,
+            out: EveBatch::default(),
+            emit,
+            anomaly_enabled: cfg.anomaly_enabled,
+            limiter: RateLimit::new(
+                cfg.anomaly_rate_limit,
+                cfg.anomaly_rate_window,
+                decode::DecodeEvent::COUNT + detect::flags::NAMES.len(),
+            ),
+            detect,
+            alerts: Vec::new(),
+            next_sweep: Timestamp(0),
+        }
+    }
+
+    pub(crate) fn run(mut self, rx: Receiver<WorkerMsg>) {
+        for msg in rx {
+            self.handle(msg);
+        }
+        self.finish();
+    }
+
+    /// Handles one message from the source.
+    pub(crate) fn handle(&mut self, msg: WorkerMsg) {
+        {
+            match msg {
+                WorkerMsg::Frames(batch) => {
+                    let data = batch.data.bytes();
+                    for f in &batch.frames {
+                        let bytes = data.get(f.offset..f.offset + f.len as usize).unwrap_or(&[]);
+                        self.packet(f, bytes);
+                    }
+                    if let Some(now) = self.clock {
+                        self.expire(now);
+                    }
+                    self.send_events();
+                }
+                WorkerMsg::Advance(ts) => {
+                    self.advance(ts);
+                    self.expire(ts);
+                    self.send_events();
+                }
+                WorkerMsg::Tick(ts) => {
+                    self.advance(ts);
+                    self.expire(ts);
+                    self.send_events();
+                    let snap = self.snapshot();
+                    self.emit
+                        .send(OutMsg::Stats(Some(ts), Box::new(StatsPart::Worker(snap))));
+                }
+                WorkerMsg::Rebase(ts) => {
+                    self.end_all(EndReason::Shutdown);
+                    self.clock = Some(ts);
+                    self.send_events();
+                }
+            }
+        }
+    }
+
+    /// Ends every flow (end of input) and sends the final stats part.
+    pub(crate) fn finish(&mut self) {
+        self.end_all(EndReason::Shutdown);
+        self.send_events();
+        let snap = self.snapshot();
+        self.emit
+            .send(OutMsg::Stats(None, Box::new(StatsPart::Worker(snap))));
+        tracing::debug!(worker = self.id, "worker done");
+    }
+
+    fn end_all(&mut self, reason: EndReason) {
+        let Worker {
+            table,
+            out,
+            ctx,
+            counters,
+            detect,
+            ..
+        } = self;
+        table.drain(reason, &mut |f: &Flow, r| {
+            end_flow(out, ctx, counters, detect, f, r)
+        });
+    }
+
+    fn advance(&mut self, ts: Timestamp) {
+        if self.clock.is_none_or(|c| ts > c) {
+            self.clock = Some(ts);
+        }
+    }
+
+    fn snapshot(&mut self) -> Counters {
+        let mut c = self.counters.clone();
+        c.table = self.table.counters.clone();
+        c.active_flows = self.table.len() as u64;
+        c
+    }
+
+    /// One frame outside a batch (synchronous use), then due expiries.
+    pub(crate) fn process_frame(&mut self, f: &FrameRef, data: &[u8]) {
+        self.packet(f, data);
+        if let Some(now) = self.clock {
+            self.expire(now);
+        }
+    }
+
+    /// Hands the records written so far on.
+    pub(crate) fn flush_events(&mut self) {
+        self.send_events();
+    }
+
+    fn send_events(&mut self) {
+        if !self.out.is_empty() {
+            let batch = std::mem::take(&mut self.out);
+            self.emit.send(OutMsg::Events(batch));
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        let Worker {
+            table,
+            out,
+            ctx,
+            counters,
+            detect,
+            ..
+        } = self;
+        table.expire(now, &mut |f: &Flow, r| {
+            end_flow(out, ctx, counters, detect, f, r)
+        });
+        if now >= self.next_sweep {
+            self.detect.sweep(now);
+            self.next_sweep = now.saturating_add(Micros::from_secs(1));
+        }
+    }
+
+    fn packet(&mut self, f: &FrameRef, data: &[u8]) {
+        // Frame times arrive monotonic from the source.
+        let now = f.ts;
+        self.advance(now);
+        let c = &mut self.counters;
+        c.pkts += 1;
+        c.bytes += u64::from(f.orig_len);
+        c.max_pkt_size = c.max_pkt_size.max(u64::from(f.orig_len));
+        match f.linktype {
+            LinkType::Ethernet => c.ethernet += 1,
+            LinkType::Sll => c.sll += 1,
+            LinkType::Sll2 => c.sll2 += 1,
+            LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => c.raw += 1,
+            LinkType::Null | LinkType::Loop => c.null += 1,
+            LinkType::Other(_) => c.unknown_linktype += 1,
+        }
+        let snap = f.orig_len as usize > data.len();
+        if snap {
+            c.snap_truncated += 1;
+        }
+        let d = decode::decode(f.linktype, data, snap);
+        if d.vlan_count >= 1 {
+            c.vlan += 1;
+        }
+        if d.vlan_count >= 2 {
+            c.vlan_qinq += 1;
+        }
+
+        let vlan = d
+            .vlan
+            .get(..usize::from(d.vlan_count.min(2)))
+            .unwrap_or(&[]);
+
+        let Some(ip) = d.ip else {
+            c.non_ip += 1;
+            if let Some(e) = d.event {
+                self.decode_event(e, f, now, None, None, vlan);
+            }
+            return;
+        };
+        if ip.v6 {
+            c.ipv6 += 1;
+        } else {
+            c.ipv4 += 1;
+        }
+        match ip.fragment {
+            Fragment::First => c.frag_first += 1,
+            Fragment::Later => c.frag_later += 1,
+            Fragment::None => {}
+        }
+        let (sport, dport) = match d.transport {
+            Transport::Tcp(t) => {
+                c.tcp += 1;
+                match t.flags & (tcp_flags::SYN | tcp_flags::ACK) {
+                    tcp_flags::SYN => c.tcp_syn += 1,
+                    x if x == tcp_flags::SYN | tcp_flags::ACK => c.tcp_synack += 1,
+                    _ => {}
+                }
+                if t.flags & tcp_flags::RST != 0 {
+                    c.tcp_rst += 1;
+                }
+                (t.sport, t.dport)
+            }
+            Transport::Udp { sport, dport, .. } => {
+                c.udp += 1;
+                (sport, dport)
+            }
+            Transport::Icmp { type_, code, .. } => {
+                if ip.v6 {
+                    c.icmpv6 += 1;
+                } else {
+                    c.icmpv4 += 1;
+                }
+                let (_, request) = flow::icmp_request_type(ip.v6, type_);
+                (u16::from(request), u16::from(code))
+            }
+            Transport::Sctp { sport, dport } => {
+                c.other_ip += 1;
+                (sport, dport)
+            }
+            Transport::Other => {
+                c.other_ip += 1;
+                (0, 0)
+            }
+            Transport::None => (0, 0),
+        };
+        // Later fragments carry no ports and cannot be placed in a flow;
+        // frames whose transport header did not decode neither.
+        let trackable = ip.fragment != Fragment::Later && !matches!(d.transport, Transport::None);
+        let tuple = Some((ip.proto, ip.src, sport, ip.dst, dport));
+
+        // Packet-level detection, independent of flow tracking (a flood that
+        // fills the flow table is still seen).
+        if let Transport::Tcp(t) = d.transport
+            && self.detect.cfg.tcp_flags.enabled
+            && let Some(name) = detect::flags::check(t.flags, &ip.src, t.sport, &ip.dst, t.dport)
+        {
+            *self.counters.flag_anomalies.entry(name).or_default() += 1;
+            self.flag_anomaly(name, f, now, tuple, vlan);
+        }
+        let policy = &self.detect.policy;
+        match d.transport {
+            Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN => {
+                let det = &self.detect;
+                let flooded = det
+                    .flood
+                    .on_syn(ip.src, ip.dst, t.dport, now, &mut self.alerts);
+                if flooded && trackable {
+                    let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
+                    if self.table.lookup(&key).is_none() {
+                        self.counters.flood_syns_untracked += 1;
+                        self.write_alerts(None, f, now, tuple, vlan);
+                        return;
+                    }
+                }
+                let scanning = det.scan.is_probing(&ip.src, 5);
+                det.role.on_syn(
+                    policy,
+                    ip.src,
+                    t.sport,
+                    ip.dst,
+                    t.dport,
+                    scanning,
+                    now,
+                    &mut self.alerts,
+                );
+                det.proxy
+                    .on_outbound(policy, ip.src, ip.dst, t.dport, now, &mut self.alerts);
+            }
+            Transport::Icmp { type_, payload, .. }
+                if (ip.v6 && type_ == 1) || (!ip.v6 && type_ == 3) =>
+            {
+                // An unreachable quoting a probe: the probe was rejected.
+                if let Some((qsrc, qdst, qproto, _, qdport)) = decode::quoted_tuple(payload, ip.v6)
+                {
+                    self.detect.scan.on_outcome(
+                        qsrc,
+                        qdst,
+                        qproto,
+                        qdport,
+                        scan::Outcome::Rejected,
+                        false,
+                    );
+                }
+            }
+            _ => {}
+        }
+
+        if !trackable {
+            if let Some(e) = d.event {
+                self.decode_event(e, f, now, tuple, None, vlan);
+            }
+            self.write_alerts(None, f, now, tuple, vlan);
+            return;
+        }
+
+        let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
+        let idx = self.lookup(&key, &d.transport, src_is_lo, now);
+        let (idx, created) = match idx {
+            Some(i) => (i, false),
+            None => {
+                let mut flow = self.new_flow(key, src_is_lo, &d.transport, ip.v6, now);
+                flow.iface = f.iface;
+                let Worker {
+                    table,
+                    out,
+                    ctx,
+                    counters,
+                    detect,
+                    ..
+                } = self;
+                if ip.proto == decode::PROTO_ICMPV6 {
+                    counters.icmpv6_flows += 1;
+                }
+                (
+                    table.insert(flow, now, &mut |fl: &Flow, r| {
+                        end_flow(out, ctx, counters, detect, fl, r)
+                    }),
+                    true,
+                )
+            }
+        };
+        let Some(flow) = self.table.get_mut(idx) else {
+            return;
+        };
+        let dir = flow.direction(src_is_lo);
+        let from_client = dir == TO_SERVER;
+        if let Some(p) = flow.pkts.get_mut(dir) {
+            *p += 1;
+        }
+        if let Some(b) = flow.bytes.get_mut(dir) {
+            *b += u64::from(f.orig_len);
+        }
+        if now > flow.last {
+            flow.last = now;
+        }
+        let det = &self.detect;
+        let policy = &det.policy;
+        let ((client, _), (server, server_port)) = (flow.client(), flow.server());
+        // A probe is the first packet of a new flow, sent by its client.
+        let probe = match d.transport {
+            Transport::Tcp(t) if created && from_client => scan::Technique::of_tcp_flags(t.flags),
+            Transport::Udp { .. } if created && from_client => Some(scan::Technique::Udp),
+            _ => None,
+        };
+        if let Some(tech) = probe {
+            flow.detect_bits |= bits::PROBE;
+            det.scan.on_probe(
+                policy,
+                client,
+                server,
+                ip.proto,
+                server_port,
+                tech,
+                now,
+                &mut self.alerts,
+            );
+        }
+        let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
+        match d.transport {
+            Transport::Tcp(t) => {
+                if let Some(fl) = flow.tcp_flags.get_mut(dir) {
+                    *fl |= t.flags;
+                }
+                let len = u32::try_from(t.payload.len()).unwrap_or(u32::MAX);
+                let outcome = flow
+                    .tcp
+                    .segment(from_client, t.flags, t.seq, t.ack, len, t.window);
+                if !from_client {
+                    let synack = t.flags & (tcp_flags::SYN | tcp_flags::ACK)
+                        == tcp_flags::SYN | tcp_flags::ACK;
+                    if synack {
+                        det.role.on_synack(server, server_port, now);
+                    }
+                    if unresolved_probe && (synack || t.flags & tcp_flags::RST != 0) {
+                        flow.detect_bits |= bits::RESOLVED;
+                        let o = if synack {
+                            scan::Outcome::Answered
+                        } else {
+                            scan::Outcome::Rejected
+                        };
+                        det.scan
+                            .on_outcome(client, server, ip.proto, server_port, o, false);
+                    }
+                }
+                if outcome.handshake_completed {
+                    self.counters.tcp_handshakes += 1;
+                    det.flood.on_completed(server, server_port);
+                    let bytes = (flow.bytes[TO_SERVER], flow.bytes[flow::TO_CLIENT]);
+                    det.role.on_handshake(
+                        policy,
+                        client,
+                        server,
+                        server_port,
+                        bytes,
+                        flow.start,
+                        now,
+                        &mut self.alerts,
+                    );
+                    det.egress.on_open(
+                        policy,
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        now,
+                        &mut self.alerts,
+                    );
+                    if server_port == 25 {
+                        det.egress
+                            .on_smtp(policy, client, server, now, &mut self.alerts);
+                    }
+                    if flow.detect_bits & bits::PROBE != 0 {
+                        det.scan.on_outcome(
+                            client,
+                            server,
+                            ip.proto,
+                            server_port,
+                            scan::Outcome::Answered,
+                            true,
+                        );
+                    }
+                }
+                if from_client
+                    && !t.payload.is_empty()
+                    && flow.detect_bits & bits::PAYLOAD_SEEN == 0
+                {
+                    flow.detect_bits |= bits::PAYLOAD_SEEN;
+                    det.proxy.on_request(
+                        policy,
+                        client,
+                        server,
+                        server_port,
+                        t.payload,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
+            }
+            Transport::Udp { .. } => {
+                if created && from_client {
+                    det.egress.on_open(
+                        policy,
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
+                if !from_client && unresolved_probe {
+                    flow.detect_bits |= bits::RESOLVED;
+                    det.scan.on_outcome(
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        scan::Outcome::Answered,
+                        false,
+                    );
+                }
+            }
+            Transport::Icmp { type_, code, .. } => {
+                if let Some(slot @ None) = flow.icmp.get_mut(dir) {
+                    *slot = Some((type_, code));
+                }
+            }
+            _ => {}
+        }
+        let flow_id = flow.flow_id;
+        self.write_alerts(Some(idx), f, now, tuple, vlan);
+        self.table.touch(idx);
+        if let Some(e) = d.event {
+            self.decode_event(e, f, now, tuple, Some(flow_id), vlan);
+        }
+    }
+
+    /// Writes the alerts the current packet raised, on its flow when it has one.
+    fn write_alerts(
+        &mut self,
+        idx: Option<u32>,
+        f: &FrameRef,
+        now: Timestamp,
+        tuple: Tuple,
+        vlan: &[u16],
+    ) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let alerts = std::mem::take(&mut self.alerts);
+        for a in &alerts {
+            *self.counters.alerts.entry(a.kind.name()).or_default() += 1;
+            let flow = idx
+                .filter(|_| a.on_flow)
+                .and_then(|i| self.table.get_mut(i));
+            match flow {
+                Some(fl) => {
+                    fl.alerted = true;
+                    let pkt = PacketRef {
+                        ts: now,
+                        pcap_cnt: f.pcap_cnt,
+                        in_iface: self.ctx.iface(f.iface),
+                        tuple,
+                        flow_id: Some(fl.flow_id),
+                        vlan,
+                    };
+                    eve::write_alert(&mut self.out, &self.ctx, &pkt, Some(fl), &a.to_eve());
+                }
+                None => {
+                    // Not about this packet's flow: name the alert's own endpoints.
+                    let t = match (a.source.ip, a.target.ip) {
+                        (Some(s), Some(d)) => Some((
+                            decode::PROTO_TCP,
+                            s,
+                            a.source.port.unwrap_or(0),
+                            d,
+                            a.target.port.unwrap_or(0),
+                        )),
+                        _ => tuple,
+                    };
+                    let pkt = PacketRef {
+                        ts: now,
+                        pcap_cnt: f.pcap_cnt,
+                        in_iface: self.ctx.iface(f.iface),
+                        tuple: t,
+                        flow_id: None,
+                        vlan,
+                    };
+                    eve::write_alert(&mut self.out, &self.ctx, &pkt, None, &a.to_eve());
+                }
+            }
+        }
+        self.alerts = alerts;
+        self.alerts.clear();
+    }
+
+    fn flag_anomaly(
+        &mut self,
+        name: &'static str,
+        f: &FrameRef,
+        now: Timestamp,
+        tuple: Tuple,
+        vlan: &[u16],
+    ) {
+        if !self.anomaly_enabled {
+            return;
+        }
+        if !self.limiter.allow(flag_slot(name), now) {
+            self.counters.anomalies_suppressed += 1;
+            return;
+        }
+        self.counters.anomalies_logged += 1;
+        let pkt = PacketRef {
+            ts: now,
+            pcap_cnt: f.pcap_cnt,
+            in_iface: self.ctx.iface(f.iface),
+            tuple,
+            flow_id: None,
+            vlan,
+        };
+        eve::write_anomaly(&mut self.out, &self.ctx, &pkt, "decode", name);
+    }
+
+    /// Finds the live flow for `key`, ending it first if it timed out or a
+    /// new SYN reuses its 5-tuple.
+    fn lookup(
+        &mut self,
+        key: &FlowKey,
+        t: &Transport<'_>,
+        src_is_lo: bool,
+        ts: Timestamp,
+    ) -> Option<u32> {
+        let idx = self.table.lookup(key)?;
+        let reason = if self.table.is_expired(idx, ts) {
+            Some(EndReason::Timeout)
+        } else {
+            match (t, self.table.get(idx)) {
+                (Transport::Tcp(seg), Some(flow))
+                    if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN =>
+                {
+                    let from_client = flow.direction(src_is_lo) == TO_SERVER;
+                    let client = flow.tcp.ep[0];
+                    let retry_of_unanswered = from_client
+                        && client.zeek == flow::tcp::ZeekState::SynSent
+                        && flow.pkts[flow::TO_CLIENT] == 0
+                        && seg.seq != client.isn;
+                    (flow.tcp.is_closed() || retry_of_unanswered).then_some(EndReason::TcpReuse)
+                }
+                _ => None,
+            }
+        };
+        match reason {
+            Some(r) => {
+                let Worker {
+                    table,
+                    out,
+                    ctx,
+                    counters,
+                    detect,
+                    ..
+                } = self;
+                table.remove(idx, r, &mut |f: &Flow, r| {
+                    end_flow(out, ctx, counters, detect, f, r)
+                });
+                None
+            }
+            None => Some(idx),
+        }
+    }
+
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        src_is_lo: bool,
+        t: &Transport<'_>,
+        v6: bool,
+        now: Timestamp,
+    ) -> Flow {
+        let src_port = if src_is_lo { key.lo_port } else { key.hi_port };
+        let dst_port = if src_is_lo { key.hi_port } else { key.lo_port };
+        let (src_is_client, initiator) = match t {
+            Transport::Tcp(seg) => match seg.flags & (tcp_flags::SYN | tcp_flags::ACK) {
+                tcp_flags::SYN => (true, Initiator::Syn),
+                x if x == tcp_flags::SYN | tcp_flags::ACK => (false, Initiator::SynAck),
+                _ => {
+                    self.counters.tcp_midstream += 1;
+                    (
+                        !flow::source_looks_like_server(src_port, dst_port, is_likely_server_port),
+                        Initiator::PortGuess,
+                    )
+                }
+            },
+            Transport::Udp { .. } => {
+                if flow::source_looks_like_server(src_port, dst_port, is_likely_server_port) {
+                    (false, Initiator::PortGuess)
+                } else {
+                    (true, Initiator::FirstPacket)
+                }
+            }
+            Transport::Icmp { type_, .. } => (
+                !flow::icmp_request_type(v6, *type_).0,
+                Initiator::FirstPacket,
+            ),
+            _ => (true, Initiator::FirstPacket),
+        };
+        let client_is_lo = if src_is_client { src_is_lo } else { !src_is_lo };
+        let flow_id = self.hasher.hash(&(key, now)) & ((1 << 51) - 1);
+        let mut flow = Flow::new(key, flow_id, now, client_is_lo, initiator);
+        if !src_is_client && key.proto == decode::PROTO_TCP {
+            flow.tcp.history.push_raw(b'^');
+        }
+        flow
+    }
+
+    fn decode_event(
+        &mut self,
+        e: decode::DecodeEvent,
+        f: &FrameRef,
+        now: Timestamp,
+        tuple: Option<(u8, decode::Addr, u16, decode::Addr, u16)>,
+        flow_id: Option<u64>,
+        vlan: &[u16],
+    ) {
+        self.counters.invalid += 1;
+        if let Some(n) = self.counters.events.get_mut(e.index()) {
+            *n += 1;
+        }
+        if !self.anomaly_enabled {
+            return;
+        }
+        if !self.limiter.allow(e.index(), now) {
+            self.counters.anomalies_suppressed += 1;
+            return;
+        }
+        self.counters.anomalies_logged += 1;
+        let pkt = PacketRef {
+            ts: now,
+            pcap_cnt: f.pcap_cnt,
+            in_iface: self.ctx.iface(f.iface),
+            tuple,
+            flow_id,
+            vlan,
+        };
+        eve::write_decode_anomaly(&mut self.out, &self.ctx, &pkt, e);
+    }
+}
+
+fn end_flow(
+    out: &mut EveBatch,
+    ctx: &EveContext,
+    counters: &mut Counters,
+    detect: &Detectors,
+    f: &Flow,
+    r: EndReason,
+) {
+    if let Some(n) = counters.ended_state.get_mut(f.state() as usize) {
+        *n += 1;
+    }
+    let mut alerts = Vec::new();
+    if f.key.proto == decode::PROTO_TCP && f.tcp.handshake_seen {
+        let ((client, _), (server, port)) = (f.client(), f.server());
+        detect
+            .brute
+            .on_session_end(client, server, port, f.start, f.last, &mut alerts);
+    }
+    if alerts.is_empty() {
+        eve::write_flow(out, ctx, f, r);
+        return;
+    }
+    let mut f = f.clone();
+    f.alerted = true;
+    for a in &alerts {
+        *counters.alerts.entry(a.kind.name()).or_default() += 1;
+        let pkt = PacketRef {
+            ts: f.last,
+            pcap_cnt: 0,
+            in_iface: ctx.iface(f.iface),
+            tuple: None,
+            flow_id: Some(f.flow_id),
+            vlan: &[],
+        };
+        eve::write_alert(out, ctx, &pkt, Some(&f), &a.to_eve());
+    }
+    eve::write_flow(out, ctx, &f, r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_per_window() {
+        let mut r = RateLimit::new(2, Micros::from_secs(60), 3);
+        assert!(r.allow(0, Timestamp(0)));
+        assert!(r.allow(0, Timestamp(1)));
+        assert!(!r.allow(0, Timestamp(2)));
+        assert!(r.allow(1, Timestamp(2)));
+        assert!(r.allow(0, Timestamp(60_000_001)));
+    }
+}
