@@ -91,6 +91,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()),
         )
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(code) => code,

@@ -40,6 +40,16 @@ pub enum SyslogTransport {
     Unix(String),
 }
 
+impl std::fmt::Display for SyslogTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyslogTransport::Udp(a) => write!(f, "udp://{a}"),
+            SyslogTransport::Tcp(a) => write!(f, "tcp://{a}"),
+            SyslogTransport::Unix(p) => write!(f, "unix://{p}"),
+        }
+    }
+}
+
 /// Syslog settings.
 #[derive(Clone, Debug)]
 pub struct SyslogSettings {

@@ -95,7 +95,7 @@ pub(crate) fn open_outputs(target: &OutputTarget, cfg: &Config) -> Result<Output
                 Box::new(UnixConn::new(p, true)),
             )),
             OutputKind::Syslog(s) => out.queued.push(queued(
-                format!("syslog:{:?}", s.transport),
+                format!("syslog:{}", s.transport),
                 Box::new(SyslogConn::new(s)),
             )),
             OutputKind::Redis {
