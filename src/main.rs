@@ -60,11 +60,45 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
-    /// Capture from network interfaces (needs the `live` feature).
-    Live {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Capture from network interfaces (built with `--features live`).
+    Live(LiveArgs),
+}
+
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Interface to capture on; repeat for several.
+    #[arg(short = 'i', long = "interface", required = true)]
+    interfaces: Vec<String>,
+    /// BPF capture filter (tcpdump syntax).
+    #[arg(long)]
+    bpf: Option<String>,
+    /// Bytes kept of each frame.
+    #[arg(long, default_value_t = 262_144)]
+    snaplen: u32,
+    /// Kernel capture buffer per interface (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB")]
+    buffer_size: String,
+    /// Promiscuous mode (the default).
+    #[arg(long, overrides_with = "no_promisc")]
+    promisc: bool,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long = "no-promisc")]
+    no_promisc: bool,
+    /// Worker threads (default: config `workers`, else one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Config file (TOML); built-in defaults when absent.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Output directory (eve.json, stats.json), or `-` for EVE on stdout.
+    #[arg(short = 'o', long = "output", default_value = ".")]
+    output: PathBuf,
+    /// Drop root to this user once the captures and outputs are open.
+    #[arg(long)]
+    user: Option<String>,
+    /// No summary on stderr at exit.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -111,21 +145,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             quiet,
         } => {
-            let config = match &config {
-                Some(p) => Config::load(p)?,
-                None => Config::default(),
-            };
-            let workers = workers
-                .or((config.workers > 0).then_some(config.workers))
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if workers == 0 {
-                anyhow::bail!("--workers must be at least 1");
-            }
-            let output = if output.as_os_str() == "-" {
-                OutputTarget::Stdout
-            } else {
-                OutputTarget::Dir(output)
-            };
+            let config = load_config(config.as_ref())?;
+            let workers = worker_count(workers, &config)?;
+            let output = output_target(output);
             let signals = Signals::install().context("cannot install signal handlers")?;
             let report = run_read(ReadOptions {
                 inputs: files,
@@ -181,13 +203,73 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("backflow: wrote {n} packets");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Live { .. } => {
-            anyhow::bail!(
-                "live capture is not built in: rebuild with `cargo build --release --features live` \
-                 (needs libpcap: apt-get install libpcap-dev)"
-            )
-        }
+        Command::Live(args) => run_live(args),
     }
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn worker_count(flag: Option<usize>, config: &Config) -> anyhow::Result<usize> {
+    let n = flag
+        .or((config.workers > 0).then_some(config.workers))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        anyhow::bail!("--workers must be at least 1");
+    }
+    Ok(n)
+}
+
+fn output_target(output: PathBuf) -> OutputTarget {
+    if output.as_os_str() == "-" {
+        OutputTarget::Stdout
+    } else {
+        OutputTarget::Dir(output)
+    }
+}
+
+#[cfg(not(feature = "live"))]
+fn run_live(_: LiveArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "live capture is not built in: rebuild with `cargo build --release --features live` \
+         (needs libpcap: apt-get install libpcap-dev)"
+    )
+}
+
+#[cfg(feature = "live")]
+fn run_live(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    use backflow::capture::live::LiveOptions;
+    use backflow::config::Size;
+    use backflow::pipeline::live::{LiveRunOptions, buffer_bytes, dedup_interfaces, run_live};
+    let config = load_config(args.config.as_ref())?;
+    let workers = worker_count(args.workers, &config)?;
+    let buffer = Size::parse(&args.buffer_size)
+        .map_err(|e| anyhow::anyhow!("--buffer-size {}: {e}", args.buffer_size))?;
+    let capture = LiveOptions {
+        snaplen: i32::try_from(args.snaplen.max(64)).unwrap_or(i32::MAX),
+        buffer_size: buffer_bytes(buffer.0),
+        promisc: !args.no_promisc,
+        bpf: args.bpf,
+        ..LiveOptions::default()
+    };
+    let signals = Signals::install().context("cannot install signal handlers")?;
+    let report = run_live(LiveRunOptions {
+        interfaces: dedup_interfaces(args.interfaces),
+        capture,
+        config,
+        output: output_target(args.output),
+        workers,
+        signals,
+        user: args.user,
+    })?;
+    if !args.quiet {
+        print_summary(&report);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_count(s: &str) -> anyhow::Result<u64> {
@@ -226,6 +308,37 @@ fn print_summary(r: &RunReport) {
         r.workers,
         r.input_errors.len()
     );
+    let lat = &c.latency;
+    let stage = |name: &str, l: &backflow::stats::StageLatency| {
+        let (p50, p99, p999, _) = l.percentiles();
+        (l.count() > 0).then(|| format!("{name} {p50}/{p99}/{p999}"))
+    };
+    let stages: Vec<String> = [
+        stage("capture", &lat.capture),
+        stage("queue", &lat.queue),
+        stage("worker", &lat.worker),
+        stage("output", &lat.output),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !stages.is_empty() {
+        eprintln!("backflow: latency p50/p99/p99.9 us: {}", stages.join(", "));
+    }
+    for i in &r.snapshot.source.interfaces {
+        eprintln!(
+            "backflow: interface {}: {} packets, {} bytes, kernel {} seen {} dropped {} if-dropped, {} queue drops, {} errors, {} reopens",
+            i.name,
+            i.packets,
+            i.bytes,
+            i.kernel_packets,
+            i.kernel_drops,
+            i.kernel_ifdrops,
+            i.queue_drops,
+            i.errors,
+            i.reopens
+        );
+    }
     for s in &r.sinks {
         if s.dropped > 0 || s.write_errors > 0 || s.lost_at_exit > 0 || s.reconnects > 0 {
             eprintln!(

@@ -14,6 +14,85 @@ use serde::Serialize;
 use crate::decode::DecodeEvent;
 use crate::flow::TableCounters;
 
+/// Latency of one pipeline stage, in microseconds (an `hdrhistogram`
+/// with 2 significant digits, 1 µs to 1 hour; longer waits are clamped).
+#[derive(Clone, Debug)]
+pub struct StageLatency(hdrhistogram::Histogram<u64>);
+
+impl Default for StageLatency {
+    fn default() -> Self {
+        StageLatency(
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("constant histogram bounds are valid"),
+        )
+    }
+}
+
+impl StageLatency {
+    pub fn record(&mut self, micros: u64) {
+        self.0.saturating_record(micros.max(1));
+    }
+    pub fn record_n(&mut self, micros: u64, n: u64) {
+        let _ = self.0.record_n(micros.clamp(1, self.0.high()), n);
+    }
+    pub fn merge(&mut self, o: &StageLatency) {
+        let _ = self.0.add(&o.0);
+    }
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+    /// (p50, p99, p99.9, max) in microseconds; zeros when empty.
+    pub fn percentiles(&self) -> (u64, u64, u64, u64) {
+        if self.0.is_empty() {
+            return (0, 0, 0, 0);
+        }
+        (
+            self.0.value_at_quantile(0.5),
+            self.0.value_at_quantile(0.99),
+            self.0.value_at_quantile(0.999),
+            self.0.max(),
+        )
+    }
+}
+
+impl Serialize for StageLatency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (p50, p99, p999, max) = self.percentiles();
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("count", &self.count())?;
+        m.serialize_entry("p50_us", &p50)?;
+        m.serialize_entry("p99_us", &p99)?;
+        m.serialize_entry("p99_9_us", &p999)?;
+        m.serialize_entry("max_us", &max)?;
+        m.end()
+    }
+}
+
+/// Per-stage latency, measured on the wall clock (it is about the sensor,
+/// not about the traffic: nothing the engine decides depends on it).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Live capture: from the packet's capture timestamp to the moment its
+    /// worker starts on it (kernel buffer, capture thread, queue).
+    pub capture: StageLatency,
+    /// From a batch leaving the source to its worker taking it.
+    pub queue: StageLatency,
+    /// A worker's processing time per batch.
+    pub worker: StageLatency,
+    /// From a worker's records being ready to their being written.
+    pub output: StageLatency,
+}
+
+impl Latency {
+    pub fn merge(&mut self, o: &Latency) {
+        self.capture.merge(&o.capture);
+        self.queue.merge(&o.queue);
+        self.worker.merge(&o.worker);
+        self.output.merge(&o.output);
+    }
+}
+
 /// Per-worker counters.
 #[derive(Clone, Debug, Serialize)]
 pub struct Counters {
@@ -63,6 +142,7 @@ pub struct Counters {
     pub alerts: BTreeMap<&'static str, u64>,
     /// TCP flag anomalies by name.
     pub flag_anomalies: BTreeMap<&'static str, u64>,
+    pub latency: Latency,
 }
 
 impl Default for Counters {
@@ -106,6 +186,7 @@ impl Default for Counters {
             table: TableCounters::default(),
             alerts: BTreeMap::new(),
             flag_anomalies: BTreeMap::new(),
+            latency: Latency::default(),
         }
     }
 }
@@ -173,6 +254,7 @@ impl Counters {
         for (k, v) in &o.flag_anomalies {
             *s.flag_anomalies.entry(k).or_default() += v;
         }
+        s.latency.merge(&o.latency);
     }
 
     pub fn decode_events(&self) -> u64 {
@@ -203,6 +285,28 @@ pub struct SourceCounters {
     pub time_backwards: u64,
     /// Forward jumps beyond `flow.max_time_jump` (held until confirmed).
     pub time_jumps: u64,
+    /// Live capture: one entry per interface.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceCounters>,
+}
+
+/// Counters of one live capture interface.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InterfaceCounters {
+    pub name: String,
+    /// Frames read from the capture and their wire bytes.
+    pub packets: u64,
+    pub bytes: u64,
+    /// libpcap's counters (summed over reopens): packets the kernel saw,
+    /// dropped for want of buffer space, dropped by the interface.
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    pub kernel_ifdrops: u64,
+    /// Frames dropped because their worker's queue was full.
+    pub queue_drops: u64,
+    /// Capture failures (interface down or gone) and successful reopens.
+    pub errors: u64,
+    pub reopens: u64,
 }
 
 /// Everything at one point of packet time.

@@ -32,6 +32,16 @@ impl Micros {
 }
 
 impl Timestamp {
+    /// The wall clock as a timestamp. Only for sources and measurements
+    /// outside the engine (live capture ticks, latency): the engine itself
+    /// runs on the times it is given.
+    pub fn wall_now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
     /// Builds a timestamp from seconds and a fraction given in `units_per_sec`.
     /// Saturates instead of overflowing: packet timestamps are untrusted.
     pub fn from_parts(secs: u64, frac: u64, units_per_sec: u64) -> Self {

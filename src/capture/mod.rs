@@ -10,6 +10,8 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 
 use crate::time::Timestamp;
 

@@ -56,6 +56,8 @@ pub struct EveBatch {
     pub buf: Vec<u8>,
     /// Event type and end offset (exclusive, after the newline) of each line.
     pub lines: Vec<(EventType, usize)>,
+    /// When the batch was handed to the output thread (latency).
+    pub ready: Option<std::time::Instant>,
 }
 
 impl EveBatch {
@@ -478,7 +480,7 @@ pub fn write_anomaly(
     event: &'static str,
 ) {
     let mut rec = Record::new(pkt.ts, EventType::Anomaly, ctx);
-    rec.pcap_cnt = Some(pkt.pcap_cnt);
+    rec.pcap_cnt = (pkt.pcap_cnt > 0).then_some(pkt.pcap_cnt);
     rec.in_iface = pkt.in_iface;
     rec.flow_id = pkt.flow_id;
     rec.pkt_src = Some(ctx.pkt_src);
@@ -513,7 +515,7 @@ pub fn write_alert(
     } else if let Some((proto, src, sport, dst, dport)) = pkt.tuple {
         rec.fill_tuple(proto, src, sport, dst, dport, ctx);
     }
-    rec.pcap_cnt = Some(pkt.pcap_cnt);
+    rec.pcap_cnt = (pkt.pcap_cnt > 0).then_some(pkt.pcap_cnt);
     rec.in_iface = pkt.in_iface;
     rec.pkt_src = Some(ctx.pkt_src);
     rec.alert = Some(alert);
@@ -537,7 +539,7 @@ pub fn suricata_stats(s: &Snapshot) -> serde_json::Value {
         }
     }
     let t = &c.table;
-    json!({
+    let mut stats = json!({
         "uptime": s.uptime_secs,
         "decoder": {
             "pkts": c.pkts,
@@ -585,7 +587,19 @@ pub fn suricata_stats(s: &Snapshot) -> serde_json::Value {
             "midstream_pickups": c.tcp_midstream,
         },
         "detect": { "alert": c.alerts_total() },
-    })
+    });
+    if !s.source.interfaces.is_empty() {
+        let sum = |f: fn(&crate::stats::InterfaceCounters) -> u64| -> u64 {
+            s.source.interfaces.iter().map(f).sum()
+        };
+        stats["capture"] = json!({
+            "kernel_packets": sum(|i| i.kernel_packets),
+            "kernel_drops": sum(|i| i.kernel_drops),
+            "kernel_ifdrops": sum(|i| i.kernel_ifdrops),
+            "errors": sum(|i| i.errors),
+        });
+    }
+    stats
 }
 
 /// Writes a `stats` record.

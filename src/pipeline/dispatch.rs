@@ -127,7 +127,11 @@ impl Dispatcher {
         };
         let frames = std::mem::replace(&mut b.frames, Vec::with_capacity(BATCH_FRAMES));
         let count = frames.len() as u64;
-        let msg = WorkerMsg::Frames(Batch { data, frames });
+        let msg = WorkerMsg::Frames(Batch {
+            data,
+            frames,
+            sealed: std::time::Instant::now(),
+        });
         match self.backpressure {
             Backpressure::Wait => {
                 // Fails only when the worker is gone (it panicked): nothing

@@ -15,6 +15,8 @@
 
 mod clock;
 mod dispatch;
+#[cfg(feature = "live")]
+pub mod live;
 mod output;
 mod read;
 mod worker;
@@ -76,6 +78,8 @@ struct FrameRef {
 struct Batch {
     data: BatchData,
     frames: Vec<FrameRef>,
+    /// When the source sent it (queue latency).
+    sealed: Instant,
 }
 
 enum WorkerMsg {

@@ -18,7 +18,7 @@ use crate::config::{Config, OutputKind, OutputSpec};
 use crate::output::eve::{self, EveBatch, EveContext};
 use crate::output::net::{Conn, Queued, RedisConn, SyslogConn, UnixConn};
 use crate::output::sink::{Filter, LineSink, Policy, Rotation, SinkReport};
-use crate::stats::Snapshot;
+use crate::stats::{Snapshot, StageLatency};
 use crate::time::Timestamp;
 
 /// The run's sinks.
@@ -141,6 +141,8 @@ pub(crate) struct OutputThread {
     last: Snapshot,
     /// Set by SIGHUP: reopen the files.
     reopen: Arc<AtomicBool>,
+    /// How long worker batches waited for this thread.
+    latency: StageLatency,
 }
 
 impl OutputThread {
@@ -158,12 +160,18 @@ impl OutputThread {
             pending: Default::default(),
             last: Snapshot::default(),
             reopen,
+            latency: StageLatency::default(),
         }
     }
 }
 
 impl OutputThread {
     fn write_batch(&mut self, b: EveBatch) {
+        if let Some(ready) = b.ready {
+            let waited = std::time::Instant::now().saturating_duration_since(ready);
+            self.latency
+                .record_n(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), 1);
+        }
         for sink in &mut self.outputs.lines {
             for (t, line) in b.iter() {
                 if sink.filter.accepts(t) {
@@ -215,6 +223,7 @@ impl OutputThread {
         };
         let ts = tick.or(latest).unwrap_or_default();
         snap.uptime_secs = first.map_or(0, |f| ts.since(f).as_secs());
+        snap.counters.latency.output = self.latency.clone();
         let stats = eve::suricata_stats(&snap);
         let mut batch = EveBatch::default();
         eve::write_stats(&mut batch, &self.ctx, ts, &stats);

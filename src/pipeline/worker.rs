@@ -9,6 +9,7 @@
 //! in the detectors' bounded shared maps.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -21,6 +22,10 @@ use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVE
 use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
 use crate::stats::Counters;
 use crate::time::{Micros, Timestamp};
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 
 /// Where a worker's records and stats go.
 pub(crate) enum Emit {
@@ -122,6 +127,8 @@ pub(crate) struct Worker {
     ctx: Arc<EveContext>,
     out: EveBatch,
     pub(crate) emit: Emit,
+    /// Record how long after capture each packet is processed (live).
+    pub(crate) measure_capture: bool,
     anomaly_enabled: bool,
     limiter: RateLimit,
     detect: Arc<Detectors>,
@@ -159,6 +166,7 @@ impl Worker {
             ctx,
             out: EveBatch::default(),
             emit,
+            measure_capture: false,
             anomaly_enabled: cfg.anomaly_enabled,
             limiter: RateLimit::new(
                 cfg.anomaly_rate_limit,
@@ -183,6 +191,17 @@ impl Worker {
         {
             match msg {
                 WorkerMsg::Frames(batch) => {
+                    let started = Instant::now();
+                    let lat = &mut self.counters.latency;
+                    lat.queue
+                        .record(micros(started.saturating_duration_since(batch.sealed)));
+                    if self.measure_capture {
+                        // Live: packet timestamps are the capture's wall clock.
+                        let wall = crate::time::Timestamp::wall_now();
+                        for f in &batch.frames {
+                            lat.capture.record(wall.since(f.ts).0);
+                        }
+                    }
                     let data = batch.data.bytes();
                     for f in &batch.frames {
                         let bytes = data.get(f.offset..f.offset + f.len as usize).unwrap_or(&[]);
@@ -192,6 +211,10 @@ impl Worker {
                         self.expire(now);
                     }
                     self.send_events();
+                    self.counters
+                        .latency
+                        .worker
+                        .record(micros(started.elapsed()));
                 }
                 WorkerMsg::Advance(ts) => {
                     self.advance(ts);
@@ -267,7 +290,8 @@ impl Worker {
 
     fn send_events(&mut self) {
         if !self.out.is_empty() {
-            let batch = std::mem::take(&mut self.out);
+            let mut batch = std::mem::take(&mut self.out);
+            batch.ready = Some(Instant::now());
             self.emit.send(OutMsg::Events(batch));
         }
     }
@@ -291,8 +315,9 @@ impl Worker {
     }
 
     fn packet(&mut self, f: &FrameRef, data: &[u8]) {
-        // Frame times arrive monotonic from the source.
-        let now = f.ts;
+        // A file source makes frame times monotonic; several live
+        // interfaces each are, but not together: never step back.
+        let now = self.clock.map_or(f.ts, |c| c.max(f.ts));
         self.advance(now);
         let c = &mut self.counters;
         c.pkts += 1;
