@@ -126,6 +126,9 @@ struct ScanState {
     hosts: HashMap<Addr, HostProbes>,
     ports: HashMap<(u8, u16), PortProbes>,
     techniques: [u32; 8],
+    /// Answered probes the scanner reset instead of completing: what a SYN
+    /// (half-open) scanner does and a connect() never does.
+    half_open_resets: u32,
 }
 
 impl Expiring for ScanState {
@@ -142,13 +145,19 @@ impl ScanState {
             hosts: HashMap::new(),
             ports: HashMap::new(),
             techniques: [0; 8],
+            half_open_resets: 0,
         }
     }
 
     fn technique(&self) -> &'static str {
         let t = &self.techniques;
-        // A SYN scan whose open ports got full handshakes is a connect scan.
-        if t.get(Technique::Connect as usize).copied().unwrap_or(0) > 0 {
+        // A SYN scan whose open ports got full handshakes is a connect scan,
+        // unless the scanner also reset answered probes: then the completed
+        // sessions were something else (a web page fetched before a SYN
+        // scan) and the probes are half-open.
+        if t.get(Technique::Connect as usize).copied().unwrap_or(0) > 0
+            && self.half_open_resets == 0
+        {
             return Technique::Connect.name();
         }
         Technique::ALL
@@ -203,6 +212,7 @@ impl ScanDetector {
         if now.since(s.window_start) >= self.cfg.window.0 {
             s.window_start = now;
             s.techniques = [0; 8];
+            s.half_open_resets = 0;
             // Counts restart; when each incident was last reported is kept.
             for h in s.hosts.values_mut() {
                 let r = h.reported;
@@ -281,6 +291,23 @@ impl ScanDetector {
         self.map
             .with_existing(src, |s| s.techniques.iter().sum::<u32>() >= n)
             .unwrap_or(false)
+    }
+
+    /// The scanner reset a probe the target had answered with a SYN-ACK.
+    pub fn on_half_open_reset(&self, src: Addr) {
+        self.map.with_existing(&src, |s| {
+            s.half_open_resets = s.half_open_resets.saturating_add(1);
+        });
+    }
+
+    /// A completed session from `src` carried data: it was a client at work,
+    /// not a connect() probe (a port scanner closes without sending).
+    pub fn on_session_data(&self, src: Addr) {
+        self.map.with_existing(&src, |s| {
+            if let Some(n) = s.techniques.get_mut(Technique::Connect as usize) {
+                *n = n.saturating_sub(1);
+            }
+        });
     }
 
     /// The target answered or rejected a probe; `connect` when the scanner
@@ -437,6 +464,50 @@ mod tests {
             );
         }
         out
+    }
+
+    /// A source that fetched a page (a completed session with data) and
+    /// then SYN-scanned is a SYN scanner, whether or not the scan's
+    /// answered probes were reset yet; a completed session without data
+    /// and without half-open resets is a connect() probe.
+    #[test]
+    fn earlier_sessions_do_not_make_a_syn_scan_a_connect_scan() {
+        for (data, resets, want) in [
+            (true, 0, "syn"),
+            (false, 1, "syn"),
+            (true, 1, "syn"),
+            (false, 0, "connect"),
+        ] {
+            let d = ScanDetector::new(&DetectConfig::default());
+            let (src, dst) = (a("203.0.113.5"), a("10.1.1.1"));
+            let p = Policy::default();
+            let mut out = Vec::new();
+            d.on_probe(
+                &p,
+                src,
+                dst,
+                PROTO_TCP,
+                80,
+                Technique::Syn,
+                Timestamp(0),
+                &mut out,
+            );
+            d.on_outcome(src, dst, PROTO_TCP, 80, Outcome::Answered, false);
+            d.on_outcome(src, dst, PROTO_TCP, 80, Outcome::Answered, true);
+            if data {
+                d.on_session_data(src);
+            }
+            for _ in 0..resets {
+                d.on_half_open_reset(src);
+            }
+            let out = run(&d, "203.0.113.5", "10.1.1.1", 1000..1030, 10, 1000);
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                out[0].evidence["technique"],
+                json!([want]),
+                "resets {resets}"
+            );
+        }
     }
 
     #[test]

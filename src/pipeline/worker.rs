@@ -560,6 +560,15 @@ impl Worker {
                             .on_outcome(client, server, ip.proto, server_port, o, false);
                     }
                 }
+                if from_client
+                    && t.flags & tcp_flags::RST != 0
+                    && flow.detect_bits & bits::PROBE != 0
+                    && !flow.tcp.handshake_seen
+                    && flow.tcp_flags[flow::TO_CLIENT] & (tcp_flags::SYN | tcp_flags::ACK)
+                        == tcp_flags::SYN | tcp_flags::ACK
+                {
+                    det.scan.on_half_open_reset(client);
+                }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
                     det.flood.on_completed(server, server_port);
@@ -603,6 +612,9 @@ impl Worker {
                     && flow.detect_bits & bits::PAYLOAD_SEEN == 0
                 {
                     flow.detect_bits |= bits::PAYLOAD_SEEN;
+                    if flow.detect_bits & bits::PROBE != 0 && flow.tcp.handshake_seen {
+                        det.scan.on_session_data(client);
+                    }
                     det.proxy.on_request(
                         policy,
                         client,
