@@ -191,8 +191,8 @@ fn eve_check_passes_on_own_and_normal_captures() {
         return;
     };
     let mut sets: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    for d in ["engine", "lab"] {
-        let files: Vec<PathBuf> = files_in(&common::repo().join("pcaps").join(d))
+    for d in common::own_capture_dirs() {
+        let files: Vec<PathBuf> = files_in(&common::repo().join("pcaps").join(&d))
             .into_iter()
             .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
             .collect();

@@ -127,7 +127,7 @@ fn a_failed_input_does_not_stop_the_others() {
 
 fn all_own_captures() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    for dir in ["engine", "lab"] {
+    for dir in common::own_capture_dirs() {
         if let Ok(rd) = std::fs::read_dir(common::repo().join("pcaps").join(dir)) {
             for e in rd.flatten() {
                 let p = e.path();
@@ -153,13 +153,17 @@ fn one_worker_runs_are_identical() {
         a.eve == b.eve,
         "eve.json differs between two --workers 1 runs"
     );
-    // Delivery counters of the outputs depend on when buffers were flushed
-    // (wall time); everything else in stats.json is packet time.
+    // Delivery counters of the outputs depend on when buffers were flushed,
+    // and stage latencies are measured (both wall time); everything else in
+    // stats.json is packet time.
     let engine_stats = |raw: &[u8]| {
         let mut v = common::parse_lines(raw);
         for r in &mut v {
             if let Some(b) = r.get_mut("backflow").and_then(|b| b.as_object_mut()) {
                 b.remove("outputs");
+                if let Some(c) = b.get_mut("counters").and_then(|c| c.as_object_mut()) {
+                    assert!(c.remove("latency").is_some(), "latency is reported");
+                }
             }
         }
         v

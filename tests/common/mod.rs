@@ -19,6 +19,20 @@ pub fn pcap(name: &str) -> PathBuf {
     repo().join("pcaps").join(name)
 }
 
+/// The folders of `pcaps/` (captures we made), sorted.
+pub fn own_capture_dirs() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("pcaps"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// `../shared` when it is there (CI always has it).
 pub fn shared() -> Option<PathBuf> {
     let p = repo().join("..").join("shared");
