@@ -390,15 +390,31 @@ impl FlowTable {
 
     /// Ends every flow (end of input, shutdown), oldest first per class.
     pub fn drain(&mut self, reason: EndReason, on_end: &mut dyn FnMut(&Flow, EndReason)) {
+        while self.drain_some(reason, usize::MAX, on_end) {}
+    }
+
+    /// Ends at most `max` flows; returns whether flows remain.
+    pub fn drain_some(
+        &mut self,
+        reason: EndReason,
+        max: usize,
+        on_end: &mut dyn FnMut(&Flow, EndReason),
+    ) -> bool {
+        let mut ended = 0;
         for class in 0..CLASSES {
             loop {
                 let head = self.lists.get(class).map_or(NIL, |l| l.head);
                 if head == NIL {
                     break;
                 }
+                if ended == max {
+                    return true;
+                }
                 self.remove(head, reason, on_end);
+                ended += 1;
             }
         }
+        false
     }
 
     /// Approximate heap bytes per flow slot (slab entry plus map entry).

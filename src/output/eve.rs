@@ -67,6 +67,12 @@ impl EveBatch {
     pub fn len(&self) -> usize {
         self.lines.len()
     }
+    /// Empties the batch, keeping its buffers' capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.lines.clear();
+        self.ready = None;
+    }
     /// Moves the lines of `other` to the end of this batch.
     pub fn append(&mut self, other: EveBatch) {
         let base = self.buf.len();

@@ -20,18 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
-
 use super::dispatch::{Backpressure, Dispatcher};
-use super::output::{self, OutputThread};
-use super::worker::{Emit, Worker};
-use super::{OutMsg, OutputTarget, QUEUE_BATCHES, RunReport, Signals, StatsPart, WorkerMsg};
+use super::output;
+use super::{OutMsg, OutputTarget, RunReport, Signals, StatsPart, WorkerMsg};
 use crate::capture::file::FrameBytes;
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, Next};
 use crate::config::Config;
 use crate::decode::FlowHasher;
-use crate::detect::Detectors;
-use crate::output::eve::EveContext;
 use crate::stats::{InterfaceCounters, SourceCounters};
 use crate::time::{Micros, Timestamp};
 
@@ -227,41 +222,8 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
     if let Some(user) = &opts.user {
         drop_privileges(user)?;
     }
-    let ctx = Arc::new(EveContext {
-        host: cfg.sensor_name.clone(),
-        cid_seed: cfg.community_id_seed,
-        pkt_src: "wire/pcap",
-        ifaces: opts.interfaces.clone(),
-    });
-    let (out_tx, out_rx) = bounded::<OutMsg>(n * QUEUE_BATCHES);
-    let out_thread = OutputThread::new(outputs, ctx.clone(), n + 1, opts.signals.reopen.clone());
-    let out_handle = thread::Builder::new()
-        .name("output".into())
-        .spawn(move || out_thread.run(out_rx))
-        .map_err(super::thread_error("output thread"))?;
-
-    let detectors = Arc::new(Detectors::new(cfg));
-    let mut txs: Vec<Sender<WorkerMsg>> = Vec::with_capacity(n);
-    let mut workers = Vec::with_capacity(n);
-    for id in 0..n {
-        let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
-        let mut w = Worker::new(
-            id,
-            cfg,
-            n,
-            ctx.clone(),
-            detectors.clone(),
-            Emit::Channel(out_tx.clone()),
-        );
-        w.measure_capture = true;
-        workers.push(
-            thread::Builder::new()
-                .name(format!("worker-{id}"))
-                .spawn(move || w.run(rx))
-                .map_err(super::thread_error("worker thread"))?,
-        );
-        txs.push(tx);
-    }
+    let ctx = super::eve_context(cfg, opts.interfaces.clone());
+    let stages = super::Stages::start(cfg, n, outputs, ctx, &opts.signals, true)?;
 
     let mut captures = Vec::new();
     let mut shared = Vec::new();
@@ -269,7 +231,7 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
         let s = Arc::new(Shared::default());
         shared.push((cap.iface.clone(), s.clone()));
         let dispatch = Dispatcher::new(
-            txs.clone(),
+            stages.txs.clone(),
             FlowHasher::new(cfg.hash_seed),
             Backpressure::Drop,
         );
@@ -297,7 +259,11 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
             ..SourceCounters::default()
         }
     };
-    let mut control = Dispatcher::new(txs, FlowHasher::new(cfg.hash_seed), Backpressure::Wait);
+    let mut control = Dispatcher::new(
+        stages.txs.clone(),
+        FlowHasher::new(cfg.hash_seed),
+        Backpressure::Wait,
+    );
     // The ticker's time trails the wall clock by TIME_LAG: frames reach the
     // workers up to a capture block timeout plus a batch delay after they
     // were stamped, and a worker never lets its time step back.
@@ -311,7 +277,9 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
         let now = lagged();
         if now >= next_tick {
             let part = StatsPart::Source(source(&shared), Some(first), Some(next_tick));
-            let _ = out_tx.send(OutMsg::Stats(Some(next_tick), Box::new(part)));
+            let _ = stages
+                .out_tx
+                .send(OutMsg::Stats(Some(next_tick), Box::new(part)));
             let tick = next_tick;
             control.broadcast(|| WorkerMsg::Tick(tick));
             while next_tick <= now {
@@ -330,13 +298,9 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
     let now = lagged();
     control.broadcast(|| WorkerMsg::Advance(now));
     let part = StatsPart::Source(source(&shared), Some(first), Some(now));
-    let _ = out_tx.send(OutMsg::Stats(None, Box::new(part)));
+    let _ = stages.out_tx.send(OutMsg::Stats(None, Box::new(part)));
     drop(control);
-    for w in workers {
-        let _ = w.join();
-    }
-    drop(out_tx);
-    let (snapshot, sinks) = out_handle.join().unwrap_or_default();
+    let (snapshot, sinks) = stages.finish();
     Ok(RunReport {
         snapshot,
         wall: started.elapsed(),

@@ -185,61 +185,110 @@ fn thread_error(what: &str) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
+/// The output thread and the workers of a run, whatever the source.
+struct Stages {
+    /// One queue per worker.
+    txs: Vec<crossbeam_channel::Sender<WorkerMsg>>,
+    workers: Vec<thread::JoinHandle<()>>,
+    out_tx: crossbeam_channel::Sender<OutMsg>,
+    output: thread::JoinHandle<(Snapshot, Vec<SinkReport>)>,
+}
+
+impl Stages {
+    /// Starts the output thread over `outputs` and `n` workers.
+    fn start(
+        cfg: &Config,
+        n: usize,
+        outputs: output::Outputs,
+        ctx: Arc<EveContext>,
+        signals: &Signals,
+        live: bool,
+    ) -> Result<Stages, RunError> {
+        let (out_tx, out_rx) = bounded::<OutMsg>(n * QUEUE_BATCHES);
+        // Spare record batches: a few per worker.
+        let (recycle_tx, recycle_rx) = bounded::<EveBatch>(n * 4);
+        let out_thread = OutputThread::new(
+            outputs,
+            ctx.clone(),
+            n + 1,
+            signals.reopen.clone(),
+            Some(recycle_tx),
+        );
+        let output = thread::Builder::new()
+            .name("output".into())
+            .spawn(move || out_thread.run(out_rx))
+            .map_err(thread_error("output thread"))?;
+        let detectors = Arc::new(Detectors::new(cfg));
+        let mut txs = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
+            let emit = Emit::Channel {
+                tx: out_tx.clone(),
+                recycled: recycle_rx.clone(),
+            };
+            let mut w = Worker::new(id, cfg, n, ctx.clone(), detectors.clone(), emit);
+            w.measure_capture = live;
+            workers.push(
+                thread::Builder::new()
+                    .name(format!("worker-{id}"))
+                    .spawn(move || w.run(rx))
+                    .map_err(thread_error("worker thread"))?,
+            );
+            txs.push(tx);
+        }
+        Ok(Stages {
+            txs,
+            workers,
+            out_tx,
+            output,
+        })
+    }
+
+    /// Waits for the workers (their queues must be closed: every sender
+    /// dropped), then for the output thread.
+    fn finish(self) -> (Snapshot, Vec<SinkReport>) {
+        drop(self.txs);
+        for h in self.workers {
+            let _ = h.join();
+        }
+        drop(self.out_tx);
+        self.output.join().unwrap_or_default()
+    }
+}
+
+fn eve_context(cfg: &Config, ifaces: Vec<String>) -> Arc<EveContext> {
+    Arc::new(EveContext {
+        host: cfg.sensor_name.clone(),
+        cid_seed: cfg.community_id_seed,
+        pkt_src: "wire/pcap",
+        ifaces,
+    })
+}
+
 /// Reads every input and processes it; returns when everything is written.
 pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let cfg = &opts.config;
     let n = opts.workers.max(1);
     let outputs = output::open_outputs(&opts.output, cfg)?;
-    let ctx = Arc::new(EveContext {
-        host: cfg.sensor_name.clone(),
-        cid_seed: cfg.community_id_seed,
-        pkt_src: "wire/pcap",
-        ifaces: Vec::new(),
-    });
-    let (out_tx, out_rx) = bounded::<OutMsg>(n * QUEUE_BATCHES);
-    let out_thread = OutputThread::new(outputs, ctx.clone(), n + 1, opts.signals.reopen.clone());
-    let out_handle = thread::Builder::new()
-        .name("output".into())
-        .spawn(move || out_thread.run(out_rx))
-        .map_err(thread_error("output thread"))?;
-
-    let detectors = Arc::new(Detectors::new(cfg));
-    let mut txs = Vec::with_capacity(n);
-    let mut handles = Vec::with_capacity(n);
-    for id in 0..n {
-        let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
-        let w = Worker::new(
-            id,
-            cfg,
-            n,
-            ctx.clone(),
-            detectors.clone(),
-            Emit::Channel(out_tx.clone()),
-        );
-        let h = thread::Builder::new()
-            .name(format!("worker-{id}"))
-            .spawn(move || w.run(rx))
-            .map_err(thread_error("worker thread"))?;
-        txs.push(tx);
-        handles.push(h);
-    }
-
-    let mut dispatch = Dispatcher::new(txs, FlowHasher::new(cfg.hash_seed), Backpressure::Wait);
+    let ctx = eve_context(cfg, Vec::new());
+    let stages = Stages::start(cfg, n, outputs, ctx, &opts.signals, false)?;
+    let mut dispatch = Dispatcher::new(
+        stages.txs.clone(),
+        FlowHasher::new(cfg.hash_seed),
+        Backpressure::Wait,
+    );
     let outcome = read::read_inputs(
         &opts.inputs,
         cfg,
         opts.progress,
         &opts.signals.stop,
         &mut dispatch,
-        &out_tx,
+        &stages.out_tx,
     );
     drop(dispatch);
-    for h in handles {
-        let _ = h.join();
-    }
-    drop(out_tx);
-    let (snapshot, sinks) = out_handle.join().unwrap_or_default();
+    let (snapshot, sinks) = stages.finish();
     Ok(RunReport {
         snapshot,
         wall: started.elapsed(),
@@ -260,12 +309,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: &Config) -> Self {
-        let ctx = Arc::new(EveContext {
-            host: cfg.sensor_name.clone(),
-            cid_seed: cfg.community_id_seed,
-            pkt_src: "wire/pcap",
-            ifaces: Vec::new(),
-        });
+        let ctx = eve_context(cfg, Vec::new());
         Engine {
             worker: Worker::new(
                 0,

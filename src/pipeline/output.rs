@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::{OutMsg, OutputTarget, RunError, StatsPart};
 use crate::config::{Config, OutputKind, OutputSpec};
@@ -143,7 +143,12 @@ pub(crate) struct OutputThread {
     reopen: Arc<AtomicBool>,
     /// How long worker batches waited for this thread.
     latency: StageLatency,
+    /// Written batches go back to the workers for reuse.
+    recycle: Option<Sender<EveBatch>>,
 }
+
+/// Batches larger than this are freed rather than reused.
+const RECYCLE_MAX_BYTES: usize = 4 << 20;
 
 impl OutputThread {
     /// `parts_expected`: stats parts that make one tick (workers + source).
@@ -152,6 +157,7 @@ impl OutputThread {
         ctx: Arc<EveContext>,
         parts_expected: usize,
         reopen: Arc<AtomicBool>,
+        recycle: Option<Sender<EveBatch>>,
     ) -> Self {
         OutputThread {
             outputs,
@@ -161,12 +167,13 @@ impl OutputThread {
             last: Snapshot::default(),
             reopen,
             latency: StageLatency::default(),
+            recycle,
         }
     }
 }
 
 impl OutputThread {
-    fn write_batch(&mut self, b: EveBatch) {
+    fn write_batch(&mut self, mut b: EveBatch) {
         if let Some(ready) = b.ready {
             let waited = std::time::Instant::now().saturating_duration_since(ready);
             self.latency
@@ -184,6 +191,14 @@ impl OutputThread {
             for q in &self.outputs.queued {
                 q.enqueue(&b);
             }
+            return;
+        }
+        if let Some(r) = &self.recycle
+            && b.buf.capacity() <= RECYCLE_MAX_BYTES
+        {
+            b.clear();
+            // Full: the workers have spares enough; this one is freed.
+            let _ = r.try_send(b);
         }
     }
 

@@ -29,16 +29,31 @@ fn micros(d: Duration) -> u64 {
 
 /// Where a worker's records and stats go.
 pub(crate) enum Emit {
-    /// The output thread.
-    Channel(Sender<OutMsg>),
+    /// The output thread, which hands written batches back for reuse (a
+    /// batch keeps its buffer's capacity: no reallocation as it fills).
+    Channel {
+        tx: Sender<OutMsg>,
+        recycled: Receiver<EveBatch>,
+    },
     /// Kept for the caller (synchronous use: [`super::Engine`]).
     Collect(Vec<OutMsg>),
 }
 
+/// A worker hands its records on once they reach this size, so a burst of
+/// records (thousands of flows ending at once) never builds one huge batch.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
 impl Emit {
+    fn fresh_batch(&self) -> EveBatch {
+        match self {
+            Emit::Channel { recycled, .. } => recycled.try_recv().unwrap_or_default(),
+            Emit::Collect(_) => EveBatch::default(),
+        }
+    }
+
     fn send(&mut self, m: OutMsg) {
         match self {
-            Emit::Channel(tx) => {
+            Emit::Channel { tx, .. } => {
                 // The output thread outlives the workers; a send can only
                 // fail if it panicked, and then nothing can be written.
                 let _ = tx.send(m);
@@ -206,6 +221,9 @@ impl Worker {
                     for f in &batch.frames {
                         let bytes = data.get(f.offset..f.offset + f.len as usize).unwrap_or(&[]);
                         self.packet(f, bytes);
+                        if self.out.buf.len() >= MAX_BATCH_BYTES {
+                            self.send_events();
+                        }
                     }
                     if let Some(now) = self.clock {
                         self.expire(now);
@@ -249,17 +267,23 @@ impl Worker {
     }
 
     fn end_all(&mut self, reason: EndReason) {
-        let Worker {
-            table,
-            out,
-            ctx,
-            counters,
-            detect,
-            ..
-        } = self;
-        table.drain(reason, &mut |f: &Flow, r| {
-            end_flow(out, ctx, counters, detect, f, r)
-        });
+        loop {
+            let Worker {
+                table,
+                out,
+                ctx,
+                counters,
+                detect,
+                ..
+            } = self;
+            let more = table.drain_some(reason, 4096, &mut |f: &Flow, r| {
+                end_flow(out, ctx, counters, detect, f, r)
+            });
+            if !more {
+                break;
+            }
+            self.send_events();
+        }
     }
 
     fn advance(&mut self, ts: Timestamp) {
@@ -290,7 +314,8 @@ impl Worker {
 
     fn send_events(&mut self) {
         if !self.out.is_empty() {
-            let mut batch = std::mem::take(&mut self.out);
+            let fresh = self.emit.fresh_batch();
+            let mut batch = std::mem::replace(&mut self.out, fresh);
             batch.ready = Some(Instant::now());
             self.emit.send(OutMsg::Events(batch));
         }
