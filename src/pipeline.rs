@@ -506,12 +506,15 @@ impl Worker {
                 if let Some((qsrc, qdst, qproto, _, qdport)) = decode::quoted_tuple(payload, ip.v6)
                 {
                     self.detect.scan.on_outcome(
+                        policy,
                         qsrc,
                         qdst,
                         qproto,
                         qdport,
                         scan::Outcome::Rejected,
                         false,
+                        now,
+                        &mut self.alerts,
                     );
                 }
             }
@@ -610,8 +613,17 @@ impl Worker {
                         } else {
                             scan::Outcome::Rejected
                         };
-                        det.scan
-                            .on_outcome(client, server, ip.proto, server_port, o, false);
+                        det.scan.on_outcome(
+                            policy,
+                            client,
+                            server,
+                            ip.proto,
+                            server_port,
+                            o,
+                            false,
+                            now,
+                            &mut self.alerts,
+                        );
                     }
                 }
                 if outcome.handshake_completed {
@@ -643,12 +655,15 @@ impl Worker {
                     }
                     if flow.detect_bits & bits::PROBE != 0 {
                         det.scan.on_outcome(
+                            policy,
                             client,
                             server,
                             ip.proto,
                             server_port,
                             scan::Outcome::Answered,
                             true,
+                            now,
+                            &mut self.alerts,
                         );
                     }
                 }
@@ -669,7 +684,17 @@ impl Worker {
                 }
             }
             Transport::Udp { .. } => {
-                if created && from_client {
+                // A UDP flow is open once it is more than one datagram: a
+                // reply, or a second datagram from the client (a single
+                // refused or unanswered datagram, like a traceroute probe,
+                // opened nothing).
+                let second = if from_client {
+                    flow.pkts[TO_SERVER] == 2
+                } else {
+                    flow.pkts[flow::TO_CLIENT] == 1
+                };
+                if second && flow.detect_bits & bits::OPENED == 0 {
+                    flow.detect_bits |= bits::OPENED;
                     det.egress.on_open(
                         policy,
                         client,
@@ -683,12 +708,15 @@ impl Worker {
                 if !from_client && unresolved_probe {
                     flow.detect_bits |= bits::RESOLVED;
                     det.scan.on_outcome(
+                        policy,
                         client,
                         server,
                         ip.proto,
                         server_port,
                         scan::Outcome::Answered,
                         false,
+                        now,
+                        &mut self.alerts,
                     );
                 }
             }
