@@ -573,7 +573,9 @@ impl Worker {
         let ((client, _), (server, server_port)) = (flow.client(), flow.server());
         // A probe is the first packet of a new flow, sent by its client.
         let probe = match d.transport {
-            Transport::Tcp(t) if created && from_client => scan::Technique::of_tcp_flags(t.flags),
+            Transport::Tcp(t) if created && from_client => {
+                scan::Technique::of_tcp(t.flags, t.window)
+            }
             Transport::Udp { .. } if created && from_client => Some(scan::Technique::Udp),
             _ => None,
         };

@@ -62,10 +62,15 @@ impl Technique {
         }
     }
 
-    /// The technique of a flow's first packet, if it is a probe.
-    pub fn of_tcp_flags(flags: u8) -> Option<Technique> {
+    /// The technique of a flow's first segment, if it is a probe. A SYN
+    /// offering a window above [`RAW_SYN_MAX_WINDOW`] comes from an
+    /// operating system's stack (connect(): Linux 64240, Windows 64240 or
+    /// 65535) and makes a connect scan; raw-packet scanners offer small
+    /// windows (nmap -sS 1024-4096, masscan 1024, hping3 512 or 64).
+    pub fn of_tcp(flags: u8, window: u16) -> Option<Technique> {
         let f = flags & (F::SYN | F::ACK | F::FIN | F::RST | F::PSH | F::URG);
         match f {
+            x if x == F::SYN && window > RAW_SYN_MAX_WINDOW => Some(Technique::Connect),
             x if x == F::SYN => Some(Technique::Syn),
             x if x == F::FIN => Some(Technique::Fin),
             0 => Some(Technique::Null),
@@ -76,6 +81,9 @@ impl Technique {
         }
     }
 }
+
+/// The largest window a raw-packet scanner's SYN offers (see [`Technique::of_tcp`]).
+pub const RAW_SYN_MAX_WINDOW: u16 = 4096;
 
 /// What came back for a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,14 +251,10 @@ impl ScanState {
         }
     }
 
+    /// The technique of most probes (a SYN scan followed by a few version
+    /// probes through connect() stays a SYN scan).
     fn technique(&self) -> &'static str {
         let t = &self.techniques;
-        // A scan whose open ports got full handshakes on their first probe
-        // is a connect scan (a SYN scan followed by version probes reconnects
-        // to ports it already probed, and stays a SYN scan).
-        if t.get(Technique::Connect as usize).copied().unwrap_or(0) > 0 {
-            return Technique::Connect.name();
-        }
         Technique::ALL
             .iter()
             .max_by_key(|x| t.get(**x as usize).copied().unwrap_or(0))
@@ -412,14 +416,7 @@ impl ScanDetector {
         }
         self.map.with_existing(&src, |s| {
             if connect {
-                let first_probe = s
-                    .hosts
-                    .get(&dst)
-                    .and_then(|h| h.seen.get(&dport))
-                    .is_some_and(|p| p.probes == 1);
-                if first_probe && let Some(n) = s.techniques.get_mut(Technique::Connect as usize) {
-                    *n += 1;
-                }
+                // The SYN-ACK before it already counted as the answer.
                 return;
             }
             if let Some(h) = s.hosts.get_mut(&dst) {
@@ -730,11 +727,25 @@ mod tests {
     }
 
     #[test]
-    fn version_probes_after_a_syn_scan_keep_it_a_syn_scan() {
+    fn raw_syns_are_a_syn_scan_and_stack_syns_a_connect_scan() {
+        assert_eq!(Technique::of_tcp(F::SYN, 1024), Some(Technique::Syn));
+        assert_eq!(Technique::of_tcp(F::SYN, 4096), Some(Technique::Syn));
+        assert_eq!(Technique::of_tcp(F::SYN, 64240), Some(Technique::Connect));
+        assert_eq!(
+            Technique::of_tcp(F::SYN | F::ECE | F::CWR, 65535),
+            Some(Technique::Connect)
+        );
+        assert_eq!(
+            Technique::of_tcp(F::FIN | F::ACK, 1024),
+            Some(Technique::Maimon)
+        );
+        assert_eq!(Technique::of_tcp(F::SYN | F::ACK, 1024), None);
         let d = ScanDetector::new(&DetectConfig::default());
         let p = Policy::default();
         let mut out = Vec::new();
         let (src, dst) = (a("2001:db8::9"), a("fd00::9"));
+        // -sS -sV: 19 raw SYNs, then version probes through connect() to
+        // ports already probed.
         for port in 1..=19u16 {
             d.on_probe(
                 &p,
@@ -747,67 +758,33 @@ mod tests {
                 &mut out,
             );
         }
-        // -sV: a second, full connection to an open port already probed.
-        d.on_probe(
-            &p,
-            src,
-            dst,
-            PROTO_TCP,
-            22,
-            Technique::Syn,
-            Timestamp(30),
-            &mut out,
-        );
-        d.on_outcome(
-            &p,
-            src,
-            dst,
-            PROTO_TCP,
-            22,
-            Outcome::Answered,
-            true,
-            Timestamp(31),
-            &mut out,
-        );
-        d.on_probe(
-            &p,
-            src,
-            dst,
-            PROTO_TCP,
-            20,
-            Technique::Syn,
-            Timestamp(32),
-            &mut out,
-        );
+        for port in [22, 21] {
+            d.on_probe(
+                &p,
+                src,
+                dst,
+                PROTO_TCP,
+                port,
+                Technique::Connect,
+                Timestamp(30),
+                &mut out,
+            );
+        }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].evidence["technique"], json!(["syn"]));
-        // A connect scan completes the handshake on the first probe of a port.
-        let src2 = a("2001:db8::10");
+        // -sT: every probe from the stack.
         out.clear();
         for port in 1..=20u16 {
             d.on_probe(
                 &p,
-                src2,
+                a("2001:db8::10"),
                 dst,
                 PROTO_TCP,
                 port,
-                Technique::Syn,
+                Technique::Connect,
                 Timestamp(100 + u64::from(port)),
                 &mut out,
             );
-            if port == 3 {
-                d.on_outcome(
-                    &p,
-                    src2,
-                    dst,
-                    PROTO_TCP,
-                    3,
-                    Outcome::Answered,
-                    true,
-                    Timestamp(104),
-                    &mut out,
-                );
-            }
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].evidence["technique"], json!(["connect"]));
