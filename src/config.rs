@@ -195,6 +195,8 @@ pub struct Config {
     pub server_ports: ServiceSet,
     /// `detect.reversed_role.exceptions`, parsed.
     pub reversed_role_exceptions: ServiceSet,
+    /// `detect.port_scan.ignore`, parsed.
+    pub port_scan_ignore: ServiceSet,
     /// `[[outputs]]`; empty means the default (`eve.filename` in the output directory).
     pub outputs: Vec<OutputSpec>,
 }
@@ -269,6 +271,7 @@ impl Config {
             &raw.detect.reversed_role.exceptions,
             "detect.reversed_role.exceptions",
         )?;
+        let port_scan_ignore = ports(&raw.detect.port_scan.ignore, "detect.port_scan.ignore")?;
         let d = &raw.detect;
         for (key, r) in [
             (
@@ -295,6 +298,10 @@ impl Config {
             (
                 "detect.port_scan.min_hosts",
                 u64::from(d.port_scan.min_hosts),
+            ),
+            (
+                "detect.port_scan.min_refused",
+                u64::from(d.port_scan.min_refused),
             ),
             ("detect.syn_flood.min_syns", d.syn_flood.min_syns),
             (
@@ -399,6 +406,7 @@ impl Config {
             detect: raw.detect,
             server_ports,
             reversed_role_exceptions,
+            port_scan_ignore,
             outputs,
         })
     }
@@ -620,6 +628,11 @@ pub struct PortScanConfig {
     pub min_hosts: u32,
     /// Above this share of answered probes it is a client at work, not a scan.
     pub max_success_ratio: f64,
+    /// Distinct ports (or hosts) that refused the source's probes (RST,
+    /// ICMP unreachable): a scan even below `min_ports`/`min_hosts`.
+    pub min_refused: u32,
+    /// Probes to these services are not counted ("proto/port[-port]").
+    pub ignore: Vec<String>,
 }
 
 impl Default for PortScanConfig {
@@ -630,6 +643,9 @@ impl Default for PortScanConfig {
             min_ports: 20,
             min_hosts: 20,
             max_success_ratio: 0.5,
+            min_refused: 10,
+            // traceroute's UDP probes (one per port from 33434 up).
+            ignore: vec!["udp/33434-33534".into()],
         }
     }
 }

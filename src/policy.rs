@@ -389,6 +389,20 @@ impl Policy {
         self.host(a).and_then(|h| h.role.as_deref())
     }
 
+    /// Whether `a` is a mail server: its role is `mail`, or its role's
+    /// egress names tcp/25 (a group or range holding it; `"any"` does not
+    /// count: an unrestricted host is not thereby a mail server).
+    pub fn sends_mail(&self, a: &Addr) -> bool {
+        let Some(role) = self.role(a) else {
+            return false;
+        };
+        role == "mail"
+            || self
+                .roles
+                .get(role)
+                .is_some_and(|r| r.egress.ranges.iter().any(|p| p.matches(PROTO_TCP, 25)))
+    }
+
     /// Whether `a` may connect out to `proto/port`: None when unrestricted.
     pub fn egress_allowed(&self, a: &Addr, proto: u8, port: u16) -> Option<bool> {
         let role = self.role(a)?;

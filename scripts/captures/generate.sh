@@ -32,10 +32,10 @@ T=60                       # timeout (s) around every tool
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3 || true)
 
-if [[ $EUID -ne 0 ]]; then
-    echo "generate.sh: must run as root (network namespaces, raw sockets): sudo bash $0 ${1:-}" >&2
-    exit 1
-fi
+ME=generate.sh
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+lab_require_root "${1:-}"
 
 # ---------------------------------------------------------------- tool check
 declare -A PKG=([ip]=iproute2 [ss]=iproute2 [timeout]=coreutils [tcpdump]=tcpdump
@@ -43,147 +43,9 @@ declare -A PKG=([ip]=iproute2 [ss]=iproute2 [timeout]=coreutils [tcpdump]=tcpdum
     [capinfos]=wireshark-common [sshd]=openssh-server [ssh]=openssh-client
     [ssh-keygen]=openssh-client [sshpass]=sshpass [curl]=curl [swaks]=swaks
     [openssl]=openssl [python3]=python3)
-missing=()
-for t in "${!PKG[@]}"; do
-    if [[ $t == sshd ]]; then [[ -x /usr/sbin/sshd ]] || missing+=("$t")
-    elif [[ $t == python3 ]]; then [[ -n $PY ]] || missing+=("$t")
-    else command -v "$t" >/dev/null 2>&1 || missing+=("$t"); fi
-done
-if ((${#missing[@]})); then
-    pk=$(for t in "${missing[@]}"; do echo "${PKG[$t]}"; done | sort -u | tr '\n' ' ')
-    echo "generate.sh: missing tools: ${missing[*]}" >&2
-    echo "  install with: DEBIAN_FRONTEND=noninteractive apt-get install -y $pk" >&2
-    exit 1
-fi
-
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-WORK=$(mktemp -d /tmp/bflab.XXXXXX)
-mkdir -p "$WORK/cmds" "$WORK/desc" "$WORK/logs"
-GT=$WORK/ground-truth.tsv
-printf 'file\tkind\tsource\ttarget\tnotes\n' >"$GT"
-ORDER=()
-CUR=setup
-BG_PIDS=()
-CAP_PID=
-START=$(date +%s)
-
-say() { printf '[%3ds] %s\n' $(($(date +%s) - START)) "$*"; }
-
-# ---------------------------------------------------------------- logging
-QRE='^[][A-Za-z0-9_./:=,@%+^-]+$'
-qargs() {
-    local out="" a
-    for a in "$@"; do
-        if [[ $a =~ $QRE ]]; then out+="$a "; else out+="'${a//\'/\'\\\'\'}' "; fi
-    done
-    out=${out% }
-    out=${out//$WORK/\$WORK}
-    out=${out//$HERE/scripts/captures}
-    out=${out//$OUT/\$OUTDIR}
-    printf '%s' "$out"
-}
-# logcmd NS [# comment] CMD... [&]  -> "NS# CMD" line in the scenario's command log
-logcmd() {
-    local ns=$1 pre="" post=""; shift
-    if [[ ${1:-} == '#'* ]]; then pre="$1 "; shift; fi
-    if [[ ${!#} == '&' ]]; then post=" &"; set -- "${@:1:$#-1}"; fi
-    printf '%s# %s%s%s\n' "$ns" "$pre" "$(qargs "$@")" "$post" >>"$WORK/cmds/$CUR"
-}
-
-# run in the root context (namespace management only)
-rc() { logcmd root "$@"; "$@"; }
-# run a tool in a namespace, bounded by timeout; must succeed
-nsx() { local ns=$1; shift; logcmd "$ns" timeout $T "$@"; ip netns exec "$ns" timeout $T "$@" >>"$WORK/logs/$CUR.log" 2>&1; }
-# same, but a non-zero exit is expected/allowed (failed logins, scans with exit!=0)
-nsx_any() {
-    local ns=$1; shift; logcmd "$ns" timeout $T "$@"
-    local r=0; ip netns exec "$ns" timeout $T "$@" >>"$WORK/logs/$CUR.log" 2>&1 || r=$?
-    echo "exit=$r" >>"$WORK/logs/$CUR.log"
-}
-# background service in a namespace (stopped by stop_svcs)
-svc() {
-    local ns=$1; shift; logcmd "$ns" timeout $T "$@" '&'
-    ip netns exec "$ns" timeout $T "$@" >>"$WORK/logs/$CUR.svc.log" 2>&1 &
-    BG_PIDS+=($!)
-}
-stop_svcs() {
-    local p
-    for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    BG_PIDS=()
-}
-# wait until ADDR:PORT is listening in NS (proto tcp|udp)
-wait_listen() {
-    local ns=$1 proto=$2 addr=$3 port=$4 i opt=-Hltn
-    [[ $proto == udp ]] && opt=-Hlun
-    for i in $(seq 1 50); do
-        if ip netns exec "$ns" ss $opt "( sport = :$port )" 2>/dev/null | grep -qF "$addr:$port"; then return 0; fi
-        sleep 0.1
-    done
-    echo "generate.sh: $proto $addr:$port never started listening in $ns (see $WORK/logs/$CUR.svc.log)" >&2
-    cat "$WORK/logs/$CUR.svc.log" >&2 || true
-    return 1
-}
-
-# ---------------------------------------------------------------- scenario bookkeeping
-scenario() {           # scenario NAME "what it shows"
-    CUR=$1; ORDER+=("$1")
-    : >"$WORK/cmds/$CUR"
-    printf '%s\n' "$2" >"$WORK/desc/$CUR"
-    say "scenario $CUR"
-}
-# mkexec NAME 'bash commands': a tiny responder script for socat EXEC: (socat's
-# address parser would mangle backslashes, ':' and ',' inside SYSTEM:'...')
-mkexec() {
-    local f=$WORK/$1; shift
-    printf '#!/bin/bash\n%s\n' "$*" >"$f"; chmod +x "$f"
-    printf '# %s contains: %s\n' "\$WORK/${f##*/}" "$*" >>"$WORK/cmds/$CUR"
-}
-gt() { printf '%s\t%s\t%s\t%s\t%s\n' "$CUR.pcap" "$1" "$2" "$3" "$4" >>"$GT"; }
-
-cap_start() {
-    local f=$OUT/$CUR.pcap
-    rm -f "$f"
-    logcmd "$NS_IN" timeout $T tcpdump -i $IF_IN -n -U -Z root -w "$f" '&'
-    ip netns exec "$NS_IN" timeout $T tcpdump -i $IF_IN -n -U -Z root -w "$f" 2>"$WORK/logs/$CUR.tcpdump" &
-    CAP_PID=$!
-    local i
-    for i in $(seq 1 50); do grep -q 'listening on' "$WORK/logs/$CUR.tcpdump" 2>/dev/null && break; sleep 0.1; done
-    sleep 0.5
-}
-cap_stop() {
-    sleep 1
-    kill -INT "$CAP_PID" 2>/dev/null || echo "generate.sh: warning: tcpdump for $CUR had already exited" >&2
-    wait "$CAP_PID" 2>/dev/null || true
-    CAP_PID=
-    sleep 1
-    stop_svcs
-    say "  $(grep -h 'packets captured' "$WORK/logs/$CUR.tcpdump" || echo '? packets captured')"
-}
-
-# ---------------------------------------------------------------- cleanup
-del_ns() {
-    local ns=$1 p
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-}
-cleanup() {
-    local r=$?
-    set +e
-    [[ -n $CAP_PID ]] && kill -INT "$CAP_PID" 2>/dev/null && wait "$CAP_PID" 2>/dev/null
-    stop_svcs
-    del_ns $NS_IN
-    del_ns $NS_OUT
-    if ((r == 0)); then rm -rf "$WORK"; else echo "generate.sh: failed (exit $r); logs kept in $WORK" >&2; fi
-}
-for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^bflab-' || true); do
-    say "removing stale namespace $ns"
-    del_ns "$ns"
-done
-trap cleanup EXIT
+lab_check_tools PKG
+lab_init bflab
+lab_take_namespaces
 
 # ---------------------------------------------------------------- topology
 say "setting up namespaces in $WORK"
@@ -196,32 +58,10 @@ OUT4=(203.0.113.50 203.0.113.51 203.0.113.52 203.0.113.40 203.0.113.77 203.0.113
       198.51.100.80 198.51.100.81 198.51.100.60 $(seq -f '198.51.100.%g' 100 129))
 OUT6=(2001:db8:ff::50 2001:db8:1::20 2001:db8:1::30)
 
-rc ip netns add $NS_IN
-rc ip netns add $NS_OUT
-rc ip -n $NS_IN link add $IF_IN type veth peer name $IF_OUT netns $NS_OUT
-for pair in "$NS_IN $IF_IN" "$NS_OUT $IF_OUT"; do
-    set -- $pair
-    for k in net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
-             net.ipv6.conf.$2.accept_ra=0 net.ipv6.conf.$2.router_solicitations=0 \
-             net.ipv6.conf.$2.accept_dad=0; do
-        rc ip netns exec "$1" sysctl -qw "$k"
-    done
-done
-# The home side answers every closed UDP port (Linux rate-limits ICMP errors to
-# ~1/s per peer by default, which would stretch a UDP scan to minutes).
-rc ip netns exec $NS_IN sysctl -qw net.ipv4.icmp_ratelimit=0
-rc ip netns exec $NS_IN sysctl -qw net.ipv6.icmp.ratelimit=0
-for a in "${IN4[@]}"; do ip -n $NS_IN addr add "$a/32" dev $IF_IN; done
-for a in "${IN6[@]}"; do ip -n $NS_IN addr add "$a/128" dev $IF_IN nodad; done
-for a in "${OUT4[@]}"; do ip -n $NS_OUT addr add "$a/32" dev $IF_OUT; done
-for a in "${OUT6[@]}"; do ip -n $NS_OUT addr add "$a/128" dev $IF_OUT nodad; done
-logcmd root "# for A in ${IN4[*]}:" ip -n $NS_IN addr add '$A/32' dev $IF_IN
-logcmd root "# for A in ${IN6[*]}:" ip -n $NS_IN addr add '$A/128' dev $IF_IN nodad
-logcmd root "# for A in ${OUT4[*]}:" ip -n $NS_OUT addr add '$A/32' dev $IF_OUT
-logcmd root "# for A in ${OUT6[*]}:" ip -n $NS_OUT addr add '$A/128' dev $IF_OUT nodad
-for ns in $NS_IN $NS_OUT; do rc ip -n $ns link set lo up; done
-rc ip -n $NS_IN link set $IF_IN up
-rc ip -n $NS_OUT link set $IF_OUT up
+lab_veth_pair
+lab_addrs $NS_IN $IF_IN "${IN4[@]}" "${IN6[@]}"
+lab_addrs $NS_OUT $IF_OUT "${OUT4[@]}" "${OUT6[@]}"
+lab_links_up
 rc ip -n $NS_IN route add 198.51.100.0/24 dev $IF_IN
 rc ip -n $NS_IN route add 203.0.113.0/24 dev $IF_IN
 rc ip -n $NS_IN route add 2001:db8::/32 dev $IF_IN
@@ -230,33 +70,7 @@ rc ip -n $NS_OUT route add 10.20.2.0/24 dev $IF_OUT
 rc ip -n $NS_OUT route add fd00:20::/64 dev $IF_OUT
 OUT_MAC=$(ip -n $NS_OUT -br link show $IF_OUT | awk '{print $3}')
 
-# keys and certificates (throw-away, in $WORK)
-rc ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_ed25519_key"
-rc ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
-cp "$WORK/client_key.pub" "$WORK/authorized_keys"
-rc openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=bflab.example \
-    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-mkdir -p /run/sshd             # sshd's privilege-separation directory
-sshd_conf() {                  # sshd_conf LISTENADDR -> path of a config file
-    local f=$WORK/sshd_$1.conf
-    cat >"$f" <<EOF
-ListenAddress $1
-Port 22
-HostKey $WORK/ssh_host_ed25519_key
-PidFile $WORK/sshd_$1.pid
-UsePAM no
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AuthorizedKeysFile $WORK/authorized_keys
-StrictModes no
-UseDNS no
-MaxStartups 50:30:100
-MaxAuthTries 3
-Subsystem sftp internal-sftp
-EOF
-    echo "$f"
-}
+lab_keys                       # keys and certificates (throw-away, in $WORK)
 SSH_OPTS=(-F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
           -o ConnectTimeout=5 -o LogLevel=ERROR)
 NMAP=(nmap -n -Pn --max-retries 1 -T4 --reason)
@@ -344,7 +158,6 @@ gt port_sweep 203.0.113.52 '*:161' "technique=udp; direction=inbound; 30 hosts 1
 # Spoofed sources are unassigned documentation addresses. Static neighbour
 # entries on the home side point them at veth-out, so the victim's SYN-ACKs go
 # onto the wire (and are then dropped by bflab-out, which does not forward).
-spoof_neigh() { local a; for a in "$@"; do ip -n $NS_IN neigh replace "$a" lladdr "$OUT_MAC" dev $IF_IN nud permanent; done; }
 
 scenario syn-flood-single-source \
     "Single-source SYN flood: hping3 sends 1400 SYNs at 2000/s from spoofed 203.0.113.66 (no such host answers) to web server 10.20.1.10:80 (python httpd, backlog 5; the kernel falls back to SYN cookies)."
@@ -614,7 +427,6 @@ say "verifying ground truth against the packets"
 cat "$WORK/verify.txt"
 
 # ---------------------------------------------------------------- README
-ver() { "$@" 2>&1 | grep -v 'Running as user' | head -1; }
 {
 cat <<EOF
 # backflow lab captures
@@ -666,21 +478,7 @@ socat/ncat listeners. TLS uses a self-signed certificate made per run.
 
 | tool | version |
 | --- | --- |
-| kernel | $(uname -sr) |
-| iproute2 | $(ver ip -V) |
-| tcpdump | $(ver tcpdump --version) |
-| libpcap | $(tcpdump --version 2>&1 | sed -n 2p) |
-| nmap | $(ver nmap --version) |
-| hping3 | $(ver hping3 -v) |
-| OpenSSH | $(ver /usr/sbin/sshd -V) |
-| sshpass | $(ver sshpass -V) |
-| curl | $(ver curl --version) |
-| swaks | $(swaks --version 2>&1 | grep -m1 -i 'version') |
-| socat | $(socat -V 2>&1 | grep -m1 'socat version') |
-| ncat | $(ver ncat --version) |
-| openssl | $(ver openssl version) |
-| python3 | $(ver "$PY" --version) |
-| tshark/capinfos | $(ver tshark -v) |
+$(lab_version_rows kernel iproute2 tcpdump nmap hping3 sshd sshpass curl swaks socat ncat openssl python3 tshark)
 
 ## Ground truth
 
@@ -708,23 +506,7 @@ $(cat "$WORK/verify.txt")
 
 ## Files
 EOF
-printf '\n| file | packets | bytes | duration (s) |\n| --- | ---: | ---: | ---: |\n'
-for s in "${ORDER[@]}"; do
-    f=$OUT/$s.pcap
-    n=$(capinfos -M -c -T -r "$f" | awk -F'\t' 'NR==1{print $2}')
-    d=$(capinfos -M -u -T -r "$f" | awk -F'\t' 'NR==1{printf "%.3f", $2}')
-    printf '| %s.pcap | %s | %s | %s |\n' "$s" "$n" "$(stat -c %s "$f")" "$d"
-done
-for s in "${ORDER[@]}"; do
-    printf '\n### %s.pcap\n\n%s\n\nGround truth:\n\n' "$s" "$(cat "$WORK/desc/$s")"
-    awk -F'\t' -v f="$s.pcap" '$1==f {printf "- `%s` %s -> %s: %s\n", $2, $3, $4, $5}' "$GT"
-    printf '\nCommands (`NS#` = run via `ip netns exec NS`; `&` = background service, stopped after the capture):\n\n```\n'
-    cat "$WORK/cmds/$s"
-    printf '```\n'
-done
-printf '\n## Setup commands\n\n```\n'
-cat "$WORK/cmds/setup"
-printf '```\n'
+lab_scenario_sections
 } >"$OUT/README.md"
 
 say "done: $(ls "$OUT"/*.pcap | wc -l) pcaps, ground truth and README in $OUT"

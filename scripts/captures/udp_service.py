@@ -5,6 +5,9 @@
   udp_service.py serve ntp --bind ADDR [--port 123]
   udp_service.py query dns --bind SRC --server ADDR NAME...
   udp_service.py query ntp --bind SRC --server ADDR [--count N]
+
+With --tcp, DNS runs over TCP instead (RFC 1035 4.2.2: two-byte length
+prefix), one query per connection.
 """
 import argparse
 import socket
@@ -40,6 +43,49 @@ def dns_answer(pkt, answer):
         ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + socket.inet_aton(answer)
     hdr = struct.pack("!HHHHHH", qid, 0x8180, 1, 1 if ans else 0, 0, 0)
     return hdr + question + ans
+
+
+def serve_dns_tcp(bind, port, answer):
+    import socketserver
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            c = self.request
+            c.settimeout(5)
+            head = c.recv(2)
+            if len(head) < 2:
+                return
+            n = struct.unpack("!H", head)[0]
+            pkt = b""
+            while len(pkt) < n:
+                chunk = c.recv(n - len(pkt))
+                if not chunk:
+                    return
+                pkt += chunk
+            try:
+                resp = dns_answer(pkt, answer)
+            except Exception as e:  # malformed query: drop the connection
+                sys.stderr.write("bad query: %s\n" % e)
+                return
+            c.sendall(struct.pack("!H", len(resp)) + resp)
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    sys.stderr.write("dns/tcp server on %s:%d\n" % (bind, port))
+    Server((bind, port), Handler).serve_forever()
+
+
+def query_dns_tcp(bind, server, port, names):
+    for n, name in enumerate(names):
+        pkt = dns_query(name, 0x5000 + n)
+        s = socket.create_connection((server, port), timeout=2, source_address=(bind, 0))
+        s.sendall(struct.pack("!H", len(pkt)) + pkt)
+        data = s.recv(4096)
+        s.close()
+        print("dns/tcp reply %d bytes for %s" % (len(data), name))
+        time.sleep(0.2)
 
 
 def serve(kind, bind, port, answer):
@@ -89,10 +135,16 @@ def main():
     ap.add_argument("--port", type=int)
     ap.add_argument("--answer", default="198.51.100.80")
     ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--tcp", action="store_true", help="DNS over TCP")
     ap.add_argument("names", nargs="*")
     a = ap.parse_intermixed_args()
     port = a.port or (53 if a.kind == "dns" else 123)
-    if a.action == "serve":
+    if a.tcp and a.kind == "dns":
+        if a.action == "serve":
+            serve_dns_tcp(a.bind, port, a.answer)
+        else:
+            query_dns_tcp(a.bind, a.server, port, a.names)
+    elif a.action == "serve":
         serve(a.kind, a.bind, port, a.answer)
     else:
         query(a.kind, a.bind, a.server, port, a.names, a.count)

@@ -6,8 +6,10 @@
 For every ground-truth line it looks for the traffic the line claims:
 scans (many distinct ports src->dst), sweeps (many hosts on one port),
 floods (many bare SYNs), brute force (many connections), and for the other
-kinds a SYN from source to target answered by a SYN-ACK (UDP: a request and
-a reply). Prints one line per check and exits 1 if any check fails.
+kinds a SYN from source to target answered by a SYN-ACK (UDP: at least one
+datagram; a reply is reported, not required, since exfiltration may be one-way).
+A benign line only needs traffic between its endpoints (ICMP included).
+Prints one line per check and exits 1 if any check fails.
 """
 import csv
 import os
@@ -67,13 +69,17 @@ def match(p, s_addr, s_port, d_addr, d_port):
 
 def check(kind, pkts, src, dst):
     (sa, sp), (da, dp) = endpoint(src), endpoint(dst)
+    if kind == "benign":
+        anyp = [p for p in pkts if match(p, sa, sp, da, dp) or (p.proto == "icmp" and match(p, sa, None, da, None))]
+        back = [p for p in pkts if match(p, da, dp, sa, sp) or (p.proto == "icmp" and match(p, da, None, sa, None))]
+        return bool(anyp), "%d packets fwd, %d rev (incl. icmp)" % (len(anyp), len(back))
     fwd = [p for p in pkts if p.proto != "icmp" and match(p, sa, sp, da, dp)]
     rev = [p for p in pkts if p.proto != "icmp" and match(p, da, dp, sa, sp)]
     syns = [p for p in fwd if p.proto == "tcp" and p.syn and not p.ack]
     synacks = [p for p in rev if p.proto == "tcp" and p.syn and p.ack]
     if kind == "port_scan":
         ports = {(p.proto, p.dport) for p in fwd}
-        return len(ports) >= 50, "%d distinct dst ports probed, %d probes, %d replies" % (len(ports), len(fwd), len(rev))
+        return len(ports) >= 10, "%d distinct dst ports probed, %d probes, %d replies" % (len(ports), len(fwd), len(rev))
     if kind == "port_sweep":
         hosts = {p.dst for p in fwd}
         return len(hosts) >= 20, "%d distinct hosts probed on port %s, %d probes" % (len(hosts), dp, len(fwd))
@@ -82,10 +88,10 @@ def check(kind, pkts, src, dst):
         return len(syns) >= 500, "%d SYNs from %d sources, %d SYN-ACKs back" % (len(syns), len(srcs), len(synacks))
     if kind == "brute_force":
         conns = {p.sport for p in syns}
-        return len(conns) >= 15, "%d connections (SYNs), %d SYN-ACKs" % (len(conns), len(synacks))
+        return len(conns) >= 8, "%d connections (SYNs), %d SYN-ACKs" % (len(conns), len(synacks))
     if any(p.proto == "tcp" for p in fwd):
         return bool(syns and synacks), "%d SYN, %d SYN-ACK, %d/%d packets fwd/rev" % (len(syns), len(synacks), len(fwd), len(rev))
-    return bool(fwd and rev), "%d/%d udp packets fwd/rev" % (len(fwd), len(rev))
+    return bool(fwd), "%d/%d udp packets fwd/rev" % (len(fwd), len(rev))
 
 
 def main():

@@ -4,9 +4,12 @@
 //! handshake completes: a scanner's unanswered SYN to port 25 is a probe,
 //! not mail.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::bounded::{BoundedMap, Expiring};
+use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::WindowedConfig;
 use crate::decode::{Addr, PROTO_TCP, PROTO_UDP};
@@ -47,6 +50,7 @@ pub struct EgressDetector {
     smtp: BoundedMap<Addr, Incident>,
     eg: WindowedConfig,
     sm: WindowedConfig,
+    ftp: Option<Arc<FtpSessions>>,
 }
 
 fn proto_name(p: u8) -> &'static str {
@@ -60,7 +64,15 @@ impl EgressDetector {
             smtp: BoundedMap::new(cfg.max_tracked, cfg.outbound_smtp.window.0),
             eg: cfg.egress_violation.clone(),
             sm: cfg.outbound_smtp.clone(),
+            ftp: None,
         }
+    }
+
+    /// Shares the FTP control sessions: the data connections of an allowed
+    /// control connection are allowed too.
+    pub fn with_ftp(mut self, ftp: Arc<FtpSessions>) -> Self {
+        self.ftp = Some(ftp);
+        self
     }
 
     pub fn sweep(&self, now: Timestamp) {
@@ -88,14 +100,19 @@ impl EgressDetector {
             return;
         }
         // SMTP out of a non-mail host has its own, more specific alert.
-        if proto == PROTO_TCP
-            && port == 25
-            && self.sm.enabled
-            && policy.role(&client) != Some("mail")
-        {
+        if proto == PROTO_TCP && port == 25 && self.sm.enabled && !policy.sends_mail(&client) {
             return;
         }
         if policy.egress_allowed(&client, proto, port) != Some(false) {
+            return;
+        }
+        let ftp_data = proto == PROTO_TCP
+            && policy.egress_allowed(&client, PROTO_TCP, super::related::FTP_CONTROL) == Some(true)
+            && self
+                .ftp
+                .as_ref()
+                .is_some_and(|f| f.is_data(client, server, port));
+        if ftp_data {
             return;
         }
         self.egress.update(
@@ -141,7 +158,7 @@ impl EgressDetector {
     ) {
         if !self.sm.enabled
             || policy.direction(&client, &server) != Direction::Outbound
-            || policy.role(&client) == Some("mail")
+            || policy.sends_mail(&client)
         {
             return;
         }
@@ -182,6 +199,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::Config;
+    use crate::detect::related::FtpSessions;
 
     fn a(s: &str) -> Addr {
         Addr::from(s.parse::<std::net::IpAddr>().unwrap())
@@ -317,5 +335,100 @@ mod tests {
             "hosts without a [[hosts]] entry too; one incident"
         );
         assert_eq!(out[0].kind, Kind::OutboundSmtp);
+    }
+
+    /// A role whose egress names tcp/25 sends mail: no outbound_smtp for it,
+    /// and its port 25 is judged by its egress like any other service. A
+    /// role with "any" is unrestricted, not a mail server.
+    #[test]
+    fn roles_allowed_smtp_are_mail_senders() {
+        let c = Config::parse(
+            r#"
+            [[hosts]]
+            addr = "10.0.0.40"
+            role = "relay"
+            [[hosts]]
+            addr = "fd00::41"
+            role = "ops"
+            [roles.relay]
+            egress = ["smtp"]
+            [roles.ops]
+            egress = ["any"]
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        let d = EgressDetector::new(&c.detect);
+        let mut out = Vec::new();
+        d.on_smtp(
+            &c.policy,
+            a("10.0.0.40"),
+            a("198.51.100.25"),
+            Timestamp(0),
+            &mut out,
+        );
+        d.on_open(
+            &c.policy,
+            a("10.0.0.40"),
+            a("198.51.100.25"),
+            PROTO_TCP,
+            25,
+            Timestamp(0),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        d.on_smtp(
+            &c.policy,
+            a("fd00::41"),
+            a("2001:db8::25"),
+            Timestamp(1),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, Kind::OutboundSmtp);
+    }
+
+    /// The data connections of an allowed FTP control connection are allowed.
+    #[test]
+    fn ftp_data_follows_an_allowed_control_connection() {
+        let c = Config::parse(
+            r#"
+            [service_groups]
+            ftp = ["tcp/21"]
+            [[hosts]]
+            addr = "10.77.8.0/24"
+            role = "workstation"
+            [[hosts]]
+            addr = "10.77.9.30"
+            role = "db"
+            [roles.workstation]
+            egress = ["web", "ftp"]
+            [roles.db]
+            egress = []
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        let ftp = Arc::new(FtpSessions::new(100, crate::time::Micros::from_secs(3600)));
+        let d = EgressDetector::new(&c.detect).with_ftp(ftp.clone());
+        let mut out = Vec::new();
+        let (ws, db, srv) = (a("10.77.8.15"), a("10.77.9.30"), a("198.51.100.153"));
+        ftp.on_handshake(ws, srv, 21, Timestamp(0));
+        d.on_open(&c.policy, ws, srv, PROTO_TCP, 21, Timestamp(0), &mut out);
+        d.on_open(&c.policy, ws, srv, PROTO_TCP, 60001, Timestamp(1), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Another server, or a role that may not use ftp at all, still alerts.
+        d.on_open(
+            &c.policy,
+            ws,
+            a("198.51.100.154"),
+            PROTO_TCP,
+            60001,
+            Timestamp(2),
+            &mut out,
+        );
+        ftp.on_handshake(db, srv, 21, Timestamp(3));
+        d.on_open(&c.policy, db, srv, PROTO_TCP, 60002, Timestamp(4), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
     }
 }

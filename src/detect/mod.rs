@@ -18,8 +18,11 @@ pub mod egress;
 pub mod flags;
 pub mod flood;
 pub mod proxy;
+pub mod related;
 pub mod role;
 pub mod scan;
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -37,6 +40,8 @@ pub mod bits {
     pub const RESOLVED: u16 = 2;
     /// The first client payload was inspected.
     pub const PAYLOAD_SEEN: u16 = 4;
+    /// The (UDP) flow was handed to the egress detector as opened.
+    pub const OPENED: u16 = 8;
 }
 
 /// The detector kinds.
@@ -243,17 +248,26 @@ pub struct Detectors {
     pub brute: brute::BruteDetector,
     pub egress: egress::EgressDetector,
     pub proxy: proxy::ProxyDetector,
+    /// FTP control sessions (shared by `role` and `egress`).
+    pub ftp: Arc<related::FtpSessions>,
 }
 
 impl Detectors {
     pub fn new(config: &crate::config::Config) -> Self {
         let cfg = config.detect.clone();
+        let ftp = Arc::new(related::FtpSessions::new(
+            cfg.max_tracked,
+            crate::time::Micros::from_secs(3600),
+        ));
         Detectors {
-            scan: scan::ScanDetector::new(&cfg),
+            scan: scan::ScanDetector::new(&cfg).with_ignored(config),
             flood: flood::FloodDetector::new(&cfg),
-            role: role::RoleDetector::new(&cfg).with_ports(config),
+            role: role::RoleDetector::new(&cfg)
+                .with_ports(config)
+                .with_ftp(ftp.clone()),
             brute: brute::BruteDetector::new(&cfg),
-            egress: egress::EgressDetector::new(&cfg),
+            egress: egress::EgressDetector::new(&cfg).with_ftp(ftp.clone()),
+            ftp,
             proxy: proxy::ProxyDetector::new(&cfg),
             policy: config.policy.clone(),
             cfg,
@@ -269,6 +283,7 @@ impl Detectors {
         self.brute.sweep(now);
         self.egress.sweep(now);
         self.proxy.sweep(now);
+        self.ftp.sweep(now);
     }
 
     /// Entries shed at the caps, per tracker.
@@ -280,6 +295,7 @@ impl Detectors {
             ("brute_force", self.brute.shed()),
             ("egress", self.egress.shed()),
             ("open_proxy", self.proxy.shed()),
+            ("ftp", self.ftp.shed()),
         ]
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::bounded::{BoundedMap, Expiring};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::OpenProxyConfig;
-use crate::decode::Addr;
+use crate::decode::{Addr, PROTO_TCP};
 use crate::policy::Policy;
 use crate::time::Timestamp;
 
@@ -85,7 +85,13 @@ impl ProxyDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if !self.cfg.enabled || !policy.is_home(&server) {
+        // An outside client, or any client of a port the server publishes
+        // to the outside: an inside client of an inside proxy that is not
+        // published is the usual corporate proxy.
+        if !self.cfg.enabled
+            || !policy.is_home(&server)
+            || (policy.is_home(&client) && !policy.publishes(&server, PROTO_TCP, port))
+        {
             return;
         }
         let Some((method, target)) = proxy_request(payload) else {
@@ -194,5 +200,60 @@ mod tests {
         );
         assert_eq!(proxy_request(b"\x16\x03\x01\x02\x00"), None);
         assert_eq!(proxy_request(b""), None);
+    }
+
+    /// Outside clients of any home server, and inside clients of a port the
+    /// server publishes, are reported; an inside client of an unpublished
+    /// inside proxy (the corporate proxy) is not. IPv4 and IPv6.
+    #[test]
+    fn who_may_use_a_proxy() {
+        let c = crate::config::Config::parse(
+            "[[hosts]]\naddr = [\"172.16.5.11\", \"fd00::11\"]\nservices = [\"tcp/8080\"]\n",
+            "t.toml",
+        )
+        .unwrap_or_default();
+        let d = ProxyDetector::new(&c.detect);
+        let req = b"CONNECT 198.51.100.149:443 HTTP/1.1\r\n\r\n";
+        let a = |s: &str| Addr::from(s.parse::<std::net::IpAddr>().unwrap_or([0, 0, 0, 0].into()));
+        let mut out = Vec::new();
+        d.on_request(
+            &c.policy,
+            a("10.1.1.1"),
+            a("10.1.1.3"),
+            3128,
+            req,
+            Timestamp(0),
+            &mut out,
+        );
+        assert!(out.is_empty(), "inside client, unpublished proxy");
+        d.on_request(
+            &c.policy,
+            a("10.1.1.1"),
+            a("172.16.5.11"),
+            8080,
+            req,
+            Timestamp(1),
+            &mut out,
+        );
+        d.on_request(
+            &c.policy,
+            a("2001:db8::90"),
+            a("fd00::12"),
+            3128,
+            req,
+            Timestamp(2),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        // The relay that follows raises it to severity 1.
+        d.on_outbound(
+            &c.policy,
+            a("fd00::12"),
+            a("2001:db8::149"),
+            443,
+            Timestamp(3),
+            &mut out,
+        );
+        assert_eq!((out.len(), out[2].severity), (3, 1));
     }
 }

@@ -7,9 +7,12 @@
 //! in `detect.server_ports` (well-known service ports) and the host is a
 //! home host.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::bounded::{BoundedMap, Expiring};
+use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{Config, ReversedRoleConfig, UnexpectedInboundConfig};
 use crate::decode::{Addr, PROTO_TCP};
@@ -61,6 +64,7 @@ pub struct RoleDetector {
     ui: UnexpectedInboundConfig,
     server_ports: ServiceSet,
     exceptions: ServiceSet,
+    ftp: Option<Arc<FtpSessions>>,
 }
 
 impl RoleDetector {
@@ -73,7 +77,15 @@ impl RoleDetector {
             ui: cfg.unexpected_inbound.clone(),
             server_ports: ServiceSet::default(),
             exceptions: ServiceSet::default(),
+            ftp: None,
         }
+    }
+
+    /// Shares the FTP control sessions: their data connections are not
+    /// unexpected inbound sessions.
+    pub fn with_ftp(mut self, ftp: Arc<FtpSessions>) -> Self {
+        self.ftp = Some(ftp);
+        self
     }
 
     /// Takes the parsed port lists from the config.
@@ -103,21 +115,33 @@ impl RoleDetector {
 
     /// Why `port` is a server port of `host`, if it is. `scanning`: the
     /// host is probing many ports or hosts, so its SYNs are probes.
+    /// `dport`: the destination port of the SYN.
     fn server_port_reason(
         &self,
         policy: &Policy,
         host: &Addr,
         port: u16,
+        dport: u16,
         scanning: bool,
     ) -> Option<&'static str> {
         if policy.publishes(host, PROTO_TCP, port) {
             Some("published_service")
         } else if self.learned.with_existing(&(*host, port), |_| ()).is_some() {
             Some("answered_syn_before")
-        } else if self.server_ports.contains(PROTO_TCP, port) && policy.is_home(host) && !scanning {
+        } else if self.server_ports.contains(PROTO_TCP, port)
+            && policy.is_home(host)
+            && !scanning
+            && (port < 1024 || !self.server_ports.contains(PROTO_TCP, dport))
+        {
             // Only for home hosts that are not scanning: outside tools
             // (hping3, nmap -g) and scanners cycling through source ports send
             // from any port, and that alone says nothing about the host.
+            // A well-known port of 1024 and up is also an ephemeral port of
+            // some systems (Windows XP took 1025-5000, which holds 1080,
+            // 1433, 3306, 3389...): from it to another server port the host
+            // is a client; only an unprivileged port the host neither
+            // published nor answered on, talking to a client port, is
+            // evidence.
             Some("well_known_server_port")
         } else {
             None
@@ -140,7 +164,7 @@ impl RoleDetector {
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return;
         }
-        let Some(reason) = self.server_port_reason(policy, &src, sport, scanning) else {
+        let Some(reason) = self.server_port_reason(policy, &src, sport, dport, scanning) else {
             return;
         };
         self.reversed.update(
@@ -190,9 +214,16 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
+        if let Some(ftp) = &self.ftp {
+            ftp.on_handshake(client, server, port, now);
+        }
         if !self.ui.enabled
             || policy.direction(&client, &server) != Direction::Inbound
             || policy.publishes(&server, PROTO_TCP, port)
+            || self
+                .ftp
+                .as_ref()
+                .is_some_and(|f| f.is_data(client, server, port))
         {
             return;
         }
@@ -411,5 +442,103 @@ mod tests {
         );
         assert_eq!(out.len(), 2, "internal sessions are not inbound");
         assert_eq!((out[0].severity, out[1].severity), (1, 2));
+    }
+
+    /// A client whose ephemeral port happens to be a well-known port of
+    /// 1024 and up (Windows XP: 1025-5000) talking to a server port is a
+    /// client; the same port to a client port, or a port below 1024, or a
+    /// published or learned port, is a reversed role. IPv4 and IPv6.
+    #[test]
+    fn ephemeral_ports_that_look_like_server_ports() {
+        let (d, c) = detector();
+        let mut out = Vec::new();
+        for (src, sport, dst, dport) in [
+            ("10.77.8.60", 1433, "198.51.100.159", 80),
+            ("10.77.8.60", 3389, "198.51.100.159", 443),
+            ("fd00:77::60", 1080, "2001:db8::80", 8080),
+        ] {
+            d.on_syn_t(
+                &c.policy,
+                a(src),
+                sport,
+                a(dst),
+                dport,
+                Timestamp(1),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        d.on_syn_t(
+            &c.policy,
+            a("172.16.9.9"),
+            1521,
+            a("198.51.100.144"),
+            6000,
+            Timestamp(2),
+            &mut out,
+        );
+        d.on_syn_t(
+            &c.policy,
+            a("fd00::53"),
+            53,
+            a("2001:db8::1"),
+            443,
+            Timestamp(3),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].evidence["reason"], json!(["well_known_server_port"]));
+        // Once the host was seen answering on 3306, a SYN from it to 443 is reversed.
+        d.on_synack(a("10.77.8.61"), 3306, Timestamp(4));
+        d.on_syn_t(
+            &c.policy,
+            a("10.77.8.61"),
+            3306,
+            a("198.51.100.1"),
+            443,
+            Timestamp(5),
+            &mut out,
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2].evidence["reason"], json!(["answered_syn_before"]));
+    }
+
+    /// Passive FTP data connections to a published FTP server, and active
+    /// ones back to an inside client, are not unexpected inbound sessions.
+    #[test]
+    fn ftp_data_connections_are_related_to_their_control_session() {
+        let c = Config::parse(
+            "[[hosts]]\naddr = \"172.16.5.21\"\nservices = [\"tcp/21\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ftp = Arc::new(FtpSessions::new(100, crate::time::Micros::from_secs(3600)));
+        let d = RoleDetector::new(&c.detect).with_ports(&c).with_ftp(ftp);
+        let mut out = Vec::new();
+        let hs = |client: &str, server: &str, port: u16, t: u64, out: &mut Vec<Alert>| {
+            d.on_handshake(
+                &c.policy,
+                a(client),
+                a(server),
+                port,
+                (1, 1),
+                Timestamp(t),
+                Timestamp(t),
+                out,
+            );
+        };
+        // Before any control session a high port is unexpected.
+        hs("192.0.2.97", "172.16.5.21", 50000, 1, &mut out);
+        assert_eq!(out.len(), 1);
+        hs("192.0.2.98", "172.16.5.21", 21, 2, &mut out);
+        hs("192.0.2.98", "172.16.5.21", 50001, 3, &mut out);
+        hs("192.0.2.98", "172.16.5.21", 50002, 4, &mut out);
+        // Active mode: the outside server connects back to the inside client.
+        hs("10.77.8.15", "198.51.100.153", 21, 5, &mut out);
+        hs("198.51.100.153", "10.77.8.15", 40123, 6, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        // Not a data port: still unexpected.
+        hs("192.0.2.98", "172.16.5.21", 22, 7, &mut out);
+        assert_eq!(out.len(), 2);
     }
 }

@@ -6,8 +6,12 @@
 //! a UDP datagram. Each probe is answered (SYN-ACK, a UDP reply), rejected
 //! (RST, ICMP unreachable) or unanswered. An incident needs `min_ports`
 //! distinct ports of one host (or `min_hosts` hosts on one port) within the
-//! window, of which at most `max_success_ratio` were answered: a client
-//! talking to many ports or hosts that answer is at work, not scanning.
+//! window, or `min_refused` of them refused, and at most `max_success_ratio`
+//! of them answered: a client talking to many ports or hosts that answer is
+//! at work, not scanning, while a client refused on ten ports of one host
+//! is looking for what is open. The window slides: each target counts while
+//! its last probe is younger than the window. Probes to `ignore` (by
+//! default traceroute's UDP ports 33434-33534) are not counted.
 
 use std::collections::HashMap;
 
@@ -15,10 +19,10 @@ use serde_json::json;
 
 use super::bounded::{BoundedMap, Expiring};
 use super::{Alert, Endpoint, Kind, Reported, ts};
-use crate::config::PortScanConfig;
+use crate::config::{Config, PortScanConfig};
 use crate::decode::{Addr, PROTO_TCP, PROTO_UDP, tcp_flags as F};
-use crate::policy::{Direction, Policy};
-use crate::time::Timestamp;
+use crate::policy::{Direction, Policy, ServiceSet};
+use crate::time::{Micros, Timestamp};
 
 /// How a probe was made (nmap's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +62,15 @@ impl Technique {
         }
     }
 
-    /// The technique of a flow's first packet, if it is a probe.
-    pub fn of_tcp_flags(flags: u8) -> Option<Technique> {
+    /// The technique of a flow's first segment, if it is a probe. A SYN
+    /// offering a window above [`RAW_SYN_MAX_WINDOW`] comes from an
+    /// operating system's stack (connect(): Linux 64240, Windows 64240 or
+    /// 65535) and makes a connect scan; raw-packet scanners offer small
+    /// windows (nmap -sS 1024-4096, masscan 1024, hping3 512 or 64).
+    pub fn of_tcp(flags: u8, window: u16) -> Option<Technique> {
         let f = flags & (F::SYN | F::ACK | F::FIN | F::RST | F::PSH | F::URG);
         match f {
+            x if x == F::SYN && window > RAW_SYN_MAX_WINDOW => Some(Technique::Connect),
             x if x == F::SYN => Some(Technique::Syn),
             x if x == F::FIN => Some(Technique::Fin),
             0 => Some(Technique::Null),
@@ -72,6 +81,9 @@ impl Technique {
         }
     }
 }
+
+/// The largest window a raw-packet scanner's SYN offers (see [`Technique::of_tcp`]).
+pub const RAW_SYN_MAX_WINDOW: u16 = 4096;
 
 /// What came back for a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,51 +96,141 @@ pub enum Outcome {
 const MAX_TARGETS: usize = 512;
 const MAX_PER_TARGET: usize = 8192;
 
-#[derive(Debug, Default)]
-struct HostProbes {
-    /// Port → probes sent to it.
-    ports: HashMap<u16, u32>,
-    /// Ports beyond `MAX_PER_TARGET` (counted, not kept).
+/// One probed target (a port of a host, or a host on a port).
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    first: Timestamp,
+    last: Timestamp,
+    probes: u32,
+    outcome: Option<Outcome>,
+}
+
+/// The targets one scanner probed on one host (ports) or one port (hosts),
+/// over a sliding window: a target counts while its last probe is younger
+/// than the window, so a slow scan that spans several windows is seen as
+/// long as enough of it falls within any one window.
+#[derive(Debug)]
+struct Targets<K> {
+    seen: HashMap<K, Seen>,
+    /// Targets beyond `MAX_PER_TARGET` (counted, not kept; cleared when the
+    /// window slides).
     overflow: u32,
+    /// Distinct targets that answered / refused (kept in step with `seen`).
     answered: u32,
     rejected: u32,
-    probes: u32,
+    /// Every probe ever sent (re-reports need the count to grow).
+    total: u64,
+    /// Entries older than the window are dropped at most every window/16.
+    next_prune: Timestamp,
     proto: u8,
     reported: Reported,
 }
 
-impl HostProbes {
-    fn distinct(&self) -> u64 {
-        self.ports.len() as u64 + u64::from(self.overflow)
+impl<K> Default for Targets<K> {
+    fn default() -> Self {
+        Targets {
+            seen: HashMap::new(),
+            overflow: 0,
+            answered: 0,
+            rejected: 0,
+            total: 0,
+            next_prune: Timestamp(0),
+            proto: 0,
+            reported: Reported::default(),
+        }
     }
 }
 
-#[derive(Debug, Default)]
-struct PortProbes {
-    hosts: HashMap<Addr, ()>,
-    overflow: u32,
-    answered: u32,
-    rejected: u32,
-    probes: u32,
-    reported: Reported,
-}
-
-impl PortProbes {
+impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
     fn distinct(&self) -> u64 {
-        self.hosts.len() as u64 + u64::from(self.overflow)
+        self.seen.len() as u64 + u64::from(self.overflow)
+    }
+
+    fn probes(&self) -> u64 {
+        self.seen.values().map(|s| u64::from(s.probes)).sum::<u64>() + u64::from(self.overflow)
+    }
+
+    fn window_start(&self, now: Timestamp) -> Timestamp {
+        self.seen.values().map(|s| s.first).min().unwrap_or(now)
+    }
+
+    fn prune(&mut self, now: Timestamp, window: Micros) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.saturating_add(Micros(window.0 / 16));
+        let (mut answered, mut rejected) = (0, 0);
+        self.seen.retain(|_, s| {
+            let keep = s.last.saturating_add(window) > now;
+            if keep {
+                match s.outcome {
+                    Some(Outcome::Answered) => answered += 1,
+                    Some(Outcome::Rejected) => rejected += 1,
+                    None => {}
+                }
+            }
+            keep
+        });
+        if self.seen.len() < MAX_PER_TARGET {
+            self.overflow = 0;
+        }
+        (self.answered, self.rejected) = (answered, rejected);
+    }
+
+    /// Records a probe; returns the probes sent to this target so far.
+    fn probe(&mut self, k: K, now: Timestamp, window: Micros) -> u32 {
+        self.prune(now, window);
+        self.total += 1;
+        let room = self.seen.len() < MAX_PER_TARGET;
+        match self.seen.get_mut(&k) {
+            Some(s) => {
+                s.last = now;
+                s.probes += 1;
+                s.probes
+            }
+            None if room => {
+                self.seen.insert(
+                    k,
+                    Seen {
+                        first: now,
+                        last: now,
+                        probes: 1,
+                        outcome: None,
+                    },
+                );
+                1
+            }
+            None => {
+                self.overflow += 1;
+                1
+            }
+        }
+    }
+
+    /// The target answered or refused; the first outcome of a target counts.
+    fn outcome(&mut self, k: &K, o: Outcome) {
+        if let Some(s) = self.seen.get_mut(k)
+            && s.outcome.is_none()
+        {
+            s.outcome = Some(o);
+            match o {
+                Outcome::Answered => self.answered += 1,
+                Outcome::Rejected => self.rejected += 1,
+            }
+        }
     }
 }
 
 #[derive(Debug)]
 struct ScanState {
-    window_start: Timestamp,
     last_seen: Timestamp,
-    hosts: HashMap<Addr, HostProbes>,
-    ports: HashMap<(u8, u16), PortProbes>,
+    hosts: HashMap<Addr, Targets<u16>>,
+    ports: HashMap<(u8, u16), Targets<Addr>>,
+    /// Probes per technique, halved every window.
     techniques: [u32; 8],
-    /// Answered probes the scanner reset instead of completing: what a SYN
-    /// (half-open) scanner does and a connect() never does.
-    half_open_resets: u32,
+    techniques_since: Timestamp,
+    /// Empty targets are dropped at most every window/16.
+    next_gc: Timestamp,
 }
 
 impl Expiring for ScanState {
@@ -140,40 +242,53 @@ impl Expiring for ScanState {
 impl ScanState {
     fn new(now: Timestamp) -> Self {
         ScanState {
-            window_start: now,
             last_seen: now,
             hosts: HashMap::new(),
             ports: HashMap::new(),
             techniques: [0; 8],
-            half_open_resets: 0,
+            techniques_since: now,
+            next_gc: now,
         }
     }
 
+    /// The technique of most probes (a SYN scan followed by a few version
+    /// probes through connect() stays a SYN scan).
     fn technique(&self) -> &'static str {
         let t = &self.techniques;
-        // A SYN scan whose open ports got full handshakes is a connect scan,
-        // unless the scanner also reset answered probes: then the completed
-        // sessions were something else (a web page fetched before a SYN
-        // scan) and the probes are half-open.
-        if t.get(Technique::Connect as usize).copied().unwrap_or(0) > 0
-            && self.half_open_resets == 0
-        {
-            return Technique::Connect.name();
-        }
         Technique::ALL
             .iter()
             .max_by_key(|x| t.get(**x as usize).copied().unwrap_or(0))
             .map_or("unknown", |x| x.name())
+    }
+
+    /// Drops targets with no probe left in the window, so that a scanner
+    /// moving on to new targets keeps being tracked.
+    fn gc(&mut self, now: Timestamp, window: Micros) {
+        if now < self.next_gc {
+            return;
+        }
+        self.next_gc = now.saturating_add(Micros(window.0 / 16));
+        for h in self.hosts.values_mut() {
+            h.prune(now, window);
+        }
+        self.hosts
+            .retain(|_, h| !h.seen.is_empty() || h.overflow > 0);
+        for p in self.ports.values_mut() {
+            p.prune(now, window);
+        }
+        self.ports
+            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
     }
 }
 
 pub struct ScanDetector {
     map: BoundedMap<Addr, ScanState>,
     cfg: PortScanConfig,
+    ignore: ServiceSet,
 }
 
-fn top_ports(ports: &HashMap<u16, u32>) -> Vec<u16> {
-    let mut v: Vec<(u16, u32)> = ports.iter().map(|(p, n)| (*p, *n)).collect();
+fn top_ports(ports: &HashMap<u16, Seen>) -> Vec<u16> {
+    let mut v: Vec<(u16, u32)> = ports.iter().map(|(p, s)| (*p, s.probes)).collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v.into_iter().take(10).map(|(p, _)| p).collect()
 }
@@ -184,6 +299,10 @@ fn severity(d: Direction) -> u8 {
         Direction::Internal | Direction::Inbound => 2,
         Direction::External => 3,
     }
+}
+
+fn proto_name(p: u8) -> &'static str {
+    if p == PROTO_UDP { "udp" } else { "tcp" }
 }
 
 impl ScanDetector {
@@ -197,7 +316,14 @@ impl ScanDetector {
                     .saturating_add(cfg.port_scan.window.0),
             ),
             cfg: cfg.port_scan.clone(),
+            ignore: ServiceSet::default(),
         }
+    }
+
+    /// Takes the parsed `detect.port_scan.ignore` list from the config.
+    pub fn with_ignored(mut self, config: &Config) -> Self {
+        self.ignore = config.port_scan_ignore.clone();
+        self
     }
 
     pub fn sweep(&self, now: Timestamp) {
@@ -206,29 +332,6 @@ impl ScanDetector {
 
     pub fn shed(&self) -> u64 {
         self.map.shed()
-    }
-
-    fn roll(&self, s: &mut ScanState, now: Timestamp) {
-        if now.since(s.window_start) >= self.cfg.window.0 {
-            s.window_start = now;
-            s.techniques = [0; 8];
-            s.half_open_resets = 0;
-            // Counts restart; when each incident was last reported is kept.
-            for h in s.hosts.values_mut() {
-                let r = h.reported;
-                *h = HostProbes {
-                    reported: Reported { at: r.at, count: 0 },
-                    ..HostProbes::default()
-                };
-            }
-            for p in s.ports.values_mut() {
-                let r = p.reported;
-                *p = PortProbes {
-                    reported: Reported { at: r.at, count: 0 },
-                    ..PortProbes::default()
-                };
-            }
-        }
     }
 
     /// A new probe from `src` to `dst:dport`.
@@ -244,103 +347,96 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if !self.cfg.enabled || !matches!(proto, PROTO_TCP | PROTO_UDP) {
+        if !self.cfg.enabled
+            || !matches!(proto, PROTO_TCP | PROTO_UDP)
+            || self.ignore.contains(proto, dport)
+        {
             return;
         }
+        let window = self.cfg.window.0;
         self.map.update(
             &src,
             now,
             || ScanState::new(now),
             |s| {
-                self.roll(s, now);
                 s.last_seen = now;
+                if now.since(s.techniques_since) >= window {
+                    s.techniques_since = now;
+                    for n in &mut s.techniques {
+                        *n /= 2;
+                    }
+                }
                 if let Some(n) = s.techniques.get_mut(tech as usize) {
                     *n += 1;
+                }
+                if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS {
+                    s.gc(now, window);
                 }
                 if s.hosts.len() < MAX_TARGETS || s.hosts.contains_key(&dst) {
                     let h = s.hosts.entry(dst).or_default();
                     h.proto = proto;
-                    h.probes += 1;
-                    let room = h.ports.len() < MAX_PER_TARGET;
-                    match h.ports.get_mut(&dport) {
-                        Some(n) => *n += 1,
-                        None if room => {
-                            h.ports.insert(dport, 1);
-                        }
-                        None => h.overflow += 1,
-                    }
+                    h.probe(dport, now, window);
                 }
                 if s.ports.len() < MAX_TARGETS || s.ports.contains_key(&(proto, dport)) {
                     let p = s.ports.entry((proto, dport)).or_default();
-                    p.probes += 1;
-                    if !p.hosts.contains_key(&dst) {
-                        if p.hosts.len() < MAX_PER_TARGET {
-                            p.hosts.insert(dst, ());
-                        } else {
-                            p.overflow += 1;
-                        }
-                    }
+                    p.proto = proto;
+                    p.probe(dst, now, window);
                 }
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             },
         );
     }
 
-    /// Whether `src` sent at least `n` probes in its current window.
+    /// Whether `src` sent at least `n` probes recently (its technique
+    /// counts, halved every window).
     pub fn is_probing(&self, src: &Addr, n: u32) -> bool {
         self.map
             .with_existing(src, |s| s.techniques.iter().sum::<u32>() >= n)
             .unwrap_or(false)
     }
 
-    /// The scanner reset a probe the target had answered with a SYN-ACK.
-    pub fn on_half_open_reset(&self, src: Addr) {
-        self.map.with_existing(&src, |s| {
-            s.half_open_resets = s.half_open_resets.saturating_add(1);
-        });
-    }
-
-    /// A completed session from `src` carried data: it was a client at work,
-    /// not a connect() probe (a port scanner closes without sending).
-    pub fn on_session_data(&self, src: Addr) {
-        self.map.with_existing(&src, |s| {
-            if let Some(n) = s.techniques.get_mut(Technique::Connect as usize) {
-                *n = n.saturating_sub(1);
-            }
-        });
-    }
-
-    /// The target answered or rejected a probe; `connect` when the scanner
-    /// completed the handshake.
+    /// The target answered or refused a probe; `connect` when the scanner
+    /// completed the handshake. A refusal can complete an incident (a
+    /// UDP scan's ICMP unreachables arrive after its probes).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_outcome(
         &self,
+        policy: &Policy,
         src: Addr,
         dst: Addr,
         proto: u8,
         dport: u16,
         outcome: Outcome,
         connect: bool,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
     ) {
+        if !self.cfg.enabled || self.ignore.contains(proto, dport) {
+            return;
+        }
         self.map.with_existing(&src, |s| {
             if connect {
-                if let Some(n) = s.techniques.get_mut(Technique::Connect as usize) {
-                    *n += 1;
-                }
+                // The SYN-ACK before it already counted as the answer.
                 return;
             }
             if let Some(h) = s.hosts.get_mut(&dst) {
-                match outcome {
-                    Outcome::Answered => h.answered += 1,
-                    Outcome::Rejected => h.rejected += 1,
-                }
+                h.outcome(&dport, outcome);
             }
             if let Some(p) = s.ports.get_mut(&(proto, dport)) {
-                match outcome {
-                    Outcome::Answered => p.answered += 1,
-                    Outcome::Rejected => p.rejected += 1,
-                }
+                p.outcome(&dst, outcome);
+            }
+            if outcome == Outcome::Rejected {
+                self.evaluate(policy, s, src, dst, proto, dport, now, out);
             }
         });
+    }
+
+    /// Whether a target set is a scan: enough distinct targets (or enough
+    /// of them refused), and not mostly answered.
+    fn qualifies<K: Eq + std::hash::Hash + Copy>(&self, t: &Targets<K>, min: u32) -> bool {
+        let distinct = t.distinct();
+        f64::from(t.answered) <= self.cfg.max_success_ratio * distinct as f64
+            && (distinct >= u64::from(min) || t.rejected >= self.cfg.min_refused)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -356,17 +452,14 @@ impl ScanDetector {
         out: &mut Vec<Alert>,
     ) {
         let technique = s.technique();
-        let window_start = s.window_start;
-        let ratio = self.cfg.max_success_ratio;
+        let window = self.cfg.window.0;
         if let Some(h) = s.hosts.get_mut(&dst) {
-            let distinct = h.distinct();
-            if distinct >= u64::from(self.cfg.min_ports)
-                && f64::from(h.answered) <= ratio * distinct as f64
-                && h.reported.due(now, self.cfg.window.0, distinct)
-            {
-                h.reported.mark(now, distinct);
+            h.prune(now, window);
+            if self.qualifies(h, self.cfg.min_ports) && h.reported.due(now, window, h.total) {
+                h.reported.mark(now, h.total);
                 let dir = policy.direction(&src, &dst);
-                let unanswered = h.probes.saturating_sub(h.answered + h.rejected);
+                let distinct = h.distinct();
+                let unanswered = distinct.saturating_sub(u64::from(h.answered + h.rejected));
                 out.push(
                     Alert::new(
                         Kind::PortScan,
@@ -376,56 +469,47 @@ impl ScanDetector {
                     )
                     .with("direction", json!([dir.as_str()]))
                     .with("technique", json!([technique]))
-                    .with(
-                        "protocol",
-                        json!([if h.proto == PROTO_UDP { "udp" } else { "tcp" }]),
-                    )
+                    .with("protocol", json!([proto_name(h.proto)]))
                     .with("distinct_ports", distinct)
-                    .with("probes", h.probes)
+                    .with("probes", h.probes())
                     .with("answered", h.answered)
                     .with("rejected", h.rejected)
                     .with("unanswered", unanswered)
-                    .with("top_ports", json!(top_ports(&h.ports)))
-                    .with("window_start", ts(window_start))
+                    .with("top_ports", json!(top_ports(&h.seen)))
+                    .with("window_start", ts(h.window_start(now)))
                     .with("window_end", ts(now)),
                 );
             }
         }
         if let Some(p) = s.ports.get_mut(&(proto, dport)) {
-            let distinct = p.distinct();
-            if distinct >= u64::from(self.cfg.min_hosts)
-                && f64::from(p.answered) <= ratio * distinct as f64
-                && p.reported.due(now, self.cfg.window.0, distinct)
-            {
-                p.reported.mark(now, distinct);
+            p.prune(now, window);
+            if self.qualifies(p, self.cfg.min_hosts) && p.reported.due(now, window, p.total) {
+                p.reported.mark(now, p.total);
                 let dir = policy.direction(&src, &dst);
-                let mut sample: Vec<String> = p.hosts.keys().map(|a| a.to_string()).collect();
+                let mut sample: Vec<String> = p.seen.keys().map(|a| a.to_string()).collect();
                 sample.sort();
                 sample.truncate(10);
-                let mut a = Alert::new(
-                    Kind::PortSweep,
-                    severity(dir),
-                    Endpoint::host(src),
-                    Endpoint {
-                        ip: None,
-                        port: Some(dport),
-                    },
-                )
-                .with("direction", json!([dir.as_str()]))
-                .with("technique", json!([technique]))
-                .with(
-                    "protocol",
-                    json!([if proto == PROTO_UDP { "udp" } else { "tcp" }]),
-                )
-                .with("distinct_hosts", distinct)
-                .with("probes", p.probes)
-                .with("answered", p.answered)
-                .with("rejected", p.rejected)
-                .with("hosts_sample", json!(sample))
-                .with("window_start", ts(window_start))
-                .with("window_end", ts(now));
-                a.on_flow = true;
-                out.push(a);
+                out.push(
+                    Alert::new(
+                        Kind::PortSweep,
+                        severity(dir),
+                        Endpoint::host(src),
+                        Endpoint {
+                            ip: None,
+                            port: Some(dport),
+                        },
+                    )
+                    .with("direction", json!([dir.as_str()]))
+                    .with("technique", json!([technique]))
+                    .with("protocol", json!([proto_name(proto)]))
+                    .with("distinct_hosts", p.distinct())
+                    .with("probes", p.probes())
+                    .with("answered", p.answered)
+                    .with("rejected", p.rejected)
+                    .with("hosts_sample", json!(sample))
+                    .with("window_start", ts(p.window_start(now)))
+                    .with("window_end", ts(now)),
+                );
             }
         }
     }
@@ -435,7 +519,7 @@ impl ScanDetector {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::DetectConfig;
+    use crate::config::{Config, DetectConfig};
 
     fn a(s: &str) -> Addr {
         Addr::from(s.parse::<std::net::IpAddr>().unwrap())
@@ -464,50 +548,6 @@ mod tests {
             );
         }
         out
-    }
-
-    /// A source that fetched a page (a completed session with data) and
-    /// then SYN-scanned is a SYN scanner, whether or not the scan's
-    /// answered probes were reset yet; a completed session without data
-    /// and without half-open resets is a connect() probe.
-    #[test]
-    fn earlier_sessions_do_not_make_a_syn_scan_a_connect_scan() {
-        for (data, resets, want) in [
-            (true, 0, "syn"),
-            (false, 1, "syn"),
-            (true, 1, "syn"),
-            (false, 0, "connect"),
-        ] {
-            let d = ScanDetector::new(&DetectConfig::default());
-            let (src, dst) = (a("203.0.113.5"), a("10.1.1.1"));
-            let p = Policy::default();
-            let mut out = Vec::new();
-            d.on_probe(
-                &p,
-                src,
-                dst,
-                PROTO_TCP,
-                80,
-                Technique::Syn,
-                Timestamp(0),
-                &mut out,
-            );
-            d.on_outcome(src, dst, PROTO_TCP, 80, Outcome::Answered, false);
-            d.on_outcome(src, dst, PROTO_TCP, 80, Outcome::Answered, true);
-            if data {
-                d.on_session_data(src);
-            }
-            for _ in 0..resets {
-                d.on_half_open_reset(src);
-            }
-            let out = run(&d, "203.0.113.5", "10.1.1.1", 1000..1030, 10, 1000);
-            assert_eq!(out.len(), 1);
-            assert_eq!(
-                out[0].evidence["technique"],
-                json!([want]),
-                "resets {resets}"
-            );
-        }
     }
 
     #[test]
@@ -559,12 +599,15 @@ mod tests {
                 &mut out,
             );
             d.on_outcome(
+                &p,
                 a("10.0.0.5"),
                 a("10.0.0.6"),
                 PROTO_TCP,
                 port,
                 Outcome::Answered,
                 false,
+                Timestamp(u64::from(port)),
+                &mut out,
             );
         }
         assert!(out.is_empty(), "{out:?}");
@@ -575,21 +618,176 @@ mod tests {
         let cfg = DetectConfig::default();
         let d = ScanDetector::new(&cfg);
         let w = cfg.port_scan.window.0.0;
-        // 10 ports at the start of the window, 10 more just after it ends: no incident.
+        // 10 ports, then 10 more just after the first ten left the window:
+        // never 20 within one window, no incident.
         let mut out = run(&d, "203.0.113.7", "10.0.0.9", 1..=10, 0, 1);
-        out.extend(run(&d, "203.0.113.7", "10.0.0.9", 11..=20, w + 1, 1));
+        out.extend(run(&d, "203.0.113.7", "10.0.0.9", 11..=20, w + 10, 1));
         assert!(out.is_empty());
-        // 20 ports within the window: one.
+        // 20 ports spread evenly over just under one window: one.
         let out = run(&d, "203.0.113.8", "10.0.0.9", 1..=20, 0, w / 20 - 1);
         assert_eq!(out.len(), 1);
-        // The scan goes on in the next window: not reported again until a
-        // full window after the first report...
-        let out = run(&d, "203.0.113.8", "10.0.0.9", 21..=60, w + 10, 1);
+        // The scan goes on: not reported again until a full window after
+        // the first report...
+        let t1 = 19 * (w / 20 - 1);
+        let out = run(&d, "203.0.113.8", "10.0.0.9", 21..=60, t1 + 10, 1);
         assert!(out.is_empty());
-        // ...then once, with the new counts.
-        let out = run(&d, "203.0.113.8", "10.0.0.9", 61..=100, 2 * w + 10, 1);
+        // ...then once, with the counts of the sliding window.
+        let out = run(&d, "203.0.113.8", "10.0.0.9", 61..=100, t1 + w + 10, 1);
         assert_eq!(out.len(), 1);
+        // Reported on the first probe due: ports 22-60 (sent less than a
+        // window ago) and 61.
+        assert_eq!(out[0].evidence["distinct_ports"], 40);
+    }
+
+    /// A slow scan that starts late in one tumbling window and ends early
+    /// in the next is still one scan: 12 ports before the boundary, 12
+    /// after, one probe every 10 s.
+    #[test]
+    fn a_slow_scan_across_a_window_boundary() {
+        let cfg = DetectConfig::default();
+        let d = ScanDetector::new(&cfg);
+        let w = cfg.port_scan.window.0.0;
+        let p = Policy::default();
+        let mut out = Vec::new();
+        // An earlier connection starts the scanner's state long before.
+        d.on_probe(
+            &p,
+            a("192.0.2.44"),
+            a("10.1.1.1"),
+            PROTO_TCP,
+            443,
+            Technique::Syn,
+            Timestamp(1),
+            &mut out,
+        );
+        let start = w - 120_000_000;
+        let out = run(&d, "192.0.2.44", "10.1.1.2", 1000..1024, start, 10_000_000);
+        assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].evidence["distinct_ports"], 20);
+        assert_eq!(out[0].evidence["technique"], json!(["syn"]));
+    }
+
+    #[test]
+    fn a_few_refused_udp_ports_are_a_scan_and_traceroute_is_not() {
+        let c = Config::default();
+        let d = ScanDetector::new(&c.detect).with_ignored(&c);
+        let p = Policy::default();
+        let mut out = Vec::new();
+        let udp = |src: &str, dst: &str, port: u16, t: u64, out: &mut Vec<Alert>| {
+            d.on_probe(
+                &p,
+                a(src),
+                a(dst),
+                PROTO_UDP,
+                port,
+                Technique::Udp,
+                Timestamp(t),
+                out,
+            );
+        };
+        let refuse = |src: &str, dst: &str, port: u16, t: u64, out: &mut Vec<Alert>| {
+            d.on_outcome(
+                &p,
+                a(src),
+                a(dst),
+                PROTO_UDP,
+                port,
+                Outcome::Rejected,
+                false,
+                Timestamp(t),
+                out,
+            );
+        };
+        // nmap -sU on 12 ports: all probes first, the unreachables after.
+        let ports = [53, 67, 69, 111, 123, 137, 138, 161, 162, 500, 514, 520];
+        for (i, port) in ports.iter().enumerate() {
+            udp("192.0.2.18", "fd00::53", *port, i as u64, &mut out);
+        }
+        assert!(out.is_empty(), "12 ports is below min_ports");
+        for (i, port) in ports.iter().skip(1).enumerate() {
+            refuse("192.0.2.18", "fd00::53", *port, 100 + i as u64, &mut out);
+        }
+        assert_eq!(out.len(), 1, "the 10th refusal completes it");
+        assert_eq!(out[0].kind, Kind::PortScan);
+        assert_eq!(out[0].evidence["rejected"], 10);
+        assert_eq!(out[0].evidence["protocol"], json!(["udp"]));
+        // Nine refused ports stay quiet.
+        out.clear();
+        for port in 1..=9u16 {
+            udp("192.0.2.19", "10.0.0.53", port, u64::from(port), &mut out);
+            refuse("192.0.2.19", "10.0.0.53", port, u64::from(port), &mut out);
+        }
+        assert!(out.is_empty());
+        // A traceroute: 30 probes to 33434-33463, all refused.
+        for port in 33434..33464u16 {
+            udp("192.0.2.20", "10.0.0.10", port, u64::from(port), &mut out);
+            refuse("192.0.2.20", "10.0.0.10", port, u64::from(port), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn raw_syns_are_a_syn_scan_and_stack_syns_a_connect_scan() {
+        assert_eq!(Technique::of_tcp(F::SYN, 1024), Some(Technique::Syn));
+        assert_eq!(Technique::of_tcp(F::SYN, 4096), Some(Technique::Syn));
+        assert_eq!(Technique::of_tcp(F::SYN, 64240), Some(Technique::Connect));
+        assert_eq!(
+            Technique::of_tcp(F::SYN | F::ECE | F::CWR, 65535),
+            Some(Technique::Connect)
+        );
+        assert_eq!(
+            Technique::of_tcp(F::FIN | F::ACK, 1024),
+            Some(Technique::Maimon)
+        );
+        assert_eq!(Technique::of_tcp(F::SYN | F::ACK, 1024), None);
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let mut out = Vec::new();
+        let (src, dst) = (a("2001:db8::9"), a("fd00::9"));
+        // -sS -sV: 19 raw SYNs, then version probes through connect() to
+        // ports already probed.
+        for port in 1..=19u16 {
+            d.on_probe(
+                &p,
+                src,
+                dst,
+                PROTO_TCP,
+                port,
+                Technique::Syn,
+                Timestamp(u64::from(port)),
+                &mut out,
+            );
+        }
+        for port in [22, 21] {
+            d.on_probe(
+                &p,
+                src,
+                dst,
+                PROTO_TCP,
+                port,
+                Technique::Connect,
+                Timestamp(30),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["technique"], json!(["syn"]));
+        // -sT: every probe from the stack.
+        out.clear();
+        for port in 1..=20u16 {
+            d.on_probe(
+                &p,
+                a("2001:db8::10"),
+                dst,
+                PROTO_TCP,
+                port,
+                Technique::Connect,
+                Timestamp(100 + u64::from(port)),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["technique"], json!(["connect"]));
     }
 
     #[test]

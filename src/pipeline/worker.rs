@@ -476,12 +476,15 @@ impl Worker {
                 if let Some((qsrc, qdst, qproto, _, qdport)) = decode::quoted_tuple(payload, ip.v6)
                 {
                     self.detect.scan.on_outcome(
+                        policy,
                         qsrc,
                         qdst,
                         qproto,
                         qdport,
                         scan::Outcome::Rejected,
                         false,
+                        now,
+                        &mut self.alerts,
                     );
                 }
             }
@@ -541,7 +544,9 @@ impl Worker {
         let ((client, _), (server, server_port)) = (flow.client(), flow.server());
         // A probe is the first packet of a new flow, sent by its client.
         let probe = match d.transport {
-            Transport::Tcp(t) if created && from_client => scan::Technique::of_tcp_flags(t.flags),
+            Transport::Tcp(t) if created && from_client => {
+                scan::Technique::of_tcp(t.flags, t.window)
+            }
             Transport::Udp { .. } if created && from_client => Some(scan::Technique::Udp),
             _ => None,
         };
@@ -581,18 +586,18 @@ impl Worker {
                         } else {
                             scan::Outcome::Rejected
                         };
-                        det.scan
-                            .on_outcome(client, server, ip.proto, server_port, o, false);
+                        det.scan.on_outcome(
+                            policy,
+                            client,
+                            server,
+                            ip.proto,
+                            server_port,
+                            o,
+                            false,
+                            now,
+                            &mut self.alerts,
+                        );
                     }
-                }
-                if from_client
-                    && t.flags & tcp_flags::RST != 0
-                    && flow.detect_bits & bits::PROBE != 0
-                    && !flow.tcp.handshake_seen
-                    && flow.tcp_flags[flow::TO_CLIENT] & (tcp_flags::SYN | tcp_flags::ACK)
-                        == tcp_flags::SYN | tcp_flags::ACK
-                {
-                    det.scan.on_half_open_reset(client);
                 }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
@@ -623,12 +628,15 @@ impl Worker {
                     }
                     if flow.detect_bits & bits::PROBE != 0 {
                         det.scan.on_outcome(
+                            policy,
                             client,
                             server,
                             ip.proto,
                             server_port,
                             scan::Outcome::Answered,
                             true,
+                            now,
+                            &mut self.alerts,
                         );
                     }
                 }
@@ -637,9 +645,6 @@ impl Worker {
                     && flow.detect_bits & bits::PAYLOAD_SEEN == 0
                 {
                     flow.detect_bits |= bits::PAYLOAD_SEEN;
-                    if flow.detect_bits & bits::PROBE != 0 && flow.tcp.handshake_seen {
-                        det.scan.on_session_data(client);
-                    }
                     det.proxy.on_request(
                         policy,
                         client,
@@ -652,7 +657,17 @@ impl Worker {
                 }
             }
             Transport::Udp { .. } => {
-                if created && from_client {
+                // A UDP flow is open once it is more than one datagram: a
+                // reply, or a second datagram from the client (a single
+                // refused or unanswered datagram, like a traceroute probe,
+                // opened nothing).
+                let second = if from_client {
+                    flow.pkts[TO_SERVER] == 2
+                } else {
+                    flow.pkts[flow::TO_CLIENT] == 1
+                };
+                if second && flow.detect_bits & bits::OPENED == 0 {
+                    flow.detect_bits |= bits::OPENED;
                     det.egress.on_open(
                         policy,
                         client,
@@ -666,12 +681,15 @@ impl Worker {
                 if !from_client && unresolved_probe {
                     flow.detect_bits |= bits::RESOLVED;
                     det.scan.on_outcome(
+                        policy,
                         client,
                         server,
                         ip.proto,
                         server_port,
                         scan::Outcome::Answered,
                         false,
+                        now,
+                        &mut self.alerts,
                     );
                 }
             }
