@@ -19,10 +19,10 @@ fn frames(kind: Kind, n: u64) -> Vec<(backflow::capture::LinkType, Vec<u8>)> {
     )
     .expect("generate");
     let mut out = Vec::new();
-    let input = Input::Stream {
-        path: "gen".into(),
-        reader: Box::new(std::io::Cursor::new(buf)),
-    };
+    let input = Input::from_reader(
+        std::path::Path::new("gen"),
+        Box::new(std::io::Cursor::new(buf)),
+    );
     let (_, err) = read_frames(
         input,
         &mut |f: &Frame<'_>, _: FrameBytes<'_>| out.push((f.linktype, f.data.to_vec())),

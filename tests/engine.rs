@@ -199,9 +199,15 @@ fn four_workers_give_the_same_flow_records() {
     // Every other flow record must be the same.
     let victims = flood_victims(&one);
     assert!(!victims.is_empty(), "the captures include floods");
-    assert_eq!(victims, flood_victims(&four), "the same floods are reported");
+    assert_eq!(
+        victims,
+        flood_victims(&four),
+        "the same floods are reported"
+    );
     let not_to_victim = |v: Vec<FlowLine>| -> Vec<FlowLine> {
-        v.into_iter().filter(|l| !victims.contains(&l.dst)).collect()
+        v.into_iter()
+            .filter(|l| !victims.contains(&l.dst))
+            .collect()
     };
     let (a, b) = (
         not_to_victim(flow_lines(&one)),

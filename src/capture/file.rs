@@ -3,10 +3,11 @@
 //! sections and interfaces, each interface with its own link type and time
 //! resolution), read in pure Rust with `pcap-parser`.
 //!
-//! Files are memory-mapped and read without copying; standard input (and any
-//! file that cannot be mapped) is read through a bounded sliding window with
-//! the same parser. [`CaptureParser`] is a pure state machine over a byte
-//! window, so both paths share every check:
+//! Files and standard input are read the same way, in large chunks that the
+//! frames point into (shared with the workers, recycled when they are done),
+//! with the incomplete record at a chunk's end carried into the next.
+//! [`CaptureParser`] is a pure state machine over a byte window, so every
+//! check holds whatever the chunk boundaries:
 //! - a record whose header is cut off by the end of the input is reported with
 //!   its byte offset after all complete records before it were delivered;
 //! - a record length beyond [`MAX_RECORD`] (no capture format allows more)
@@ -418,28 +419,18 @@ impl CaptureParser {
     }
 }
 
-/// An opened input.
-pub enum Input {
-    /// A regular file, mapped into memory.
-    Mapped {
-        path: PathBuf,
-        map: Arc<memmap2::Mmap>,
-    },
-    /// A stream (standard input, a pipe, a file that could not be mapped).
-    Stream {
-        path: PathBuf,
-        reader: Box<dyn Read + Send>,
-    },
+/// An opened input: a capture file, or standard input.
+pub struct Input {
+    pub path: PathBuf,
+    reader: Box<dyn Read + Send>,
+    size: Option<u64>,
 }
 
 impl Input {
     /// Opens `path`; `-` is standard input.
     pub fn open(path: &Path) -> Result<Input, CaptureError> {
         if path == Path::new("-") {
-            return Ok(Input::Stream {
-                path: path.to_owned(),
-                reader: Box::new(io::stdin()),
-            });
+            return Ok(Input::from_reader(path, Box::new(io::stdin())));
         }
         let io_err = |source| CaptureError::Io {
             path: path.to_owned(),
@@ -447,52 +438,66 @@ impl Input {
         };
         let file = File::open(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
-        if meta.is_file() {
-            if meta.len() == 0 {
-                return Err(CaptureError::Empty {
-                    path: path.to_owned(),
-                });
-            }
-            // SAFETY: the map is read-only; a capture file truncated by another
-            // process while we read it would fault, as it would for any reader
-            // of the file (tcpdump, Suricata). Captures handed to `read` are
-            // finished files.
-            #[allow(unsafe_code)]
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
-                #[cfg(unix)]
-                let _ = map.advise(memmap2::Advice::Sequential);
-                return Ok(Input::Mapped {
-                    path: path.to_owned(),
-                    map: Arc::new(map),
-                });
-            }
+        if meta.is_file() && meta.len() == 0 {
+            return Err(CaptureError::Empty {
+                path: path.to_owned(),
+            });
         }
-        Ok(Input::Stream {
+        let mut input = Input::from_reader(path, Box::new(file));
+        input.size = meta.is_file().then_some(meta.len());
+        Ok(input)
+    }
+
+    /// An input read from any reader (a pipe, a buffer in tests).
+    pub fn from_reader(path: &Path, reader: Box<dyn Read + Send>) -> Input {
+        Input {
             path: path.to_owned(),
-            reader: Box::new(file),
-        })
+            reader,
+            size: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
-        match self {
-            Input::Mapped { path, .. } | Input::Stream { path, .. } => path,
-        }
+        &self.path
     }
 
     /// Size in bytes when known (for progress display).
     pub fn size(&self) -> Option<u64> {
-        match self {
-            Input::Mapped { map, .. } => Some(map.len() as u64),
-            Input::Stream { .. } => None,
+        self.size
+    }
+}
+
+/// A block of input that frames point into, shared with the workers until
+/// the last of them is done with it; then its buffer goes back to the pool
+/// it came from for the next read.
+pub struct Chunk {
+    buf: Vec<u8>,
+    pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+}
+
+impl Chunk {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            // A full pool has spares enough: this buffer is freed.
+            let _ = pool.try_send(buf);
         }
     }
 }
 
 /// Where a delivered frame's bytes live.
 pub enum FrameBytes<'a> {
-    /// Inside the mapped file, at this offset: can be shared without copying.
-    Mapped {
-        map: &'a Arc<memmap2::Mmap>,
+    /// Inside a shared input chunk, at this offset: can be handed on without
+    /// copying.
+    Shared {
+        chunk: &'a Arc<Chunk>,
         offset: usize,
     },
     /// In a transient buffer: copy before the callback returns.
@@ -507,13 +512,19 @@ pub struct ReadSummary {
     pub counters: FileCounters,
 }
 
-const STREAM_CHUNK: usize = 1 << 20;
+/// Bytes read at a time: large sequential reads (as `cat` does) keep the
+/// kernel's copy at memory bandwidth, and parsing then finds the records
+/// in cache. (A memory map was slower: each record header of a large-packet
+/// capture is a cache and TLB miss the prefetcher cannot see coming.)
+const CHUNK: usize = 4 << 20;
+/// Read buffers kept for reuse.
+const POOL: usize = 64;
 
 /// Receives what [`read_frames`] reads.
 pub trait FrameSink {
     /// A frame, in file order.
     fn frame(&mut self, frame: &Frame<'_>, bytes: FrameBytes<'_>);
-    /// Bytes of the input consumed so far (about once per MiB).
+    /// Bytes of the input consumed so far (about once per chunk).
     fn progress(&mut self, _pos: u64) {}
     /// The reader is about to wait for a slow input (a pipe): deliver what
     /// is pending rather than hold it until more arrives.
@@ -531,15 +542,20 @@ impl<F: FnMut(&Frame<'_>, FrameBytes<'_>)> FrameSink for F {
 /// until `stop` is set. Returns the summary, plus the error that stopped
 /// reading early, if any (every complete record before it has been
 /// delivered).
+///
+/// The input is read in chunks; each chunk is parsed as far as its complete
+/// records go and shared with the sink ([`FrameBytes::Shared`]); the
+/// incomplete record at its end starts the next chunk. A read returns what
+/// the input has now, so a slow pipe is processed as it arrives.
 pub fn read_frames(
-    input: Input,
+    mut input: Input,
     sink: &mut impl FrameSink,
     stop: &std::sync::atomic::AtomicBool,
 ) -> (ReadSummary, Option<CaptureError>) {
     use std::sync::atomic::Ordering;
     let mut parser = CaptureParser::new();
     let mut summary = ReadSummary::default();
-    let path = input.path().to_owned();
+    let path = input.path.clone();
     let failure = |offset: u64, f: ParseFailure| match f {
         ParseFailure::NotACapture(magic) if offset == 0 => CaptureError::NotACapture {
             path: path.clone(),
@@ -556,146 +572,120 @@ pub fn read_frames(
             what,
         },
     };
-    let err = match input {
-        Input::Mapped { map, .. } => {
-            let mut pos = 0usize;
-            let mut last_progress = 0usize;
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break None;
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Vec<u8>>(POOL);
+    // Bytes of an incomplete record carried into the next chunk.
+    let mut carry: Vec<u8> = Vec::new();
+    // Absolute offset of the first byte of the current chunk.
+    let mut base: u64 = 0;
+    let mut eof = false;
+    // The parser asked for this many bytes at the start of the next chunk.
+    let mut want = 1usize;
+    let mut short_read = false;
+    let err = 'outer: loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        // Fill a chunk: the carried bytes, then reads until it is full, the
+        // input ends, or (a slow input) a read comes back short once the
+        // parser has what it asked for.
+        let mut buf = pool_rx
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        buf.extend_from_slice(&carry);
+        carry.clear();
+        let cap = CHUNK.max(want).min(MAX_RECORD * 2);
+        while !eof && buf.len() < cap && !(short_read && buf.len() >= want) {
+            if short_read {
+                sink.idle();
+            }
+            let old = buf.len();
+            buf.resize(cap, 0);
+            match input.reader.read(buf.get_mut(old..).unwrap_or(&mut [])) {
+                Ok(0) => {
+                    buf.truncate(old);
+                    eof = true;
                 }
-                let window = map.get(pos..).unwrap_or(&[]);
-                match parser.step(window, true) {
-                    Ok(Step::Frame(frame, used)) => {
-                        let offset = pos + (used - frame.data.len());
-                        // The data of a frame is a subslice of the map; recover its offset.
-                        let data_offset =
-                            (frame.data.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
-                        let data_offset = if data_offset < map.len() {
-                            data_offset
-                        } else {
-                            offset
-                        };
-                        summary.frames += 1;
-                        sink.frame(
-                            &frame,
-                            FrameBytes::Mapped {
-                                map: &map,
-                                offset: data_offset,
-                            },
-                        );
-                        pos += used;
-                    }
-                    Ok(Step::Skip(used)) => pos += used,
-                    Ok(Step::End) => break None,
-                    Ok(Step::NeedMore(missing)) => {
-                        break Some(CaptureError::Truncated {
+                Ok(n) => {
+                    short_read = old + n < cap;
+                    buf.truncate(old + n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+                Err(e) => {
+                    buf.truncate(old);
+                    summary.bytes_read = base;
+                    summary.counters = parser.counters;
+                    return (
+                        summary,
+                        Some(CaptureError::Io {
                             path: path.clone(),
-                            offset: pos as u64,
+                            source: e,
+                        }),
+                    );
+                }
+            }
+        }
+        if buf.is_empty() && eof {
+            // Clean end, or a header that never came.
+            match parser.step(&[], true) {
+                Ok(Step::NeedMore(missing)) => {
+                    break Some(CaptureError::Truncated {
+                        path: path.clone(),
+                        offset: base,
+                        missing,
+                    });
+                }
+                Err(f) => break Some(failure(base, f)),
+                _ => break None,
+            }
+        }
+        let chunk = Arc::new(Chunk {
+            buf,
+            pool: Some(pool_tx.clone()),
+        });
+        let bytes = chunk.bytes();
+        let mut pos = 0usize;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break 'outer None;
+            }
+            let window = bytes.get(pos..).unwrap_or(&[]);
+            match parser.step(window, eof) {
+                Ok(Step::Frame(frame, used)) => {
+                    // The frame's data is a slice of the chunk: its offset.
+                    let offset = (frame.data.as_ptr() as usize)
+                        .wrapping_sub(bytes.as_ptr() as usize)
+                        .min(bytes.len());
+                    summary.frames += 1;
+                    sink.frame(
+                        &frame,
+                        FrameBytes::Shared {
+                            chunk: &chunk,
+                            offset,
+                        },
+                    );
+                    pos += used;
+                }
+                Ok(Step::Skip(used)) => pos += used,
+                Ok(Step::End) => break 'outer None,
+                Ok(Step::NeedMore(missing)) => {
+                    if eof {
+                        break 'outer Some(CaptureError::Truncated {
+                            path: path.clone(),
+                            offset: base + pos as u64,
                             missing,
                         });
                     }
-                    Err(f) => break Some(failure(pos as u64, f)),
+                    want = window.len() + missing;
+                    carry.extend_from_slice(window);
+                    base += pos as u64;
+                    sink.progress(base);
+                    break;
                 }
-                if pos - last_progress >= STREAM_CHUNK {
-                    sink.progress(pos as u64);
-                    last_progress = pos;
-                }
+                Err(f) => break 'outer Some(failure(base + pos as u64, f)),
             }
-            .inspect(|_| summary.bytes_read = pos as u64)
-            .or_else(|| {
-                summary.bytes_read = pos as u64;
-                None
-            })
-        }
-        Input::Stream { mut reader, .. } => {
-            let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK);
-            let mut start = 0usize; // first unread byte in buf
-            let mut consumed: u64 = 0; // absolute offset of buf[start]
-            let mut eof = false;
-            let mut want = 0usize;
-            // The last read returned less than asked: the input is slower
-            // than we are.
-            let mut short_read = false;
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break None;
-                }
-                if (buf.len() - start < want || buf.len() == start) && !eof {
-                    // Compact, then read until the parser has what it asked
-                    // for. A read returns what the input has now: a slow
-                    // pipe is processed as it arrives, not a chunk later.
-                    buf.drain(..start);
-                    start = 0;
-                    let need = want.max(1);
-                    let target = (buf.len() + want.max(STREAM_CHUNK)).min(MAX_RECORD * 2);
-                    while buf.len() < need && !eof {
-                        if short_read {
-                            sink.idle();
-                        }
-                        let old = buf.len();
-                        buf.resize(target.max(need), 0);
-                        match reader.read(buf.get_mut(old..).unwrap_or(&mut [])) {
-                            Ok(0) => {
-                                buf.truncate(old);
-                                eof = true;
-                            }
-                            Ok(n) => {
-                                short_read = old + n < buf.len();
-                                buf.truncate(old + n);
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-                            Err(e) => {
-                                buf.truncate(old);
-                                summary.bytes_read = consumed;
-                                summary.counters = parser.counters;
-                                return (
-                                    summary,
-                                    Some(CaptureError::Io {
-                                        path: path.clone(),
-                                        source: e,
-                                    }),
-                                );
-                            }
-                        }
-                    }
-                    sink.progress(consumed);
-                }
-                let window = buf.get(start..).unwrap_or(&[]);
-                match parser.step(window, eof) {
-                    Ok(Step::Frame(frame, used)) => {
-                        summary.frames += 1;
-                        sink.frame(&frame, FrameBytes::Transient);
-                        start += used;
-                        consumed += used as u64;
-                        want = 0;
-                    }
-                    Ok(Step::Skip(used)) => {
-                        start += used;
-                        consumed += used as u64;
-                        want = 0;
-                    }
-                    Ok(Step::End) => break None,
-                    Ok(Step::NeedMore(missing)) => {
-                        if eof {
-                            break Some(CaptureError::Truncated {
-                                path: path.clone(),
-                                offset: consumed,
-                                missing,
-                            });
-                        }
-                        want = (buf.len() - start) + missing;
-                    }
-                    Err(f) => break Some(failure(consumed, f)),
-                }
-            }
-            .inspect(|_| summary.bytes_read = consumed)
-            .or_else(|| {
-                summary.bytes_read = consumed;
-                None
-            })
         }
     };
+    summary.bytes_read = base;
     summary.counters = parser.counters;
     (summary, err)
 }
@@ -913,27 +903,80 @@ mod tests {
         }
     }
 
+    /// A reader that hands out at most `step` bytes per read.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn collect(input: Input) -> (Vec<(Timestamp, Vec<u8>)>, u64, bool) {
+        let mut v = Vec::new();
+        let (s, e) = read_frames(
+            input,
+            &mut |f: &Frame<'_>, b: FrameBytes<'_>| {
+                // Shared bytes are the frame's bytes.
+                if let FrameBytes::Shared { chunk, offset } = b {
+                    assert_eq!(&chunk.bytes()[offset..offset + f.data.len()], f.data);
+                }
+                v.push((f.ts, f.data.to_vec()))
+            },
+            &Default::default(),
+        );
+        (v, s.frames, e.is_none())
+    }
+
+    /// A file, and the same bytes trickling in through a pipe in pieces of
+    /// every size from 1 to 7 bytes, give the same frames.
     #[test]
-    fn stream_and_map_agree() {
+    fn file_and_trickle_agree() {
         let bytes = pcapng(false);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.pcapng");
         std::fs::write(&path, &bytes).unwrap();
-        let collect = |input| {
-            let mut v = Vec::new();
-            let (s, e) = read_frames(
-                input,
-                &mut |f: &Frame<'_>, _: FrameBytes<'_>| v.push((f.ts, f.data.to_vec())),
-                &Default::default(),
-            );
-            (v, s.frames, e.is_none())
-        };
-        let mapped = collect(Input::open(&path).unwrap());
-        let stream = collect(Input::Stream {
-            path: path.clone(),
-            reader: Box::new(std::io::Cursor::new(bytes)),
-        });
-        assert_eq!(mapped, stream);
-        assert_eq!(mapped.1, 2);
+        let file = collect(Input::open(&path).unwrap());
+        assert_eq!(file.1, 2);
+        for step in 1..8 {
+            let piped = collect(Input::from_reader(
+                &path,
+                Box::new(Trickle {
+                    data: bytes.clone(),
+                    pos: 0,
+                    step,
+                }),
+            ));
+            assert_eq!(file, piped, "step {step}");
+        }
+    }
+
+    /// Records straddling the chunk boundaries are carried over whole:
+    /// a capture of several chunks reads back every record in order.
+    #[test]
+    fn records_across_chunk_boundaries() {
+        let mut v = pcap_header(0xa1b2_c3d4, false, 1);
+        let mut want = Vec::new();
+        let mut i: u32 = 0;
+        while v.len() < 3 * CHUNK + 12_345 {
+            let data: Vec<u8> = (0..(60 + i % 1400)).map(|b| (b ^ i) as u8).collect();
+            record(&mut v, false, i, 0, &data);
+            want.push((Timestamp(u64::from(i) * 1_000_000), data));
+            i += 1;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pcap");
+        std::fs::write(&path, &v).unwrap();
+        let (got, n, ok) = collect(Input::open(&path).unwrap());
+        assert!(ok);
+        assert_eq!(n, u64::from(i));
+        assert!(got == want, "every record, in order, intact");
     }
 }

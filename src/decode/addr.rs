@@ -56,9 +56,46 @@ impl fmt::Debug for Addr {
     }
 }
 
+impl Addr {
+    /// Writes the dotted quad of an IPv4 address into `buf` (without `fmt`:
+    /// addresses are written twice per record); None for IPv6.
+    pub fn format_v4(&self, buf: &mut [u8; 15]) -> Option<usize> {
+        let [.., a, b, c, d] = self.0;
+        if !self.is_v4() {
+            return None;
+        }
+        let mut n = 0;
+        for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+            if i > 0 {
+                *buf.get_mut(n)? = b'.';
+                n += 1;
+            }
+            let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+            if h > 0 {
+                *buf.get_mut(n)? = b'0' + h;
+                n += 1;
+            }
+            if h > 0 || t > 0 {
+                *buf.get_mut(n)? = b'0' + t;
+                n += 1;
+            }
+            *buf.get_mut(n)? = b'0' + o;
+            n += 1;
+        }
+        Some(n)
+    }
+}
+
 impl serde::Serialize for Addr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; 15];
+        match self
+            .format_v4(&mut buf)
+            .and_then(|n| std::str::from_utf8(buf.get(..n)?).ok())
+        {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -71,5 +108,41 @@ impl From<[u8; 4]> for Addr {
 impl From<[u8; 16]> for Addr {
     fn from(a: [u8; 16]) -> Self {
         Addr(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_like_display() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.100.255",
+            "192.168.1.1",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:0:1",
+            "::",
+        ] {
+            let a = Addr::from(
+                ip.parse::<IpAddr>()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            );
+            assert_eq!(
+                serde_json::to_string(&a).unwrap_or_default(),
+                format!("\"{a}\""),
+                "{ip}"
+            );
+        }
+        for i in 0..=255u8 {
+            let a = Addr::from([i, i.wrapping_mul(7), 100, 9]);
+            assert_eq!(
+                serde_json::to_string(&a).unwrap_or_default(),
+                format!("\"{a}\"")
+            );
+        }
     }
 }

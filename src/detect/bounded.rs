@@ -8,6 +8,14 @@ use dashmap::DashMap;
 
 use crate::time::{Micros, Timestamp};
 
+/// A small map inside a tracker entry: ahash with fixed seeds (fast, and
+/// the same iteration order every run, unlike std's randomly seeded SipHash).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
+pub fn fast_map<K, V>() -> FastMap<K, V> {
+    FastMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8))
+}
+
 /// State that knows when it was last touched.
 pub trait Expiring {
     fn last_seen(&self) -> Timestamp;

@@ -13,7 +13,7 @@
 //! its last probe is younger than the window. Probes to `ignore` (by
 //! default traceroute's UDP ports 33434-33534) are not counted.
 
-use std::collections::HashMap;
+use super::bounded::{FastMap as HashMap, fast_map};
 
 use serde_json::json;
 
@@ -129,7 +129,7 @@ struct Targets<K> {
 impl<K> Default for Targets<K> {
     fn default() -> Self {
         Targets {
-            seen: HashMap::new(),
+            seen: fast_map(),
             overflow: 0,
             answered: 0,
             rejected: 0,
@@ -243,8 +243,8 @@ impl ScanState {
     fn new(now: Timestamp) -> Self {
         ScanState {
             last_seen: now,
-            hosts: HashMap::new(),
-            ports: HashMap::new(),
+            hosts: fast_map(),
+            ports: fast_map(),
             techniques: [0; 8],
             techniques_since: now,
             next_gc: now,

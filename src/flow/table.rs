@@ -1,5 +1,12 @@
-//! The per-worker flow table: a hash map from key to a slot in a slab, with
+//! The per-worker flow table: a slab of flows, a hash index over it, and
 //! one LRU list per timeout class (protocol × flow state).
+//!
+//! The index holds only slot numbers (4 bytes a flow; the key lives once,
+//! in the slot), and the slab is reserved up front for the cap: it becomes
+//! resident page by page as flows arrive and never reallocates, so memory
+//! per flow is the slot plus a few bytes of index, with no copy spikes.
+//! Callers hash a key once per packet ([`FlowTable::hash`]) and pass the
+//! hash to lookup and insert.
 //!
 //! Within a class every flow has the same timeout, so the list head is always
 //! the next flow to expire: expiry costs O(expired) per call, never a scan.
@@ -9,7 +16,7 @@
 //! each eviction counted and the flow's record flagged `emergency`. It leaves
 //! emergency mode once occupancy falls below the recovery level.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 
 use super::{EndReason, Flow, FlowKey, FlowState};
 use crate::decode::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
@@ -104,7 +111,10 @@ struct List {
 }
 
 pub struct FlowTable {
-    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    /// Slot numbers, by the hash of their flow's key.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    live: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     lists: [List; CLASSES],
@@ -139,9 +149,13 @@ impl FlowTable {
             seed.rotate_left(29),
             0x5851_f42d_4c95_7f2d,
         );
+        // Reserved, not touched: pages become resident as slots are used.
+        let cap = cfg.max_flows.clamp(1, 1 << 24);
         FlowTable {
-            map: HashMap::with_hasher(hasher),
-            slots: Vec::new(),
+            index: HashTable::with_capacity(cap),
+            hasher,
+            live: 0,
+            slots: Vec::with_capacity(cap),
             free: Vec::new(),
             lists: [List {
                 head: NIL,
@@ -154,11 +168,17 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.live == 0
+    }
+
+    /// The hash of `key` that [`FlowTable::lookup_hashed`] and
+    /// [`FlowTable::insert_hashed`] take.
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     pub fn in_emergency(&self) -> bool {
@@ -166,7 +186,19 @@ impl FlowTable {
     }
 
     pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// [`FlowTable::lookup`] with the key's hash already computed.
+    pub fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| {
+                slots
+                    .get(i as usize)
+                    .is_some_and(|s| s.live && s.flow.key == *key)
+            })
+            .copied()
     }
 
     pub fn get(&self, idx: u32) -> Option<&Flow> {
@@ -282,9 +314,12 @@ impl FlowTable {
             slot.flow.emergency = true;
         }
         on_end(&slot.flow, reason);
-        let key = slot.flow.key;
+        let hash = self.hasher.hash_one(slot.flow.key);
         self.unlink(idx);
-        self.map.remove(&key);
+        if let Ok(e) = self.index.find_entry(hash, |&i| i == idx) {
+            e.remove();
+        }
+        self.live = self.live.saturating_sub(1);
         self.free.push(idx);
         let c = &mut self.counters;
         match reason {
@@ -319,7 +354,7 @@ impl FlowTable {
             .max_flows
             .saturating_mul(usize::from(self.cfg.recovery_percent))
             / 100;
-        if self.emergency && self.map.len() <= level {
+        if self.emergency && self.live <= level {
             self.emergency = false;
             self.counters.emergency_over += 1;
         }
@@ -332,17 +367,28 @@ impl FlowTable {
         now: Timestamp,
         on_end: &mut dyn FnMut(&Flow, EndReason),
     ) -> u32 {
-        if self.map.len() >= self.cfg.max_flows.max(1) {
+        let hash = self.hash(&flow.key);
+        self.insert_hashed(flow, hash, now, on_end)
+    }
+
+    /// [`FlowTable::insert`] with the key's hash already computed.
+    pub fn insert_hashed(
+        &mut self,
+        flow: Flow,
+        hash: u64,
+        now: Timestamp,
+        on_end: &mut dyn FnMut(&Flow, EndReason),
+    ) -> u32 {
+        if self.live >= self.cfg.max_flows.max(1) {
             if !self.emergency {
                 self.emergency = true;
                 self.counters.emergency_entered += 1;
             }
             self.expire(now, on_end);
-            if self.map.len() >= self.cfg.max_flows.max(1) {
+            if self.live >= self.cfg.max_flows.max(1) {
                 self.evict_oldest(on_end);
             }
         }
-        let key = flow.key;
         let class = class_of(&flow);
         if let Some(n) = self.counters.created.get_mut(group(flow.key.proto)) {
             *n += 1;
@@ -367,8 +413,14 @@ impl FlowTable {
             }
         };
         self.push_tail(idx, class);
-        self.map.insert(key, idx);
-        self.counters.max_active = self.counters.max_active.max(self.map.len() as u64);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, idx, |&i| {
+            slots
+                .get(i as usize)
+                .map_or(0, |s| hasher.hash_one(s.flow.key))
+        });
+        self.live += 1;
+        self.counters.max_active = self.counters.max_active.max(self.live as u64);
         idx
     }
 
@@ -417,9 +469,10 @@ impl FlowTable {
         false
     }
 
-    /// Approximate heap bytes per flow slot (slab entry plus map entry).
+    /// Heap bytes per tracked flow: its slot, and its index entry (a slot
+    /// number and a control byte, at hashbrown's maximum load of 7/8).
     pub const fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Slot>() + std::mem::size_of::<(FlowKey, u32)>() + 1
+        std::mem::size_of::<Slot>() + (std::mem::size_of::<u32>() + 1) * 8 / 7
     }
 }
 

@@ -13,7 +13,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::{Batch, BatchData, FrameRef, WorkerMsg};
 use crate::capture::Frame;
-use crate::capture::file::FrameBytes;
+use crate::capture::file::{Chunk, FrameBytes};
 use crate::decode::{self, FlowHasher};
 use crate::time::Timestamp;
 
@@ -42,8 +42,8 @@ pub(crate) struct Dispatcher {
     builders: Vec<Builder>,
     hasher: FlowHasher,
     backpressure: Backpressure,
-    /// The mapped file the current batches point into, if any.
-    mapped: Option<Arc<memmap2::Mmap>>,
+    /// The input chunk the current batches point into, if any.
+    chunk: Option<Arc<Chunk>>,
     /// Frames dropped at a full queue.
     pub(crate) queue_drops: u64,
 }
@@ -60,19 +60,13 @@ impl Dispatcher {
             builders,
             hasher,
             backpressure,
-            mapped: None,
+            chunk: None,
             queue_drops: 0,
         }
     }
 
     pub(crate) fn workers(&self) -> usize {
         self.txs.len()
-    }
-
-    /// Sets the mapped file that `FrameBytes::Mapped` offsets refer to.
-    pub(crate) fn set_mapped(&mut self, map: Option<Arc<memmap2::Mmap>>) {
-        self.flush();
-        self.mapped = map;
     }
 
     /// Queues one frame for its flow's worker.
@@ -83,6 +77,13 @@ impl Dispatcher {
         ts: Timestamp,
         pcap_cnt: u64,
     ) {
+        if let FrameBytes::Shared { chunk, .. } = &bytes
+            && !self.chunk.as_ref().is_some_and(|c| Arc::ptr_eq(c, chunk))
+        {
+            // Batches point into one chunk: the ones of the last go first.
+            self.flush();
+            self.chunk = Some(Arc::clone(chunk));
+        }
         let n = self.txs.len();
         let w = if n <= 1 {
             0
@@ -93,8 +94,8 @@ impl Dispatcher {
             return;
         };
         let offset = match bytes {
-            FrameBytes::Mapped { offset, .. } if self.mapped.is_some() => offset,
-            _ => {
+            FrameBytes::Shared { offset, .. } => offset,
+            FrameBytes::Transient => {
                 let o = b.owned.len();
                 b.owned.extend_from_slice(frame.data);
                 o
@@ -121,8 +122,8 @@ impl Dispatcher {
         if b.frames.is_empty() {
             return;
         }
-        let data = match &self.mapped {
-            Some(m) if b.owned.is_empty() => BatchData::Mapped(m.clone()),
+        let data = match &self.chunk {
+            Some(c) if b.owned.is_empty() => BatchData::Shared(Arc::clone(c)),
             _ => BatchData::Owned(std::mem::take(&mut b.owned)),
         };
         let frames = std::mem::replace(&mut b.frames, Vec::with_capacity(BATCH_FRAMES));
@@ -151,6 +152,12 @@ impl Dispatcher {
         for w in 0..self.txs.len() {
             self.send(w);
         }
+    }
+
+    /// Sends every partial batch and lets go of the current input chunk.
+    pub(crate) fn release(&mut self) {
+        self.flush();
+        self.chunk = None;
     }
 
     /// Sends the batches so far, then a control message to every worker

@@ -49,14 +49,16 @@ const QUEUE_BATCHES: usize = 32;
 
 /// Bytes a batch's frames point into.
 enum BatchData {
-    Mapped(Arc<memmap2::Mmap>),
+    /// A chunk of the input, shared with other batches.
+    Shared(Arc<crate::capture::file::Chunk>),
+    /// Copies of the frames (live capture).
     Owned(Vec<u8>),
 }
 
 impl BatchData {
     fn bytes(&self) -> &[u8] {
         match self {
-            BatchData::Mapped(m) => m,
+            BatchData::Shared(c) => c.bytes(),
             BatchData::Owned(v) => v,
         }
     }

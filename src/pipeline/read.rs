@@ -176,15 +176,11 @@ pub(crate) fn read_inputs(
                 continue;
             }
         };
-        r.dispatch.set_mapped(match &input {
-            Input::Mapped { map, .. } => Some(map.clone()),
-            Input::Stream { .. } => None,
-        });
         r.path = Path::new(path).to_owned();
         r.file_start = true;
         r.unknown_linktypes.clear();
         let (summary, err) = read_frames(input, &mut r, stop);
-        r.dispatch.set_mapped(None);
+        r.dispatch.release();
         r.done_bytes += summary.bytes_read;
         r.source.frames += summary.frames;
         r.source.bytes_read += summary.bytes_read;

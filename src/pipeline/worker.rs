@@ -500,7 +500,8 @@ impl Worker {
         }
 
         let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-        let idx = self.lookup(&key, &d.transport, src_is_lo, now);
+        let hash = self.table.hash(&key);
+        let idx = self.lookup(&key, hash, &d.transport, src_is_lo, now);
         let (idx, created) = match idx {
             Some(i) => (i, false),
             None => {
@@ -518,7 +519,7 @@ impl Worker {
                     counters.icmpv6_flows += 1;
                 }
                 (
-                    table.insert(flow, now, &mut |fl: &Flow, r| {
+                    table.insert_hashed(flow, hash, now, &mut |fl: &Flow, r| {
                         end_flow(out, ctx, counters, detect, fl, r)
                     }),
                     true,
@@ -799,11 +800,12 @@ impl Worker {
     fn lookup(
         &mut self,
         key: &FlowKey,
+        hash: u64,
         t: &Transport<'_>,
         src_is_lo: bool,
         ts: Timestamp,
     ) -> Option<u32> {
-        let idx = self.table.lookup(key)?;
+        let idx = self.table.lookup_hashed(key, hash)?;
         let reason = if self.table.is_expired(idx, ts) {
             Some(EndReason::Timeout)
         } else {
