@@ -471,23 +471,25 @@ impl Input {
 /// the last of them is done with it; then its buffer goes back to the pool
 /// it came from for the next read.
 pub struct Chunk {
+    /// Initialized once to its full length and reused as it is: a read
+    /// overwrites it, so it is never zeroed again.
     buf: Vec<u8>,
+    /// Bytes of `buf` that hold input.
+    len: usize,
     pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
 }
 
 impl Chunk {
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(..self.len).unwrap_or(&[])
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
             // A full pool has spares enough: this buffer is freed.
-            let _ = pool.try_send(buf);
+            let _ = pool.try_send(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -588,30 +590,28 @@ pub fn read_frames(
         // Fill a chunk: the carried bytes, then reads until it is full, the
         // input ends, or (a slow input) a read comes back short once the
         // parser has what it asked for.
-        let mut buf = pool_rx
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        buf.extend_from_slice(&carry);
-        carry.clear();
         let cap = CHUNK.max(want).min(MAX_RECORD * 2);
-        while !eof && buf.len() < cap && !(short_read && buf.len() >= want) {
+        let mut buf = pool_rx.try_recv().unwrap_or_default();
+        if buf.len() < cap {
+            buf.resize(cap, 0);
+        }
+        let mut len = carry.len();
+        if let Some(dst) = buf.get_mut(..len) {
+            dst.copy_from_slice(&carry);
+        }
+        carry.clear();
+        while !eof && len < cap && !(short_read && len >= want) {
             if short_read {
                 sink.idle();
             }
-            let old = buf.len();
-            buf.resize(cap, 0);
-            match input.reader.read(buf.get_mut(old..).unwrap_or(&mut [])) {
-                Ok(0) => {
-                    buf.truncate(old);
-                    eof = true;
-                }
+            match input.reader.read(buf.get_mut(len..cap).unwrap_or(&mut [])) {
+                Ok(0) => eof = true,
                 Ok(n) => {
-                    short_read = old + n < cap;
-                    buf.truncate(old + n);
+                    short_read = len + n < cap;
+                    len += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    buf.truncate(old);
                     summary.bytes_read = base;
                     summary.counters = parser.counters;
                     return (
@@ -624,7 +624,7 @@ pub fn read_frames(
                 }
             }
         }
-        if buf.is_empty() && eof {
+        if len == 0 && eof {
             // Clean end, or a header that never came.
             match parser.step(&[], true) {
                 Ok(Step::NeedMore(missing)) => {
@@ -640,6 +640,7 @@ pub fn read_frames(
         }
         let chunk = Arc::new(Chunk {
             buf,
+            len,
             pool: Some(pool_tx.clone()),
         });
         let bytes = chunk.bytes();

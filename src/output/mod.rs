@@ -6,5 +6,6 @@
 
 pub mod community_id;
 pub mod eve;
+pub mod json;
 pub mod net;
 pub mod sink;
