@@ -351,3 +351,99 @@ proptest! {
         }
     }
 }
+
+/// Ethernet / IPv6 / TCP ACK with 3 bytes of data.
+const ETH_IPV6_TCP: [u8; 77] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x86, 0xdd,
+    // IPv6: version 6, payload length 23, next header TCP, hop limit 64
+    0x60, 0x00, 0x00, 0x00, 0x00, 0x17, 0x06, 0x40,
+    // src 2001:db8::1, dst 2001:db8::2
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    // TCP: sport 443, dport 50000, seq 7, ack 9, data offset 5, ACK|PSH
+    0x01, 0xbb, 0xc3, 0x50, 0, 0, 0, 7, 0, 0, 0, 9, 0x50, 0x18, 0x01, 0x00, 0, 0, 0, 0,
+    // payload "abc"
+    0x61, 0x62, 0x63,
+];
+
+/// Whenever the fast path takes a frame, it decodes it exactly as the full
+/// decoder does.
+fn agrees(frame: &[u8]) -> bool {
+    match fast_path(frame) {
+        Some(fast) => {
+            fast == decode_lax(LinkType::Ethernet, frame, false)
+                && fast == decode_lax(LinkType::Ethernet, frame, true)
+        }
+        None => true,
+    }
+}
+
+#[test]
+fn fast_path_takes_the_common_frames() {
+    for f in [&ETH_IPV4_TCP[..], &ETH_IPV4_UDP[..], &ETH_IPV6_TCP[..]] {
+        assert!(fast_path(f).is_some());
+        assert!(agrees(f));
+    }
+    // ...and leaves truncated ones to the full decoder, which names them.
+    assert!(fast_path(&ETH_IPV4_TCP[..50]).is_none());
+    assert!(fast_path(&ETH_IPV6_TCP[..70]).is_none());
+}
+
+/// Every Ethernet frame of every capture in `pcaps/` (and of the public
+/// corpus when it is beside the repository).
+#[test]
+fn fast_path_agrees_with_the_full_decoder_on_real_captures() {
+    use crate::capture::Frame;
+    use crate::capture::file::{FrameBytes, Input, read_frames};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("pcaps")];
+    dirs.push(root.join("../shared/pcaps"));
+    let mut files = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                files.push(p);
+            }
+        }
+    }
+    let (mut taken, mut total) = (0u64, 0u64);
+    for f in &files {
+        let Ok(input) = Input::open(f) else { continue };
+        let _ = read_frames(
+            input,
+            &mut |fr: &Frame<'_>, _: FrameBytes<'_>| {
+                if fr.linktype == LinkType::Ethernet {
+                    total += 1;
+                    if fast_path(fr.data).is_some() {
+                        taken += 1;
+                    }
+                    assert!(agrees(fr.data), "{}: {:02x?}", f.display(), fr.data);
+                }
+            },
+            &Default::default(),
+        );
+    }
+    assert!(taken > 1000 && taken * 2 > total, "{taken} of {total}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn fast_path_agrees_on_mutated_frames(which in 0usize..3, pos in 0usize..77, byte in any::<u8>(), pos2 in 0usize..77, byte2 in any::<u8>(), cut in 0usize..=77) {
+        let base: &[u8] = match which {
+            0 => &ETH_IPV4_TCP,
+            1 => &ETH_IPV4_UDP,
+            _ => &ETH_IPV6_TCP,
+        };
+        let mut f = base.to_vec();
+        let n = f.len();
+        f[pos % n] = byte;
+        f[pos2 % n] = byte2;
+        f.truncate(cut.min(n));
+        prop_assert!(agrees(&f), "{:02x?}", f);
+    }
+}
