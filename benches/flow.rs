@@ -34,11 +34,7 @@ fn bench(c: &mut Criterion) {
                 let mut on_end = |_: &Flow, _: EndReason| ended += 1;
                 for (i, (k, lo)) in ks.iter().enumerate() {
                     let ts = Timestamp(i as u64);
-                    t.insert(
-                        Flow::new(*k, i as u64, ts, *lo, Initiator::Syn),
-                        ts,
-                        &mut on_end,
-                    );
+                    t.insert(Flow::new(*k, ts, *lo, Initiator::Syn), ts, &mut on_end);
                 }
                 let found = ks.iter().filter(|(k, _)| t.lookup(k).is_some()).count();
                 assert_eq!(found, ks.len());
@@ -60,11 +56,7 @@ fn bench(c: &mut Criterion) {
                 let mut on_end = |_: &Flow, _: EndReason| ended += 1;
                 for (i, (k, lo)) in ks.iter().enumerate() {
                     let ts = Timestamp(i as u64);
-                    t.insert(
-                        Flow::new(*k, i as u64, ts, *lo, Initiator::Syn),
-                        ts,
-                        &mut on_end,
-                    );
+                    t.insert(Flow::new(*k, ts, *lo, Initiator::Syn), ts, &mut on_end);
                 }
                 assert_eq!(t.len(), 10_000);
                 assert_eq!(ended, ks.len() as u64 - 10_000);

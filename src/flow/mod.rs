@@ -179,7 +179,6 @@ pub const TO_CLIENT: usize = 1;
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub key: FlowKey,
-    pub flow_id: u64,
     pub start: Timestamp,
     pub last: Timestamp,
     /// Indexed by [`TO_SERVER`] / [`TO_CLIENT`].
@@ -202,16 +201,9 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new(
-        key: FlowKey,
-        flow_id: u64,
-        ts: Timestamp,
-        client_is_lo: bool,
-        initiator: Initiator,
-    ) -> Flow {
+    pub fn new(key: FlowKey, ts: Timestamp, client_is_lo: bool, initiator: Initiator) -> Flow {
         Flow {
             key,
-            flow_id,
             start: ts,
             last: ts,
             pkts: [0; 2],
@@ -226,6 +218,13 @@ impl Flow {
             detect_bits: 0,
             iface: 0,
         }
+    }
+
+    /// EVE's `flow_id`: 51 bits of the seeded hash of the key and the start
+    /// (the same on every record of the flow; computed when a record is
+    /// written rather than kept in every flow).
+    pub fn flow_id(&self, hasher: &crate::decode::FlowHasher) -> u64 {
+        hasher.hash(&(self.key, self.start)) & ((1 << 51) - 1)
     }
 
     pub fn client(&self) -> (Addr, u16) {

@@ -492,7 +492,7 @@ mod tests {
             proto,
             [0; 2],
         );
-        Flow::new(key, u64::from(n), Timestamp(ts), lo, Initiator::FirstPacket)
+        Flow::new(key, Timestamp(ts), lo, Initiator::FirstPacket)
     }
 
     #[test]
@@ -535,7 +535,7 @@ mod tests {
         };
         let mut t = FlowTable::new(cfg, 1);
         let mut ended: Vec<(u64, EndReason, bool)> = Vec::new();
-        let mut on_end = |f: &Flow, r| ended.push((f.flow_id, r, f.emergency));
+        let mut on_end = |f: &Flow, r| ended.push((u64::from(f.key.lo_port), r, f.emergency));
         for i in 0..1000u16 {
             // All within one second: nothing can time out, even in emergency.
             t.insert(

@@ -66,17 +66,34 @@ pub struct Endpoint {
     hist_seen: u16,
     seq_init: bool,
     pub sent_payload: bool,
+    /// Whether `fin_end` is set (kept apart from it so that the flag packs
+    /// with the other small fields: this struct is in every TCP flow).
+    fin_sent: bool,
     /// Initial sequence number (of the SYN, or of the first segment seen).
     pub isn: u32,
     /// Highest sequence number sent plus one (SYN and FIN count one).
     max_seq: u32,
     /// Sequence number just past this side's FIN, once sent.
-    fin_end: Option<u32>,
+    fin_end: u32,
     last_syn: u32,
     last_fin: u32,
     last_rst: u32,
-    retransmits: u32,
-    zero_windows: u32,
+    /// Counted up to 65535: enough for Zeek's history scaling to add its
+    /// letter at 1, 10, 100, 1000 and 10000.
+    retransmits: u16,
+    zero_windows: u16,
+}
+
+impl Endpoint {
+    /// Sequence number just past this side's FIN, once sent.
+    fn fin_end(&self) -> Option<u32> {
+        self.fin_sent.then_some(self.fin_end)
+    }
+
+    fn set_fin_end(&mut self, v: u32) {
+        self.fin_sent = true;
+        self.fin_end = v;
+    }
 }
 
 /// Zeek's `history` string: upper case for the originator, lower case for
@@ -113,9 +130,9 @@ impl History {
 }
 
 /// Zeek records C, G, T and W at the 1st, 10th, 100th... occurrence.
-fn scaled(counter: &mut u32) -> bool {
+fn scaled(counter: &mut u16) -> bool {
     *counter = counter.saturating_add(1);
-    let mut t = 1u32;
+    let mut t = 1u16;
     while t < *counter {
         match t.checked_mul(10) {
             Some(n) => t = n,
@@ -263,8 +280,8 @@ impl TcpTracker {
         self.reset
             || (matches!(c.rfc, Rfc793::TimeWait | Rfc793::Closed | Rfc793::LastAck)
                 && matches!(s.rfc, Rfc793::TimeWait | Rfc793::Closed | Rfc793::LastAck)
-                && c.fin_end.is_some()
-                && s.fin_end.is_some())
+                && c.fin_end().is_some()
+                && s.fin_end().is_some())
     }
 
     /// Data flowed both ways or the handshake completed.
@@ -490,7 +507,7 @@ fn rfc793_update(
                 sender.rfc = Established;
             }
         }
-        if let Some(fin_end) = peer.fin_end
+        if let Some(fin_end) = peer.fin_end()
             && seq_le(fin_end, ack)
         {
             peer.rfc = match peer.rfc {
@@ -506,13 +523,13 @@ fn rfc793_update(
         && sender.rfc == Closed
         && peer.rfc == Closed
         && (has_ack || len > 0)
-        && sender.fin_end.is_none()
+        && sender.fin_end().is_none()
     {
         sender.rfc = Established;
         peer.rfc = Established;
     }
     if fin {
-        sender.fin_end = Some(
+        sender.set_fin_end(
             seq.wrapping_add(len)
                 .wrapping_add(u32::from(syn))
                 .wrapping_add(1),

@@ -107,7 +107,7 @@ impl EveBatch {
 }
 
 /// Settings that every record carries.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct EveContext {
     /// Sensor name, written as `host`.
     pub host: Option<String>,
@@ -118,9 +118,16 @@ pub struct EveContext {
     /// Capture interface names by index (live capture), written as
     /// `in_iface`; empty when reading files.
     pub ifaces: Vec<String>,
+    /// Hashes flows into their `flow_id` (seeded by `hash_seed`).
+    pub flow_ids: crate::decode::FlowHasher,
 }
 
 impl EveContext {
+    /// The `flow_id` of a flow.
+    pub fn flow_id(&self, f: &Flow) -> u64 {
+        f.flow_id(&self.flow_ids)
+    }
+
     /// The `in_iface` of a frame or flow captured on interface `i`.
     pub fn iface(&self, i: u16) -> Option<&str> {
         self.ifaces.get(usize::from(i)).map(String::as_str)
@@ -499,7 +506,7 @@ impl<'a> Record<'a> {
     /// Fills the 5-tuple, ICMP fields and Community ID of a flow, client first.
     fn with_flow(mut self, flow: &Flow, ctx: &EveContext, vlan: &'a [u16]) -> Self {
         let ((src, sport), (dst, dport)) = (flow.client(), flow.server());
-        self.flow_id = Some(flow.flow_id);
+        self.flow_id = Some(ctx.flow_id(flow));
         self.fill_tuple(flow.key.proto, src, sport, dst, dport, ctx);
         if is_icmp(flow.key.proto) {
             // The client's own type/code when it sent one; else the request
@@ -783,13 +790,7 @@ mod tests {
         for (i, (proto, a, ap, b, bp)) in pairs.into_iter().enumerate() {
             let vlan = if i % 2 == 0 { [0, 0] } else { [100, 200] };
             let (key, lo) = FlowKey::new(addr(a), ap, addr(b), bp, proto, vlan);
-            let mut f = Flow::new(
-                key,
-                1 << 50 | i as u64,
-                Timestamp(1_700_000_000_123_456),
-                lo,
-                Initiator::Syn,
-            );
+            let mut f = Flow::new(key, Timestamp(1_700_000_000_123_456), lo, Initiator::Syn);
             f.last = Timestamp(1_700_000_061_000_001);
             f.pkts = [3, u64::MAX];
             f.bytes = [180, 12_345_678_901];
@@ -823,6 +824,7 @@ mod tests {
                 cid_seed: 7,
                 pkt_src: "wire/pcap",
                 ifaces: vec!["eth0".into(), "we\"ird\\if".into()],
+                flow_ids: crate::decode::FlowHasher::new(3),
             };
             let mut out = EveBatch::default();
             for (i, f) in flows().iter().enumerate() {
@@ -845,7 +847,7 @@ mod tests {
                         f.key.hi,
                         f.key.hi_port,
                     )),
-                    flow_id: Some(f.flow_id),
+                    flow_id: Some(ctx.flow_id(f)),
                     vlan: vlan_ids(&f.key),
                 };
                 let alert = serde_json::json!({"action": "allowed", "signature": "x \"y\"", "metadata": {"n": [1, 2]}});

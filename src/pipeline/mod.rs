@@ -46,6 +46,9 @@ use worker::{Emit, Worker};
 
 /// Batches queued per worker.
 const QUEUE_BATCHES: usize = 32;
+/// Record batches (at most about 1 MiB each) waiting for the output thread,
+/// per worker: what a burst of records can hold in memory.
+const OUT_BATCHES: usize = 4;
 
 /// Bytes a batch's frames point into.
 enum BatchData {
@@ -206,9 +209,9 @@ impl Stages {
         signals: &Signals,
         live: bool,
     ) -> Result<Stages, RunError> {
-        let (out_tx, out_rx) = bounded::<OutMsg>(n * QUEUE_BATCHES);
-        // Spare record batches: a few per worker.
-        let (recycle_tx, recycle_rx) = bounded::<EveBatch>(n * 4);
+        let (out_tx, out_rx) = bounded::<OutMsg>(n * OUT_BATCHES + 4);
+        // Spare record batches: a couple per worker.
+        let (recycle_tx, recycle_rx) = bounded::<EveBatch>(n * 2);
         let out_thread = OutputThread::new(
             outputs,
             ctx.clone(),
@@ -265,6 +268,7 @@ fn eve_context(cfg: &Config, ifaces: Vec<String>) -> Arc<EveContext> {
         cid_seed: cfg.community_id_seed,
         pkt_src: "wire/pcap",
         ifaces,
+        flow_ids: FlowHasher::new(cfg.hash_seed),
     })
 }
 

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{FrameRef, OutMsg, StatsPart, WorkerMsg};
 use crate::capture::LinkType;
 use crate::config::Config;
-use crate::decode::{self, Addr, FlowHasher, Fragment, Transport, tcp_flags};
+use crate::decode::{self, Addr, Fragment, Transport, tcp_flags};
 use crate::detect::{self, Alert, Detectors, bits, scan};
 use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVER};
 use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
@@ -138,7 +138,6 @@ pub(crate) struct Worker {
     counters: Counters,
     /// Latest packet time seen (already made monotonic by the source).
     clock: Option<Timestamp>,
-    hasher: FlowHasher,
     ctx: Arc<EveContext>,
     out: EveBatch,
     pub(crate) emit: Emit,
@@ -177,7 +176,6 @@ impl Worker {
             table: FlowTable::new(table_cfg, cfg.hash_seed ^ id as u64),
             counters: Counters::default(),
             clock: None,
-            hasher: FlowHasher::new(cfg.hash_seed),
             ctx,
             out: EveBatch::default(),
             emit,
@@ -701,7 +699,7 @@ impl Worker {
             }
             _ => {}
         }
-        let flow_id = flow.flow_id;
+        let flow_id = self.ctx.flow_id(flow);
         self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
         if let Some(e) = d.event {
@@ -735,7 +733,7 @@ impl Worker {
                         pcap_cnt: f.pcap_cnt,
                         in_iface: self.ctx.iface(f.iface),
                         tuple,
-                        flow_id: Some(fl.flow_id),
+                        flow_id: Some(self.ctx.flow_id(fl)),
                         vlan,
                     };
                     eve::write_alert(&mut self.out, &self.ctx, &pkt, Some(fl), &a.to_eve());
@@ -879,8 +877,7 @@ impl Worker {
             _ => (true, Initiator::FirstPacket),
         };
         let client_is_lo = if src_is_client { src_is_lo } else { !src_is_lo };
-        let flow_id = self.hasher.hash(&(key, now)) & ((1 << 51) - 1);
-        let mut flow = Flow::new(key, flow_id, now, client_is_lo, initiator);
+        let mut flow = Flow::new(key, now, client_is_lo, initiator);
         if !src_is_client && key.proto == decode::PROTO_TCP {
             flow.tcp.history.push_raw(b'^');
         }
@@ -951,7 +948,7 @@ fn end_flow(
             pcap_cnt: 0,
             in_iface: ctx.iface(f.iface),
             tuple: None,
-            flow_id: Some(f.flow_id),
+            flow_id: Some(ctx.flow_id(&f)),
             vlan: &[],
         };
         eve::write_alert(out, ctx, &pkt, Some(&f), &a.to_eve());
