@@ -114,6 +114,7 @@ struct RawConfig {
     outputs: Vec<RawOutput>,
     workers: Option<usize>,
     hash_seed: Option<u64>,
+    memory_cap: Option<Size>,
     #[serde(default)]
     flow: RawFlow,
     #[serde(default)]
@@ -173,6 +174,8 @@ struct RawAnomaly {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub sensor_name: Option<String>,
+    /// `memory_cap`, split across the tables.
+    pub memory: crate::memory::Budget,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
     pub hash_seed: u64,
@@ -353,10 +356,22 @@ impl Config {
                 ));
             }
         }
-        let max_flows = raw.flow.max_flows.unwrap_or(1_000_000);
-        if max_flows == 0 {
-            return Err(("flow.max_flows".into(), "must be at least 1".into()));
+        let memory_cap = raw.memory_cap.map_or(crate::memory::DEFAULT_CAP, |s| s.0);
+        if memory_cap < crate::memory::MIN_CAP {
+            return Err((
+                "memory_cap".into(),
+                format!("at least {} MiB", crate::memory::MIN_CAP >> 20),
+            ));
         }
+        let memory = crate::memory::Budget::split(memory_cap);
+        // The flows' share of the budget, or less when set lower.
+        let max_flows = match raw.flow.max_flows {
+            Some(0) => return Err(("flow.max_flows".into(), "must be at least 1".into())),
+            Some(n) => n.min(memory.max_flows()),
+            None => memory.max_flows(),
+        };
+        let mut detect = raw.detect.clone();
+        detect.tracker_bytes = memory.tracker_bytes();
         let recovery_percent = raw.flow.recovery_percent.unwrap_or(70);
         if !(1..=99).contains(&recovery_percent) {
             return Err((
@@ -380,6 +395,7 @@ impl Config {
         }
         Ok(Config {
             sensor_name: raw.sensor_name.filter(|s| !s.is_empty()),
+            memory,
             workers,
             hash_seed: raw.hash_seed.unwrap_or(0x6261_636b_666c_6f77),
             flow: TableConfig {
@@ -403,7 +419,7 @@ impl Config {
                 .rate_window
                 .map_or(Micros::from_secs(60), |d| d.0),
             policy,
-            detect: raw.detect,
+            detect,
             server_ports,
             reversed_role_exceptions,
             port_scan_ignore,
@@ -420,7 +436,12 @@ mod tests {
     #[test]
     fn empty_file_is_the_default() {
         let c = Config::parse("", "x.toml").unwrap();
-        assert_eq!(c.flow.max_flows, 1_000_000);
+        // The flows' share of the default 1 GiB memory cap.
+        assert_eq!(c.memory.total, 1 << 30);
+        assert_eq!(
+            c.flow.max_flows as u64,
+            (1u64 << 30) / 100 * 60 / crate::memory::bytes_per_flow()
+        );
         assert_eq!(c.stats_interval, Micros::from_secs(60));
         assert_eq!(c.flow.timeouts, Timeouts::suricata_default());
     }
@@ -490,6 +511,10 @@ mod tests {
 pub struct DetectConfig {
     /// Entries per shared tracker (scanners, victims, sessions...).
     pub max_tracked: usize,
+    /// Bytes per shared tracker: the detectors' share of `memory_cap`
+    /// (not a config key).
+    #[serde(skip)]
+    pub tracker_bytes: usize,
     /// Ports treated as server ports of any host (reversed role, direction
     /// guess): "proto/port" or "proto/lo-hi".
     pub server_ports: Vec<String>,
@@ -508,6 +533,7 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             max_tracked: 100_000,
+            tracker_bytes: usize::MAX,
             server_ports: [
                 "tcp/1-1023",
                 "tcp/1080",

@@ -308,6 +308,13 @@ fn print_summary(r: &RunReport) {
         r.workers,
         r.input_errors.len()
     );
+    if r.snapshot.process.peak_rss_bytes > 0 {
+        eprintln!(
+            "backflow: peak memory {} MiB (memory_cap {} MiB)",
+            r.snapshot.process.peak_rss_bytes >> 20,
+            r.memory_cap >> 20
+        );
+    }
     let lat = &c.latency;
     let stage = |name: &str, l: &backflow::stats::StageLatency| {
         let (p50, p99, p999, _) = l.percentiles();

@@ -143,6 +143,10 @@ pub struct Counters {
     /// TCP flag anomalies by name.
     pub flag_anomalies: BTreeMap<&'static str, u64>,
     pub latency: Latency,
+    /// Detector trackers' usage when this snapshot was cut (shared by the
+    /// workers: merged by taking the largest).
+    #[serde(skip)]
+    pub trackers: BTreeMap<&'static str, crate::detect::Usage>,
 }
 
 impl Default for Counters {
@@ -187,6 +191,7 @@ impl Default for Counters {
             alerts: BTreeMap::new(),
             flag_anomalies: BTreeMap::new(),
             latency: Latency::default(),
+            trackers: BTreeMap::new(),
         }
     }
 }
@@ -255,6 +260,12 @@ impl Counters {
             *s.flag_anomalies.entry(k).or_default() += v;
         }
         s.latency.merge(&o.latency);
+        for (k, u) in &o.trackers {
+            let m = s.trackers.entry(k).or_default();
+            m.entries = m.entries.max(u.entries);
+            m.bytes = m.bytes.max(u.bytes);
+            m.shed = m.shed.max(u.shed);
+        }
     }
 
     pub fn decode_events(&self) -> u64 {
@@ -309,12 +320,42 @@ pub struct InterfaceCounters {
     pub reopens: u64,
 }
 
+/// The process's memory as the kernel counts it (`/proc/self/status`), to
+/// check the memory budget against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessMemory {
+    /// Resident now.
+    pub rss_bytes: u64,
+    /// The most resident so far (VmHWM).
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcessMemory {
+    /// Reads it; zeros where `/proc` is not there.
+    pub fn read() -> ProcessMemory {
+        let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kb = |field: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        ProcessMemory {
+            rss_bytes: kb("VmRSS:"),
+            peak_rss_bytes: kb("VmHWM:"),
+        }
+    }
+}
+
 /// Everything at one point of packet time.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub uptime_secs: u64,
     pub counters: Counters,
     pub source: SourceCounters,
+    /// Memory when the snapshot was written (wall-clock dependent).
+    pub process: ProcessMemory,
 }
 
 #[cfg(test)]

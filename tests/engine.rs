@@ -154,13 +154,14 @@ fn one_worker_runs_are_identical() {
         "eve.json differs between two --workers 1 runs"
     );
     // Delivery counters of the outputs depend on when buffers were flushed,
-    // and stage latencies are measured (both wall time); everything else in
-    // stats.json is packet time.
+    // and stage latencies and resident memory are measured (all wall time);
+    // everything else in stats.json is packet time.
     let engine_stats = |raw: &[u8]| {
         let mut v = common::parse_lines(raw);
         for r in &mut v {
             if let Some(b) = r.get_mut("backflow").and_then(|b| b.as_object_mut()) {
                 b.remove("outputs");
+                assert!(b.remove("process").is_some(), "memory is reported");
                 if let Some(c) = b.get_mut("counters").and_then(|c| c.as_object_mut()) {
                     assert!(c.remove("latency").is_some(), "latency is reported");
                 }

@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use pcap_parser::nom;
 use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
@@ -477,6 +478,8 @@ pub struct Chunk {
     /// Bytes of `buf` that hold input.
     len: usize,
     pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// Chunks of this reader in flight.
+    live: Option<Arc<AtomicUsize>>,
 }
 
 impl Chunk {
@@ -487,9 +490,39 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if let Some(pool) = &self.pool {
-            // A full pool has spares enough: this buffer is freed.
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        // Chunks made larger for one big record are freed, not kept.
+        if let Some(pool) = &self.pool
+            && self.buf.len() == CHUNK
+        {
             let _ = pool.try_send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// A buffer for the next chunk: a returned one, a new one while fewer than
+/// [`POOL`] are in flight, or else the next one returned. None when a stop
+/// was requested while waiting.
+fn next_buffer(
+    pool: &crossbeam_channel::Receiver<Vec<u8>>,
+    live: &AtomicUsize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<Vec<u8>> {
+    use std::sync::atomic::Ordering;
+    loop {
+        if let Ok(b) = pool.try_recv() {
+            return Some(b);
+        }
+        if live.load(Ordering::Relaxed) < POOL {
+            return Some(Vec::new());
+        }
+        if let Ok(b) = pool.recv_timeout(std::time::Duration::from_millis(100)) {
+            return Some(b);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return None;
         }
     }
 }
@@ -518,9 +551,12 @@ pub struct ReadSummary {
 /// kernel's copy at memory bandwidth, and parsing then finds the records
 /// in cache. (A memory map was slower: each record header of a large-packet
 /// capture is a cache and TLB miss the prefetcher cannot see coming.)
-const CHUNK: usize = 4 << 20;
-/// Read buffers kept for reuse.
-const POOL: usize = 64;
+pub const CHUNK: usize = 1 << 20;
+/// Chunks in flight at most (read, or held by batches not yet processed):
+/// the reader waits for one to come back rather than allocate more, which
+/// bounds the input held in memory to `CHUNK * POOL` (records larger than
+/// a chunk get a chunk of their own size, freed after use).
+pub const POOL: usize = 32;
 
 /// Receives what [`read_frames`] reads.
 pub trait FrameSink {
@@ -575,6 +611,7 @@ pub fn read_frames(
         },
     };
     let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Vec<u8>>(POOL);
+    let live = Arc::new(AtomicUsize::new(0));
     // Bytes of an incomplete record carried into the next chunk.
     let mut carry: Vec<u8> = Vec::new();
     // Absolute offset of the first byte of the current chunk.
@@ -591,7 +628,9 @@ pub fn read_frames(
         // input ends, or (a slow input) a read comes back short once the
         // parser has what it asked for.
         let cap = CHUNK.max(want).min(MAX_RECORD * 2);
-        let mut buf = pool_rx.try_recv().unwrap_or_default();
+        let Some(mut buf) = next_buffer(&pool_rx, &live, stop) else {
+            break None;
+        };
         if buf.len() < cap {
             buf.resize(cap, 0);
         }
@@ -638,10 +677,12 @@ pub fn read_frames(
                 _ => break None,
             }
         }
+        live.fetch_add(1, Ordering::Relaxed);
         let chunk = Arc::new(Chunk {
             buf,
             len,
             pool: Some(pool_tx.clone()),
+            live: Some(Arc::clone(&live)),
         });
         let bytes = chunk.bytes();
         let mut pos = 0usize;

@@ -2,7 +2,7 @@
 //! HyperLogLog for counting distinct sources in fixed memory.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
@@ -16,45 +16,128 @@ pub fn fast_map<K, V>() -> FastMap<K, V> {
     FastMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8))
 }
 
-/// State that knows when it was last touched.
+/// State that knows when it was last touched, and what it holds on the
+/// heap beyond its own size.
 pub trait Expiring {
     fn last_seen(&self) -> Timestamp;
+
+    /// Heap bytes the value owns (maps, vectors); must be O(1).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
-/// A `DashMap` with a cap on entries and an idle timeout. At the cap, idle
-/// entries are dropped first; if none is idle the new key is not tracked and
-/// the refusal is counted (`shed`): existing incidents keep being tracked,
-/// which is what keeps a flood of new keys from evicting the incident that
-/// causes it.
+/// What a tracker holds and what it refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Keys refused at a cap.
+    pub shed: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, o: Usage) -> Usage {
+        Usage {
+            entries: self.entries + o.entries,
+            bytes: self.bytes + o.bytes,
+            shed: self.shed + o.shed,
+        }
+    }
+}
+
+/// Bookkeeping bytes per map entry beyond the key and value (hash table
+/// control byte, load-factor slack, shard overhead), a fixed estimate.
+const ENTRY_OVERHEAD: usize = 16;
+
+/// A `DashMap` capped in entries and in bytes, each entry expiring after an
+/// idle time. At a cap, idle entries are dropped first; if none is idle the
+/// new key is not tracked and the refusal is counted (`shed`): existing
+/// incidents keep being tracked, which is what keeps a flood of new keys
+/// from evicting the incident that causes it. Values that grow (a scanner's
+/// targets) are told whether there is room ([`BoundedMap::update_room`]) and
+/// count what does not fit instead of storing it.
 pub struct BoundedMap<K, V> {
     map: DashMap<K, V, ahash::RandomState>,
     cap: usize,
+    max_bytes: usize,
     idle: Micros,
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
     shed: AtomicU64,
     last_sweep: AtomicU64,
 }
 
 impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
-    pub fn new(cap: usize, idle: Micros) -> Self {
+    /// At most `cap` entries and `max_bytes` bytes (keys, values, their heap
+    /// and bookkeeping); entries idle for `idle` are dropped.
+    pub fn new(cap: usize, max_bytes: usize, idle: Micros) -> Self {
+        let base = Self::base_bytes();
+        let cap = cap.min(max_bytes / base).max(1);
+        // Room for the cap up front: the table never rehashes under a flood
+        // of new keys, and its pages become resident only as they are used.
+        let map = DashMap::with_capacity_and_hasher(
+            cap.min(1 << 22),
+            ahash::RandomState::with_seeds(1, 2, 3, 4),
+        );
         BoundedMap {
-            map: DashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
-            cap: cap.max(1),
+            map,
+            cap,
+            max_bytes,
             idle,
+            entries: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
         }
     }
 
+    /// Bytes of an entry without heap.
+    pub fn base_bytes() -> usize {
+        std::mem::size_of::<K>() + std::mem::size_of::<V>() + ENTRY_OVERHEAD
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// Entries at most.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes held now (estimate).
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     pub fn shed(&self) -> u64 {
         self.shed.load(Ordering::Relaxed)
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            entries: self.len() as u64,
+            bytes: self.bytes() as u64,
+            shed: self.shed(),
+        }
+    }
+
+    fn has_room_for(&self, bytes: usize) -> bool {
+        self.len() < self.cap && self.bytes().saturating_add(bytes) <= self.max_bytes
+    }
+
+    fn grew(&self, before: usize, after: usize) {
+        if after >= before {
+            self.bytes.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+        }
     }
 
     /// Runs `f` on the entry for `key`, creating it with `make` when absent
@@ -66,23 +149,52 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         make: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> Option<R> {
+        self.update_room(key, now, make, |v, _| f(v))
+    }
+
+    /// As [`BoundedMap::update`]; `f` is also told how many bytes the map
+    /// has left for the value to grow by.
+    pub fn update_room<R>(
+        &self,
+        key: &K,
+        now: Timestamp,
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V, usize) -> R,
+    ) -> Option<R> {
+        let room = self.max_bytes.saturating_sub(self.bytes());
         if let Some(mut e) = self.map.get_mut(key) {
-            return Some(f(&mut e));
+            let before = e.heap_bytes();
+            let r = f(&mut e, room);
+            self.grew(before, e.heap_bytes());
+            return Some(r);
         }
-        if self.map.len() >= self.cap {
+        let base = Self::base_bytes();
+        if !self.has_room_for(base) {
             self.sweep(now);
-            if self.map.len() >= self.cap {
+            if !self.has_room_for(base) {
                 self.shed.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
         }
-        let mut e = self.map.entry(key.clone()).or_insert_with(make);
-        Some(f(&mut e))
+        let mut e = self.map.entry(key.clone()).or_insert_with(|| {
+            self.entries.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(base, Ordering::Relaxed);
+            make()
+        });
+        let before = e.heap_bytes();
+        let r = f(&mut e, room);
+        self.grew(before, e.heap_bytes());
+        Some(r)
     }
 
     /// Runs `f` on an existing entry only.
     pub fn with_existing<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
-        self.map.get_mut(key).map(|mut e| f(&mut e))
+        self.map.get_mut(key).map(|mut e| {
+            let before = e.heap_bytes();
+            let r = f(&mut e);
+            self.grew(before, e.heap_bytes());
+            r
+        })
     }
 
     /// Drops entries idle since before `now - idle`, at most once per
@@ -95,8 +207,16 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         }
         self.last_sweep.store(now.0, Ordering::Relaxed);
         let idle = self.idle;
-        self.map
-            .retain(|_, v| v.last_seen().saturating_add(idle) > now);
+        let base = Self::base_bytes();
+        self.map.retain(|_, v| {
+            let keep = v.last_seen().saturating_add(idle) > now;
+            if !keep {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+                self.bytes
+                    .fetch_sub(base + v.heap_bytes(), Ordering::Relaxed);
+            }
+            keep
+        });
     }
 }
 
@@ -158,7 +278,7 @@ mod tests {
 
     #[test]
     fn cap_sheds_new_keys_and_keeps_old_ones() {
-        let m: BoundedMap<u32, E> = BoundedMap::new(10, Micros::from_secs(60));
+        let m: BoundedMap<u32, E> = BoundedMap::new(10, usize::MAX, Micros::from_secs(60));
         for k in 0..20 {
             m.update(&k, Timestamp(1), || E(Timestamp(1)), |_| ());
         }
@@ -176,6 +296,60 @@ mod tests {
             .is_some()
         );
         assert_eq!(m.len(), 1);
+    }
+
+    /// A value that owns `.1` heap bytes.
+    #[derive(Debug)]
+    struct Big(Timestamp, usize);
+    impl Expiring for Big {
+        fn last_seen(&self) -> Timestamp {
+            self.0
+        }
+        fn heap_bytes(&self) -> usize {
+            self.1
+        }
+    }
+
+    #[test]
+    fn byte_cap_limits_entries() {
+        let base = BoundedMap::<u32, Big>::base_bytes();
+        let m: BoundedMap<u32, Big> = BoundedMap::new(1000, 10 * base, Micros::from_secs(60));
+        assert_eq!(m.cap(), 10, "the byte cap makes the entry cap");
+        for k in 0..20 {
+            m.update(&k, Timestamp(1), || Big(Timestamp(1), 0), |_| ());
+        }
+        assert_eq!((m.len(), m.shed(), m.bytes()), (10, 10, 10 * base));
+        // Idle entries give their bytes back.
+        m.sweep(Timestamp(120_000_000));
+        assert_eq!((m.len(), m.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn growth_is_allowed_while_there_is_room() {
+        let base = BoundedMap::<u32, Big>::base_bytes();
+        assert!(base < 100);
+        let m: BoundedMap<u32, Big> = BoundedMap::new(1000, 3 * base + 500, Micros::from_secs(60));
+        let mut rooms = Vec::new();
+        for _ in 0..4 {
+            m.update_room(
+                &1,
+                Timestamp(1),
+                || Big(Timestamp(1), 0),
+                |v, left| {
+                    rooms.push(left >= 200);
+                    if left >= 200 {
+                        v.1 += 200;
+                    }
+                },
+            );
+        }
+        // Room for 200 more until fewer than 200 bytes are left.
+        let grown = (2 * base + 500) / 200;
+        assert_eq!(rooms.iter().filter(|r| **r).count(), grown.min(4));
+        assert_eq!(m.bytes(), base + 200 * grown.min(4));
+        assert!(m.bytes() <= 3 * base + 500);
+        m.sweep(Timestamp(120_000_000));
+        assert_eq!((m.len(), m.bytes()), (0, 0));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring};
+use super::bounded::{BoundedMap, Expiring, Usage};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::BruteForceConfig;
 use crate::decode::Addr;
@@ -36,6 +36,7 @@ impl BruteDetector {
         BruteDetector {
             map: BoundedMap::new(
                 cfg.max_tracked,
+                cfg.tracker_bytes,
                 cfg.brute_force
                     .window
                     .0
@@ -49,8 +50,8 @@ impl BruteDetector {
         self.map.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.map.shed()
+    pub fn usage(&self) -> Usage {
+        self.map.usage()
     }
 
     /// An established TCP session from `client` to `server:port` ended.

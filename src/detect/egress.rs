@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring};
+use super::bounded::{BoundedMap, Expiring, Usage};
 use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::WindowedConfig;
@@ -60,8 +60,16 @@ fn proto_name(p: u8) -> &'static str {
 impl EgressDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         EgressDetector {
-            egress: BoundedMap::new(cfg.max_tracked, cfg.egress_violation.window.0),
-            smtp: BoundedMap::new(cfg.max_tracked, cfg.outbound_smtp.window.0),
+            egress: BoundedMap::new(
+                cfg.max_tracked,
+                cfg.tracker_bytes,
+                cfg.egress_violation.window.0,
+            ),
+            smtp: BoundedMap::new(
+                cfg.max_tracked,
+                cfg.tracker_bytes,
+                cfg.outbound_smtp.window.0,
+            ),
             eg: cfg.egress_violation.clone(),
             sm: cfg.outbound_smtp.clone(),
             ftp: None,
@@ -80,8 +88,8 @@ impl EgressDetector {
         self.smtp.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.egress.shed() + self.smtp.shed()
+    pub fn usage(&self) -> Usage {
+        self.egress.usage() + self.smtp.usage()
     }
 
     /// `client` opened a connection (TCP handshake, or a UDP flow) to `server:port`.
@@ -409,7 +417,11 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let ftp = Arc::new(FtpSessions::new(100, crate::time::Micros::from_secs(3600)));
+        let ftp = Arc::new(FtpSessions::new(
+            100,
+            usize::MAX,
+            crate::time::Micros::from_secs(3600),
+        ));
         let d = EgressDetector::new(&c.detect).with_ftp(ftp.clone());
         let mut out = Vec::new();
         let (ws, db, srv) = (a("10.77.8.15"), a("10.77.9.30"), a("198.51.100.153"));

@@ -13,7 +13,7 @@
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring, Hll};
+use super::bounded::{BoundedMap, Expiring, Hll, Usage};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::SynFloodConfig;
 use crate::decode::{Addr, FlowHasher};
@@ -50,6 +50,7 @@ impl FloodDetector {
         FloodDetector {
             map: BoundedMap::new(
                 cfg.max_tracked,
+                cfg.tracker_bytes,
                 cfg.syn_flood
                     .window
                     .0
@@ -64,8 +65,8 @@ impl FloodDetector {
         self.map.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.map.shed()
+    pub fn usage(&self) -> Usage {
+        self.map.usage()
     }
 
     /// A SYN (without ACK) from `src` to `dst:dport`. Returns whether the

@@ -30,7 +30,7 @@ use crate::config::DetectConfig;
 use crate::decode::Addr;
 use crate::policy::Policy;
 use crate::time::Timestamp;
-pub use bounded::{BoundedMap, Hll};
+pub use bounded::{BoundedMap, Hll, Usage};
 
 /// Detector bookkeeping bits in `Flow::detect_bits`.
 pub mod bits {
@@ -257,6 +257,7 @@ impl Detectors {
         let cfg = config.detect.clone();
         let ftp = Arc::new(related::FtpSessions::new(
             cfg.max_tracked,
+            cfg.tracker_bytes,
             crate::time::Micros::from_secs(3600),
         ));
         Detectors {
@@ -286,17 +287,30 @@ impl Detectors {
         self.ftp.sweep(now);
     }
 
-    /// Entries shed at the caps, per tracker.
-    pub fn shed(&self) -> Vec<(&'static str, u64)> {
+    /// Entries, bytes and keys shed at the caps, per tracker.
+    pub fn usage(&self) -> Vec<(&'static str, Usage)> {
         vec![
-            ("scan", self.scan.shed()),
-            ("flood", self.flood.shed()),
-            ("role", self.role.shed()),
-            ("brute_force", self.brute.shed()),
-            ("egress", self.egress.shed()),
-            ("open_proxy", self.proxy.shed()),
-            ("ftp", self.ftp.shed()),
+            ("scan", self.scan.usage()),
+            ("flood", self.flood.usage()),
+            ("role", self.role.usage()),
+            ("brute_force", self.brute.usage()),
+            ("egress", self.egress.usage()),
+            ("open_proxy", self.proxy.usage()),
+            ("ftp", self.ftp.usage()),
         ]
+    }
+
+    /// Keys the tracker behind `kind` could not take so far (its alerts
+    /// may undercount while it is full).
+    pub fn shed_for(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::PortScan | Kind::PortSweep => self.scan.usage().shed,
+            Kind::SynFlood => self.flood.usage().shed,
+            Kind::ReversedRole | Kind::UnexpectedInbound => self.role.usage().shed,
+            Kind::BruteForce => self.brute.usage().shed,
+            Kind::EgressViolation | Kind::OutboundSmtp => self.egress.usage().shed,
+            Kind::OpenProxy => self.proxy.usage().shed,
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring};
+use super::bounded::{BoundedMap, Expiring, Usage};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::OpenProxyConfig;
 use crate::decode::{Addr, PROTO_TCP};
@@ -60,7 +60,7 @@ pub struct ProxyDetector {
 impl ProxyDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         ProxyDetector {
-            map: BoundedMap::new(cfg.max_tracked, cfg.open_proxy.window.0),
+            map: BoundedMap::new(cfg.max_tracked, cfg.tracker_bytes, cfg.open_proxy.window.0),
             cfg: cfg.open_proxy.clone(),
         }
     }
@@ -69,8 +69,8 @@ impl ProxyDetector {
         self.map.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.map.shed()
+    pub fn usage(&self) -> Usage {
+        self.map.usage()
     }
 
     /// The first client payload of a flow from `client` to `server:port`.

@@ -36,9 +36,9 @@ fn pair(a: Addr, b: Addr) -> (Addr, Addr) {
 }
 
 impl FtpSessions {
-    pub fn new(cap: usize, ttl: Micros) -> Self {
+    pub fn new(cap: usize, max_bytes: usize, ttl: Micros) -> Self {
         FtpSessions {
-            pairs: BoundedMap::new(cap, ttl),
+            pairs: BoundedMap::new(cap, max_bytes, ttl),
         }
     }
 
@@ -60,8 +60,8 @@ impl FtpSessions {
         self.pairs.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.pairs.shed()
+    pub fn usage(&self) -> super::Usage {
+        self.pairs.usage()
     }
 }
 
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn data_connections_follow_a_control_session_either_way() {
-        let f = FtpSessions::new(10, Micros::from_secs(3600));
+        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
         assert!(!f.is_data(c, s, 50123), "no control session yet");
         f.on_handshake(c, s, 80, Timestamp(1));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring};
+use super::bounded::{BoundedMap, Expiring, Usage};
 use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{Config, ReversedRoleConfig, UnexpectedInboundConfig};
@@ -70,9 +70,21 @@ pub struct RoleDetector {
 impl RoleDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         RoleDetector {
-            learned: BoundedMap::new(cfg.max_tracked, cfg.reversed_role.learned_ttl.0),
-            reversed: BoundedMap::new(cfg.max_tracked, cfg.reversed_role.window.0),
-            inbound: BoundedMap::new(cfg.max_tracked, cfg.unexpected_inbound.window.0),
+            learned: BoundedMap::new(
+                cfg.max_tracked,
+                cfg.tracker_bytes,
+                cfg.reversed_role.learned_ttl.0,
+            ),
+            reversed: BoundedMap::new(
+                cfg.max_tracked,
+                cfg.tracker_bytes,
+                cfg.reversed_role.window.0,
+            ),
+            inbound: BoundedMap::new(
+                cfg.max_tracked,
+                cfg.tracker_bytes,
+                cfg.unexpected_inbound.window.0,
+            ),
             rr: cfg.reversed_role.clone(),
             ui: cfg.unexpected_inbound.clone(),
             server_ports: ServiceSet::default(),
@@ -101,8 +113,8 @@ impl RoleDetector {
         self.inbound.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.learned.shed() + self.reversed.shed() + self.inbound.shed()
+    pub fn usage(&self) -> Usage {
+        self.learned.usage() + self.reversed.usage() + self.inbound.usage()
     }
 
     /// `server` answered a SYN on `port`.
@@ -512,7 +524,11 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let ftp = Arc::new(FtpSessions::new(100, crate::time::Micros::from_secs(3600)));
+        let ftp = Arc::new(FtpSessions::new(
+            100,
+            usize::MAX,
+            crate::time::Micros::from_secs(3600),
+        ));
         let d = RoleDetector::new(&c.detect).with_ports(&c).with_ftp(ftp);
         let mut out = Vec::new();
         let hs = |client: &str, server: &str, port: u16, t: u64, out: &mut Vec<Alert>| {

@@ -13,7 +13,7 @@
 //! its last probe is younger than the window. Probes to `ignore` (by
 //! default traceroute's UDP ports 33434-33534) are not counted.
 
-use super::bounded::{FastMap as HashMap, fast_map};
+use super::bounded::{FastMap as HashMap, Usage, fast_map};
 
 use serde_json::json;
 
@@ -112,9 +112,13 @@ struct Seen {
 #[derive(Debug)]
 struct Targets<K> {
     seen: HashMap<K, Seen>,
-    /// Targets beyond `MAX_PER_TARGET` (counted, not kept; cleared when the
-    /// window slides).
+    /// Bytes `seen` has allocated (the most it has reported).
+    alloc: usize,
+    /// Targets that could not be kept (beyond `MAX_PER_TARGET`, or beyond
+    /// the tracker's memory): counted in 16 slices of the window so that
+    /// the count slides with it; `overflow` is their sum at the last prune.
     overflow: u32,
+    overflow_slices: [(u64, u32); 16],
     /// Distinct targets that answered / refused (kept in step with `seen`).
     answered: u32,
     rejected: u32,
@@ -130,7 +134,9 @@ impl<K> Default for Targets<K> {
     fn default() -> Self {
         Targets {
             seen: fast_map(),
+            alloc: 0,
             overflow: 0,
+            overflow_slices: [(0, 0); 16],
             answered: 0,
             rejected: 0,
             total: 0,
@@ -171,17 +177,45 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             }
             keep
         });
-        if self.seen.len() < MAX_PER_TARGET {
-            self.overflow = 0;
+        let slice = slice_of(now, window);
+        let mut overflow = 0u32;
+        for (at, n) in &mut self.overflow_slices {
+            if *at + 16 <= slice {
+                *n = 0;
+            }
+            overflow = overflow.saturating_add(*n);
         }
+        self.overflow = overflow;
         (self.answered, self.rejected) = (answered, rejected);
     }
 
-    /// Records a probe; returns the probes sent to this target so far.
-    fn probe(&mut self, k: K, now: Timestamp, window: Micros) -> u32 {
+    /// Records a probe; returns the probes sent to this target so far. A
+    /// new target is kept only when the map can take it within `left`
+    /// bytes (the tracker's memory) and under [`MAX_PER_TARGET`]; otherwise
+    /// it is only counted.
+    fn probe(&mut self, k: K, now: Timestamp, window: Micros, left: usize) -> u32 {
         self.prune(now, window);
         self.total += 1;
-        let room = self.seen.len() < MAX_PER_TARGET;
+        let room = self.seen.len() < MAX_PER_TARGET && can_insert(&self.seen, left);
+        let alloc = self.alloc;
+        let n = self.insert_or_count(k, now, room);
+        if n == 0 {
+            // Not kept: counted in the current slice of the window.
+            let slice = slice_of(now, window);
+            if let Some((at, c)) = self.overflow_slices.get_mut((slice % 16) as usize) {
+                if *at != slice {
+                    (*at, *c) = (slice, 0);
+                }
+                *c = c.saturating_add(1);
+            }
+            self.overflow = self.overflow.saturating_add(1);
+            return 1;
+        }
+        self.alloc = alloc.max(map_bytes(&self.seen));
+        n
+    }
+
+    fn insert_or_count(&mut self, k: K, now: Timestamp, room: bool) -> u32 {
         match self.seen.get_mut(&k) {
             Some(s) => {
                 s.last = now;
@@ -200,10 +234,7 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
                 );
                 1
             }
-            None => {
-                self.overflow += 1;
-                1
-            }
+            None => 0,
         }
     }
 
@@ -221,8 +252,39 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
     }
 }
 
+/// The slice of packet time (a 16th of the window) `now` falls in.
+fn slice_of(now: Timestamp, window: Micros) -> u64 {
+    now.0 / (window.0 / 16).max(1)
+}
+
+/// Heap bytes of a map's allocation (its buckets and control bytes, as
+/// hashbrown sizes them for the capacity it reports). A map never shrinks,
+/// so callers keep the largest value seen: deleted entries lower the
+/// reported capacity, not the allocation.
+fn map_bytes<K, V>(m: &HashMap<K, V>) -> usize {
+    let cap = m.capacity();
+    let buckets = match cap {
+        0 => 0,
+        c if c < 8 => (c + 1).next_power_of_two(),
+        c => (c * 8 / 7).next_power_of_two(),
+    };
+    buckets * (std::mem::size_of::<(K, V)>() + 1)
+}
+
+/// Whether one more entry fits in `left` bytes: free while the map has
+/// spare capacity, else it grows (doubles, or takes its first buckets).
+fn can_insert<K, V>(m: &HashMap<K, V>, left: usize) -> bool {
+    m.len() < m.capacity() || map_bytes(m).max(4 * (std::mem::size_of::<(K, V)>() + 1)) <= left
+}
+
 #[derive(Debug)]
 struct ScanState {
+    /// Heap bytes held (the maps and every target's map), kept current
+    /// as they grow and recounted when targets are dropped.
+    bytes: usize,
+    /// Bytes the `hosts` and `ports` maps have allocated.
+    hosts_alloc: usize,
+    ports_alloc: usize,
     last_seen: Timestamp,
     hosts: HashMap<Addr, Targets<u16>>,
     ports: HashMap<(u8, u16), Targets<Addr>>,
@@ -237,11 +299,18 @@ impl Expiring for ScanState {
     fn last_seen(&self) -> Timestamp {
         self.last_seen
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 impl ScanState {
     fn new(now: Timestamp) -> Self {
         ScanState {
+            bytes: 0,
+            hosts_alloc: 0,
+            ports_alloc: 0,
             last_seen: now,
             hosts: fast_map(),
             ports: fast_map(),
@@ -278,6 +347,15 @@ impl ScanState {
         }
         self.ports
             .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
+        self.recount();
+    }
+
+    /// Recounts the heap bytes from the maps.
+    fn recount(&mut self) {
+        self.bytes = self.hosts_alloc
+            + self.ports_alloc
+            + self.hosts.values().map(|t| t.alloc).sum::<usize>()
+            + self.ports.values().map(|t| t.alloc).sum::<usize>();
     }
 }
 
@@ -310,6 +388,7 @@ impl ScanDetector {
         ScanDetector {
             map: BoundedMap::new(
                 cfg.max_tracked,
+                cfg.tracker_bytes,
                 cfg.port_scan
                     .window
                     .0
@@ -330,8 +409,8 @@ impl ScanDetector {
         self.map.sweep(now);
     }
 
-    pub fn shed(&self) -> u64 {
-        self.map.shed()
+    pub fn usage(&self) -> Usage {
+        self.map.usage()
     }
 
     /// A new probe from `src` to `dst:dport`.
@@ -354,11 +433,11 @@ impl ScanDetector {
             return;
         }
         let window = self.cfg.window.0;
-        self.map.update(
+        self.map.update_room(
             &src,
             now,
             || ScanState::new(now),
-            |s| {
+            |s, left| {
                 s.last_seen = now;
                 if now.since(s.techniques_since) >= window {
                     s.techniques_since = now;
@@ -369,19 +448,43 @@ impl ScanDetector {
                 if let Some(n) = s.techniques.get_mut(tech as usize) {
                     *n += 1;
                 }
-                if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS {
+                // Stale targets go when the maps are full or memory is short.
+                if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS || left < 4096 {
                     s.gc(now, window);
                 }
-                if s.hosts.len() < MAX_TARGETS || s.hosts.contains_key(&dst) {
-                    let h = s.hosts.entry(dst).or_default();
-                    h.proto = proto;
-                    h.probe(dport, now, window);
+                // Each step may spend what is left after the ones before it.
+                let mut grown = 0;
+                if s.hosts.contains_key(&dst)
+                    || (s.hosts.len() < MAX_TARGETS && can_insert(&s.hosts, left))
+                {
+                    s.hosts.entry(dst).or_default();
+                    let alloc = s.hosts_alloc.max(map_bytes(&s.hosts));
+                    grown += alloc - s.hosts_alloc;
+                    s.hosts_alloc = alloc;
+                    if let Some(h) = s.hosts.get_mut(&dst) {
+                        h.proto = proto;
+                        let before = h.alloc;
+                        h.probe(dport, now, window, left.saturating_sub(grown));
+                        grown += h.alloc - before;
+                    }
                 }
-                if s.ports.len() < MAX_TARGETS || s.ports.contains_key(&(proto, dport)) {
-                    let p = s.ports.entry((proto, dport)).or_default();
-                    p.proto = proto;
-                    p.probe(dst, now, window);
+                let key = (proto, dport);
+                if s.ports.contains_key(&key)
+                    || (s.ports.len() < MAX_TARGETS
+                        && can_insert(&s.ports, left.saturating_sub(grown)))
+                {
+                    s.ports.entry(key).or_default();
+                    let alloc = s.ports_alloc.max(map_bytes(&s.ports));
+                    grown += alloc - s.ports_alloc;
+                    s.ports_alloc = alloc;
+                    if let Some(p) = s.ports.get_mut(&key) {
+                        p.proto = proto;
+                        let before = p.alloc;
+                        p.probe(dst, now, window, left.saturating_sub(grown));
+                        grown += p.alloc - before;
+                    }
                 }
+                s.bytes += grown;
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             },
         );
@@ -548,6 +651,29 @@ mod tests {
             );
         }
         out
+    }
+
+    /// A scan of 60,000 ports over 400 s (the window is 300 s) with a
+    /// tracker of 64 KiB: the ports beyond what fits are counted, not kept;
+    /// the scan is reported, re-reported a window later with the count of
+    /// its last window, and the tracker stays within its bytes throughout.
+    #[test]
+    fn a_huge_scan_stays_within_the_tracker_bytes() {
+        let cfg = DetectConfig {
+            tracker_bytes: 64 << 10,
+            ..DetectConfig::default()
+        };
+        let d = ScanDetector::new(&cfg);
+        let (src, dst, p) = (a("203.0.113.5"), a("10.1.1.1"), Policy::default());
+        let mut out = Vec::new();
+        for port in 1..=60_000u16 {
+            let now = Timestamp(u64::from(port) * 6_666);
+            d.on_probe(&p, src, dst, PROTO_TCP, port, Technique::Syn, now, &mut out);
+            assert!(d.map.bytes() <= 64 << 10, "{} at {port}", d.map.bytes());
+        }
+        assert_eq!(out.len(), 2, "reported, then once more a window later");
+        let again = out[1].evidence["distinct_ports"].as_u64().unwrap();
+        assert!(again >= 40_000, "{:?}", out[1].evidence);
     }
 
     #[test]

@@ -308,6 +308,7 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
         sinks,
         workers: n,
         interrupted: false,
+        memory_cap: cfg.memory.total,
     })
 }
 

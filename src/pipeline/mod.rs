@@ -141,6 +141,7 @@ pub struct RunReport {
     pub workers: usize,
     /// Stopped early by SIGINT/SIGTERM.
     pub interrupted: bool,
+    pub memory_cap: u64,
 }
 
 /// Why a run could not start.
@@ -212,18 +213,19 @@ impl Stages {
         let (out_tx, out_rx) = bounded::<OutMsg>(n * OUT_BATCHES + 4);
         // Spare record batches: a couple per worker.
         let (recycle_tx, recycle_rx) = bounded::<EveBatch>(n * 2);
-        let out_thread = OutputThread::new(
+        let detectors = Arc::new(Detectors::new(cfg));
+        let mut out_thread = OutputThread::new(
             outputs,
             ctx.clone(),
             n + 1,
             signals.reopen.clone(),
             Some(recycle_tx),
         );
+        out_thread.memory_cap = cfg.memory.total;
         let output = thread::Builder::new()
             .name("output".into())
             .spawn(move || out_thread.run(out_rx))
             .map_err(thread_error("output thread"))?;
-        let detectors = Arc::new(Detectors::new(cfg));
         let mut txs = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         for id in 0..n {
@@ -302,6 +304,7 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
         sinks,
         workers: n,
         interrupted: opts.signals.stop.load(Ordering::Relaxed),
+        memory_cap: cfg.memory.total,
     })
 }
 

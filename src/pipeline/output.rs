@@ -145,6 +145,7 @@ pub(crate) struct OutputThread {
     latency: StageLatency,
     /// Written batches go back to the workers for reuse.
     recycle: Option<Sender<EveBatch>>,
+    pub(crate) memory_cap: u64,
 }
 
 /// Batches larger than this are freed rather than reused.
@@ -168,6 +169,7 @@ impl OutputThread {
             reopen,
             latency: StageLatency::default(),
             recycle,
+            memory_cap: 0,
         }
     }
 }
@@ -239,18 +241,22 @@ impl OutputThread {
         let ts = tick.or(latest).unwrap_or_default();
         snap.uptime_secs = first.map_or(0, |f| ts.since(f).as_secs());
         snap.counters.latency.output = self.latency.clone();
+        snap.process = crate::stats::ProcessMemory::read();
         let stats = eve::suricata_stats(&snap);
         let mut batch = EveBatch::default();
         eve::write_stats(&mut batch, &self.ctx, ts, &stats);
         self.write_batch(batch);
         let outputs = self.sink_reports();
         if let Some(sf) = &mut self.outputs.stats_file {
+            let trackers = &snap.counters.trackers;
             let full = serde_json::json!({
                 "timestamp": ts,
                 "event_type": "stats",
                 "stats": stats,
                 "backflow": { "counters": &snap.counters, "source": &snap.source,
-                    "decode_events": snap.counters.decode_events(), "outputs": outputs },
+                    "decode_events": snap.counters.decode_events(), "outputs": outputs,
+                    "trackers": trackers, "memory_cap": self.memory_cap,
+                    "process": snap.process },
             });
             if let Ok(mut line) = serde_json::to_vec(&full) {
                 line.push(b'\n');

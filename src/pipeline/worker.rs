@@ -293,6 +293,7 @@ impl Worker {
     fn snapshot(&mut self) -> Counters {
         let mut c = self.counters.clone();
         c.table = self.table.counters.clone();
+        c.trackers = self.detect.usage().into_iter().collect();
         c.active_flows = self.table.len() as u64;
         c
     }
@@ -719,7 +720,15 @@ impl Worker {
         if self.alerts.is_empty() {
             return;
         }
-        let alerts = std::mem::take(&mut self.alerts);
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in &mut alerts {
+            // A tracker at its memory cap refused keys: say so on the alert,
+            // whose counts may be short.
+            let shed = self.detect.shed_for(a.kind);
+            if shed > 0 {
+                a.evidence.insert("tracker_shed".into(), shed.into());
+            }
+        }
         for a in &alerts {
             *self.counters.alerts.entry(a.kind.name()).or_default() += 1;
             let flow = idx
