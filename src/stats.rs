@@ -16,42 +16,46 @@ use crate::flow::TableCounters;
 
 /// Latency of one pipeline stage, in microseconds (an `hdrhistogram`
 /// with 2 significant digits, 1 µs to 1 hour; longer waits are clamped).
-#[derive(Clone, Debug)]
-pub struct StageLatency(hdrhistogram::Histogram<u64>);
-
-impl Default for StageLatency {
-    fn default() -> Self {
-        StageLatency(
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
-                .expect("constant histogram bounds are valid"),
-        )
-    }
-}
+/// Allocated on first use, so that counters without latencies (and their
+/// copies at every stats interval) cost nothing.
+#[derive(Clone, Debug, Default)]
+pub struct StageLatency(Option<Box<hdrhistogram::Histogram<u64>>>);
 
 impl StageLatency {
+    fn hist(&mut self) -> &mut hdrhistogram::Histogram<u64> {
+        self.0.get_or_insert_with(|| {
+            Box::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                    .expect("constant histogram bounds are valid"),
+            )
+        })
+    }
     pub fn record(&mut self, micros: u64) {
-        self.0.saturating_record(micros.max(1));
+        self.hist().saturating_record(micros.max(1));
     }
     pub fn record_n(&mut self, micros: u64, n: u64) {
-        let _ = self.0.record_n(micros.clamp(1, self.0.high()), n);
+        let h = self.hist();
+        let _ = h.record_n(micros.clamp(1, h.high()), n);
     }
     pub fn merge(&mut self, o: &StageLatency) {
-        let _ = self.0.add(&o.0);
+        if let Some(other) = &o.0 {
+            let _ = self.hist().add(&**other);
+        }
     }
     pub fn count(&self) -> u64 {
-        self.0.len()
+        self.0.as_ref().map_or(0, |h| h.len())
     }
     /// (p50, p99, p99.9, max) in microseconds; zeros when empty.
     pub fn percentiles(&self) -> (u64, u64, u64, u64) {
-        if self.0.is_empty() {
-            return (0, 0, 0, 0);
+        match &self.0 {
+            Some(h) if !h.is_empty() => (
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max(),
+            ),
+            _ => (0, 0, 0, 0),
         }
-        (
-            self.0.value_at_quantile(0.5),
-            self.0.value_at_quantile(0.99),
-            self.0.value_at_quantile(0.999),
-            self.0.max(),
-        )
     }
 }
 

@@ -7,7 +7,11 @@
 //!   once, plus DNS over UDP;
 //! - `synflood`: 60-byte SYN frames from random spoofed sources to one server
 //!   port;
-//! - `scan`: SYN scans and sweeps from a few scanners over background traffic.
+//! - `scan`: SYN scans and sweeps from a few scanners over background traffic;
+//! - `churn`: short TCP connections (handshake, one request, reset), one
+//!   after another over four days of packet time, from a pool of
+//!   `concurrent` clients: what a long capture of a busy network does to
+//!   memory.
 //!
 //! Addresses: clients in 10.0.0.0/8, servers in 198.51.100.0/24 and
 //! 203.0.113.0/24; flood sources are random.
@@ -40,7 +44,11 @@ pub enum Kind {
     Mixed,
     SynFlood,
     Scan,
+    Churn,
 }
+
+/// Packet time a `churn` capture spans.
+pub const CHURN_SPAN_US: u64 = 4 * 86_400 * 1_000_000;
 
 pub struct GenOptions {
     pub kind: Kind,
@@ -296,6 +304,49 @@ pub fn generate<W: Write>(out: W, opts: &GenOptions) -> io::Result<u64> {
                     0,
                 )?;
                 w.ts_us += 1;
+            }
+        }
+        Kind::Churn => {
+            let flows = (opts.packets / 4).max(1);
+            let gap = CHURN_SPAN_US / flows;
+            let pool = opts.concurrent.max(1) as u64;
+            let start = w.ts_us;
+            for i in 0..flows {
+                w.ts_us = start + i * gap;
+                let c = rng.below(pool);
+                let cl = [10, 50 + (c >> 16) as u8, (c >> 8) as u8, c as u8];
+                let sv = server_addr(&mut rng);
+                let sport = 1024 + rng.below(64_000) as u16;
+                let dport = [80, 443, 443, 53][rng.below(4) as usize];
+                let (cs, ss) = (rng.next_u64() as u32, rng.next_u64() as u32);
+                w.packet(cl, sv, 6, sport, dport, cs, 0, SYN, 0)?;
+                w.ts_us += 100;
+                w.packet(
+                    sv,
+                    cl,
+                    6,
+                    dport,
+                    sport,
+                    ss,
+                    cs.wrapping_add(1),
+                    SYN | ACK,
+                    0,
+                )?;
+                w.ts_us += 100;
+                let (cs, ss) = (cs.wrapping_add(1), ss.wrapping_add(1));
+                w.packet(cl, sv, 6, sport, dport, cs, ss, PSH | ACK, 100)?;
+                w.ts_us += 100;
+                w.packet(
+                    cl,
+                    sv,
+                    6,
+                    sport,
+                    dport,
+                    cs.wrapping_add(100),
+                    ss,
+                    RST | ACK,
+                    0,
+                )?;
             }
         }
         Kind::Mixed | Kind::Scan => {

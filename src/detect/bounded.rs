@@ -75,12 +75,9 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
     pub fn new(cap: usize, max_bytes: usize, idle: Micros) -> Self {
         let base = Self::base_bytes();
         let cap = cap.min(max_bytes / base).max(1);
-        // Room for the cap up front: the table never rehashes under a flood
-        // of new keys, and its pages become resident only as they are used.
-        let map = DashMap::with_capacity_and_hasher(
-            cap.min(1 << 22),
-            ahash::RandomState::with_seeds(1, 2, 3, 4),
-        );
+        // Not sized for the cap up front: a sweep visits every bucket, so
+        // the table is kept as large as its entries need.
+        let map = DashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
         BoundedMap {
             map,
             cap,
@@ -170,7 +167,7 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         }
         let base = Self::base_bytes();
         if !self.has_room_for(base) {
-            self.sweep(now);
+            self.sweep_every(now, 1_000_000);
             if !self.has_room_for(base) {
                 self.shed.fetch_add(1, Ordering::Relaxed);
                 return None;
@@ -197,12 +194,18 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         })
     }
 
-    /// Drops entries idle since before `now - idle`, at most once per
-    /// second of packet time whoever calls (a full map refuses new keys in
-    /// between rather than scanning itself on every insert).
+    /// Drops entries idle since before `now - idle`. A sweep visits every
+    /// entry, so it runs at most every 32nd of the idle time (and at least
+    /// a second apart), whoever calls; a full map sweeps sooner (see
+    /// [`BoundedMap::update`]), and refuses new keys in between rather than
+    /// scanning itself on every insert.
     pub fn sweep(&self, now: Timestamp) {
+        self.sweep_every(now, (self.idle.0 / 32).max(1_000_000));
+    }
+
+    fn sweep_every(&self, now: Timestamp, every: u64) {
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if now.0 < last.saturating_add(1_000_000) && last != 0 {
+        if now.0 < last.saturating_add(every) && last != 0 {
             return;
         }
         self.last_sweep.store(now.0, Ordering::Relaxed);

@@ -143,6 +143,8 @@ pub(crate) struct OutputThread {
     reopen: Arc<AtomicBool>,
     /// How long worker batches waited for this thread.
     latency: StageLatency,
+    /// Every stage's latency so far (workers send theirs per interval).
+    latency_total: crate::stats::Latency,
     /// Written batches go back to the workers for reuse.
     recycle: Option<Sender<EveBatch>>,
     pub(crate) memory_cap: u64,
@@ -168,6 +170,7 @@ impl OutputThread {
             last: Snapshot::default(),
             reopen,
             latency: StageLatency::default(),
+            latency_total: Default::default(),
             recycle,
             memory_cap: 0,
         }
@@ -240,7 +243,9 @@ impl OutputThread {
         };
         let ts = tick.or(latest).unwrap_or_default();
         snap.uptime_secs = first.map_or(0, |f| ts.since(f).as_secs());
-        snap.counters.latency.output = self.latency.clone();
+        self.latency_total.merge(&snap.counters.latency);
+        self.latency_total.output = self.latency.clone();
+        snap.counters.latency = self.latency_total.clone();
         snap.process = crate::stats::ProcessMemory::read();
         let stats = eve::suricata_stats(&snap);
         let mut batch = EveBatch::default();

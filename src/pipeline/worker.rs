@@ -291,7 +291,11 @@ impl Worker {
     }
 
     fn snapshot(&mut self) -> Counters {
+        // Latencies go out as the interval's (the output thread adds them
+        // up): histograms are not copied at every tick.
+        let latency = std::mem::take(&mut self.counters.latency);
         let mut c = self.counters.clone();
+        c.latency = latency;
         c.table = self.table.counters.clone();
         c.trackers = self.detect.usage().into_iter().collect();
         c.active_flows = self.table.len() as u64;
