@@ -252,6 +252,35 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
     }
 }
 
+/// Records a probe of `target` in the targets of `key` (a host's ports, or
+/// a port's hosts), creating them if `left` bytes allow; returns the bytes
+/// the maps grew by.
+#[allow(clippy::too_many_arguments)]
+fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
+    map: &mut HashMap<K, Targets<T>>,
+    alloc: &mut usize,
+    key: K,
+    target: T,
+    proto: u8,
+    now: Timestamp,
+    window: Micros,
+    left: usize,
+) -> usize {
+    if !map.contains_key(&key) && (map.len() >= MAX_TARGETS || !can_insert(map, left)) {
+        return 0;
+    }
+    map.entry(key).or_default();
+    let grown_map = (*alloc).max(map_bytes(map)) - *alloc;
+    *alloc += grown_map;
+    let Some(t) = map.get_mut(&key) else {
+        return grown_map;
+    };
+    t.proto = proto;
+    let before = t.alloc;
+    t.probe(target, now, window, left.saturating_sub(grown_map));
+    grown_map + (t.alloc - before)
+}
+
 /// The slice of packet time (a 16th of the window) `now` falls in.
 fn slice_of(now: Timestamp, window: Micros) -> u64 {
     now.0 / (window.0 / 16).max(1)
@@ -453,37 +482,27 @@ impl ScanDetector {
                     s.gc(now, window);
                 }
                 // Each step may spend what is left after the ones before it.
-                let mut grown = 0;
-                if s.hosts.contains_key(&dst)
-                    || (s.hosts.len() < MAX_TARGETS && can_insert(&s.hosts, left))
-                {
-                    s.hosts.entry(dst).or_default();
-                    let alloc = s.hosts_alloc.max(map_bytes(&s.hosts));
-                    grown += alloc - s.hosts_alloc;
-                    s.hosts_alloc = alloc;
-                    if let Some(h) = s.hosts.get_mut(&dst) {
-                        h.proto = proto;
-                        let before = h.alloc;
-                        h.probe(dport, now, window, left.saturating_sub(grown));
-                        grown += h.alloc - before;
-                    }
-                }
-                let key = (proto, dport);
-                if s.ports.contains_key(&key)
-                    || (s.ports.len() < MAX_TARGETS
-                        && can_insert(&s.ports, left.saturating_sub(grown)))
-                {
-                    s.ports.entry(key).or_default();
-                    let alloc = s.ports_alloc.max(map_bytes(&s.ports));
-                    grown += alloc - s.ports_alloc;
-                    s.ports_alloc = alloc;
-                    if let Some(p) = s.ports.get_mut(&key) {
-                        p.proto = proto;
-                        let before = p.alloc;
-                        p.probe(dst, now, window, left.saturating_sub(grown));
-                        grown += p.alloc - before;
-                    }
-                }
+                let grown = probe_in(
+                    &mut s.hosts,
+                    &mut s.hosts_alloc,
+                    dst,
+                    dport,
+                    proto,
+                    now,
+                    window,
+                    left,
+                );
+                let grown = grown
+                    + probe_in(
+                        &mut s.ports,
+                        &mut s.ports_alloc,
+                        (proto, dport),
+                        dst,
+                        proto,
+                        now,
+                        window,
+                        left.saturating_sub(grown),
+                    );
                 s.bytes += grown;
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             },
