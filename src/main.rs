@@ -45,13 +45,14 @@ enum Command {
     },
     /// Write a deterministic benchmark capture (classic pcap, Ethernet).
     GenPcap {
-        /// mixed (TCP sessions with data, DNS), synflood (60-byte spoofed SYNs), scan.
+        /// mixed (TCP sessions with data, DNS), synflood (60-byte spoofed SYNs), scan,
+        /// handshakes (`--concurrent` connections opened and never closed: 3 packets each).
         #[arg(long, default_value = "mixed")]
         kind: String,
         /// Packets to write (suffixes k and M accepted: 1M, 500k).
         #[arg(long, default_value = "1M")]
         packets: String,
-        /// Connections open at once (mixed, scan).
+        /// Connections open at once (mixed, scan, handshakes).
         #[arg(long, default_value_t = 10_000)]
         concurrent: usize,
         #[arg(long, default_value_t = 1)]
@@ -184,7 +185,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "mixed" => Kind::Mixed,
                 "synflood" => Kind::SynFlood,
                 "scan" => Kind::Scan,
-                other => anyhow::bail!("--kind {other}: expected mixed, synflood or scan"),
+                "handshakes" => Kind::Handshakes,
+                other => {
+                    anyhow::bail!("--kind {other}: expected mixed, synflood, scan or handshakes")
+                }
             };
             let packets = parse_count(&packets).with_context(|| format!("--packets {packets}"))?;
             let opts = GenOptions {
