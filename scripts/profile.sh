@@ -66,7 +66,9 @@ profile() { # name, capture, workers
     local graph=(-g)
     [ "${PROFILE_CALLGRAPH:-}" = dwarf ] && graph=(--call-graph dwarf)
     perf record -q -e cpu-clock -F 1999 "${graph[@]}" -o "$data" -- \
-      "$bin" read "$file" -o "$out/eve" --workers "$workers" 2>&1 | grep '^backflow:' || true
+      "$bin" read "$file" -o "$out/eve" --workers "$workers" 2>"$out/log" ||
+      { cat "$out/log" >&2; echo "profile.sh: the run failed" >&2; exit 1; }
+    grep '^backflow:' "$out/log" || true
     echo "-- threads (share of samples)"
     perf report -i "$data" --no-children --sort comm --stdio 2>/dev/null |
       grep -E '^ +[0-9.]+%' | head -8 || true
@@ -75,8 +77,10 @@ profile() { # name, capture, workers
       grep -E '^ +[0-9.]+%' | head -25 || true
   else
     local data=$dir/profile/$name.callgrind.out
-    valgrind -q --tool=callgrind --callgrind-out-file="$data" \
-      "$bin" read "$file" -o "$out/eve" --workers "$workers" 2>&1 | grep '^backflow:' || true
+    valgrind -q --tool=callgrind --error-exitcode=1 --callgrind-out-file="$data" \
+      "$bin" read "$file" -o "$out/eve" --workers "$workers" 2>"$out/log" ||
+      { cat "$out/log" >&2; echo "profile.sh: the run failed" >&2; exit 1; }
+    grep '^backflow:' "$out/log" || true
     echo "-- top 25 functions by instructions executed (self)"
     # callgrind_annotate splits a function by the source file of each line
     # (inlined code); add the parts up per function.
