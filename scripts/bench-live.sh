@@ -22,7 +22,7 @@
 # Captures (seed 1, 1000 connections at once): mixed (TCP sessions with data
 # and DNS, about 900 bytes a frame; the mix is printed) and a spoofed SYN
 # flood (60-byte frames), 300k packets each (--quick: 20k and fewer rates). Each rate sends at most 3
-# seconds' worth of packets, so the whole run is bounded (about 4 minutes).
+# seconds' worth of packets, so the whole run is bounded (2 to 4 minutes).
 #
 # Safety: the namespaces (bfbl-a-PID, bfbl-b-PID) have no addresses and no
 # routes, IPv6 is off on the veths, and the frames are sent as captured (their
