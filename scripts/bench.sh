@@ -24,10 +24,10 @@
 #   peak RssAnon of a run over 1000 such connections) / (1M - 1000), with 1
 #   worker and `flow.max_flows` raised to 2M (the default cap is exactly 1M,
 #   which would put the table in emergency mode at the last flow). RssAnon
-#   (/proc/PID/status, sampled every 10 ms) and not VmHWM: a file input is
-#   mmapped, and the file pages the reader touched count in RSS but are the
-#   page cache, not memory the flows hold; anonymous memory is what grows
-#   with flows (the flow table, its index, the detectors' per-host state).
+#   (/proc/PID/status, sampled every 10 ms) and not VmHWM: RSS also counts
+#   file pages (the binary, and an mmapped input: the page cache), which are
+#   not memory the flows hold; anonymous memory is what grows with flows
+#   (the flow table, its index, the detectors' per-host state).
 #   Both runs read the capture from a pipe held open for a second after its
 #   last packet, so the sampler sees each process holding all its flows.
 #   The runs check that every connection was established and still tracked
