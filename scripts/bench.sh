@@ -40,9 +40,10 @@
 #
 # --quick (CI) uses 100k-packet captures and 20k flows: it checks that the
 # script and its checks work; its figures are not the published ones.
-# The machine should be otherwise idle: the load average at start and end
-# is recorded, and CPU time is printed beside wall time because it is less
-# disturbed by other work.
+# The machine should be otherwise idle: the load average and the CPU
+# pressure (/proc/pressure/cpu) at start and end are recorded, a busy
+# machine is warned about, and CPU time is printed beside wall time because
+# it is less disturbed by other work.
 set -euo pipefail
 
 quick=0 large=0 json=
@@ -109,11 +110,17 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-printf '{"type":"env","commit":"%s","date":"%s","cores":%d,"cpu":"%s","mem_mb":%d,"mode":"%s","generator":"%s","load_start":"%s"}\n' \
+# Share of the last 10 s some task waited for a CPU (pressure stall info).
+cpu_wait() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo -1; }
+printf '{"type":"env","commit":"%s","date":"%s","cores":%d,"cpu":"%s","mem_mb":%d,"mode":"%s","generator":"%s","load_start":"%s","cpu_wait_pct_start":%s}\n' \
   "$commit" "$(date -u +%FT%TZ)" "$cores" "${cpu//\"/}" \
   "$(awk '/^MemTotal/{print int($2/1024)}' /proc/meminfo)" \
-  "$([ $quick = 1 ] && echo quick || echo full)" "$gen_version" "$(load)" >>"$json"
+  "$([ $quick = 1 ] && echo quick || echo full)" "$gen_version" "$(load)" "$(cpu_wait)" >>"$json"
 echo "backflow $commit, $cores cores ($cpu), load average $(load)"
+if awk "BEGIN{exit !($(cut -d' ' -f1 /proc/loadavg) > $cores / 2)}"; then
+  echo "warning: the machine is busy (load average $(load) on $cores cores; tasks waited" \
+    "for a CPU $(cpu_wait)% of the last 10 s): wall times include that wait, CPU times less so"
+fi
 
 # --- helpers ----------------------------------------------------------------
 
@@ -322,6 +329,6 @@ for cfg in default example; do
 done
 
 total=$(fmt %.0f "$EPOCHREALTIME - $started")
-printf '{"type":"end","elapsed_s":%d,"load_end":"%s"}\n' "$total" "$(load)" >>"$json"
+printf '{"type":"end","elapsed_s":%d,"load_end":"%s","cpu_wait_pct_end":%s}\n' "$total" "$(load)" "$(cpu_wait)" >>"$json"
 echo
-echo "done in ${total} s, load average $(load); results in $json"
+echo "done in ${total} s, load average $(load), CPU wait $(cpu_wait)%; results in $json"
