@@ -46,13 +46,15 @@ enum Command {
     /// Write a deterministic benchmark capture (classic pcap, Ethernet).
     GenPcap {
         /// mixed (TCP sessions with data, DNS), synflood (60-byte spoofed SYNs),
-        /// scan, churn (short connections over four days of packet time).
+        /// scan, churn (short connections over four days of packet time),
+        /// handshakes (`--concurrent` connections opened and never closed:
+        /// 3 packets each).
         #[arg(long, default_value = "mixed")]
         kind: String,
         /// Packets to write (suffixes k and M accepted: 1M, 500k).
         #[arg(long, default_value = "1M")]
         packets: String,
-        /// Connections open at once (mixed, scan); clients (churn).
+        /// Connections open at once (mixed, scan, handshakes); clients (churn).
         #[arg(long, default_value_t = 10_000)]
         concurrent: usize,
         #[arg(long, default_value_t = 1)]
@@ -186,8 +188,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "synflood" => Kind::SynFlood,
                 "scan" => Kind::Scan,
                 "churn" => Kind::Churn,
+                "handshakes" => Kind::Handshakes,
                 other => {
-                    anyhow::bail!("--kind {other}: expected mixed, synflood, scan or churn")
+                    anyhow::bail!(
+                        "--kind {other}: expected mixed, synflood, scan, churn or handshakes"
+                    )
                 }
             };
             let packets = parse_count(&packets).with_context(|| format!("--packets {packets}"))?;
