@@ -2,9 +2,9 @@
 //! one LRU list per timeout class (protocol × flow state).
 //!
 //! The index holds only slot numbers (4 bytes a flow; the key lives once,
-//! in the slot), and the slab is reserved up front for the cap: it becomes
-//! resident page by page as flows arrive and never reallocates, so memory
-//! per flow is the slot plus a few bytes of index, with no copy spikes.
+//! in the slot) and grows with the flows; the slab is reserved up front for
+//! the cap: it becomes resident page by page as flows arrive and never
+//! reallocates, so memory per flow is the slot plus a few bytes of index.
 //! Callers hash a key once per packet ([`FlowTable::hash`]) and pass the
 //! hash to lookup and insert.
 //!
@@ -149,10 +149,14 @@ impl FlowTable {
             seed.rotate_left(29),
             0x5851_f42d_4c95_7f2d,
         );
-        // Reserved, not touched: pages become resident as slots are used.
+        // The slab is reserved, not touched: its pages become resident as
+        // slots are used, and it never moves. The index grows with the
+        // flows instead: reserved for the cap it would spread a few flows
+        // over megabytes, and every lookup of a new key (a flood's) would
+        // miss the cache.
         let cap = cfg.max_flows.clamp(1, 1 << 24);
         FlowTable {
-            index: HashTable::with_capacity(cap),
+            index: HashTable::new(),
             hasher,
             live: 0,
             slots: Vec::with_capacity(cap),
