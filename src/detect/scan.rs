@@ -118,7 +118,9 @@ struct Targets<K> {
     /// the tracker's memory): counted in 16 slices of the window so that
     /// the count slides with it; `overflow` is their sum at the last prune.
     overflow: u32,
-    overflow_slices: [(u64, u32); 16],
+    /// Allocated with the first target not kept (most targets sets never
+    /// overflow, and every scanner holds two of them per target).
+    overflow_slices: Option<Box<[(u64, u32); 16]>>,
     /// Distinct targets that answered / refused (kept in step with `seen`).
     answered: u32,
     rejected: u32,
@@ -134,9 +136,10 @@ impl<K> Default for Targets<K> {
     fn default() -> Self {
         Targets {
             seen: fast_map(),
-            alloc: 0,
+            // Charged up front: the overflow slices it may need once full.
+            alloc: OVERFLOW_BOX,
             overflow: 0,
-            overflow_slices: [(0, 0); 16],
+            overflow_slices: None,
             answered: 0,
             rejected: 0,
             total: 0,
@@ -179,7 +182,7 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
         });
         let slice = slice_of(now, window);
         let mut overflow = 0u32;
-        for (at, n) in &mut self.overflow_slices {
+        for (at, n) in self.overflow_slices.iter_mut().flat_map(|b| b.iter_mut()) {
             if *at + 16 <= slice {
                 *n = 0;
             }
@@ -202,7 +205,10 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
         if n == 0 {
             // Not kept: counted in the current slice of the window.
             let slice = slice_of(now, window);
-            if let Some((at, c)) = self.overflow_slices.get_mut((slice % 16) as usize) {
+            let slices = self
+                .overflow_slices
+                .get_or_insert_with(|| Box::new([(0, 0); 16]));
+            if let Some((at, c)) = slices.get_mut((slice % 16) as usize) {
                 if *at != slice {
                     (*at, *c) = (slice, 0);
                 }
@@ -211,7 +217,7 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             self.overflow = self.overflow.saturating_add(1);
             return 1;
         }
-        self.alloc = alloc.max(map_bytes(&self.seen));
+        self.alloc = alloc.max(map_bytes(&self.seen) + OVERFLOW_BOX);
         n
     }
 
@@ -266,12 +272,21 @@ fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     window: Micros,
     left: usize,
 ) -> usize {
-    if !map.contains_key(&key) && (map.len() >= MAX_TARGETS || !can_insert(map, left)) {
+    let new = !map.contains_key(&key);
+    if new
+        && (map.len() >= MAX_TARGETS
+            || left < OVERFLOW_BOX
+            || !can_insert(map, left - OVERFLOW_BOX))
+    {
         return 0;
     }
     map.entry(key).or_default();
-    let grown_map = (*alloc).max(map_bytes(map)) - *alloc;
+    let mut grown_map = (*alloc).max(map_bytes(map)) - *alloc;
     *alloc += grown_map;
+    if new {
+        // The new target set's own charge (its overflow slices).
+        grown_map += OVERFLOW_BOX;
+    }
     let Some(t) = map.get_mut(&key) else {
         return grown_map;
     };
@@ -280,6 +295,9 @@ fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     t.probe(target, now, window, left.saturating_sub(grown_map));
     grown_map + (t.alloc - before)
 }
+
+/// Bytes of a target set's overflow slices, once it has them.
+const OVERFLOW_BOX: usize = std::mem::size_of::<[(u64, u32); 16]>();
 
 /// The slice of packet time (a 16th of the window) `now` falls in.
 fn slice_of(now: Timestamp, window: Micros) -> u64 {

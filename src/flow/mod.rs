@@ -198,6 +198,11 @@ pub struct Flow {
     pub detect_bits: u16,
     /// Capture interface of the flow's first packet (live capture).
     pub iface: u16,
+    /// The table's bookkeeping, kept here where the struct has room (a flow
+    /// slot is the largest part of backflow's memory): the timeout class
+    /// the flow is listed under, and whether its slot holds a live flow.
+    pub(super) table_class: u8,
+    pub(super) in_table: bool,
 }
 
 impl Flow {
@@ -217,6 +222,8 @@ impl Flow {
             emergency: false,
             detect_bits: 0,
             iface: 0,
+            table_class: 0,
+            in_table: false,
         }
     }
 

@@ -100,8 +100,6 @@ struct Slot {
     flow: Flow,
     prev: u32,
     next: u32,
-    class: u8,
-    live: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -200,7 +198,7 @@ impl FlowTable {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
-                    .is_some_and(|s| s.live && s.flow.key == *key)
+                    .is_some_and(|s| s.flow.in_table && s.flow.key == *key)
             })
             .copied()
     }
@@ -208,14 +206,14 @@ impl FlowTable {
     pub fn get(&self, idx: u32) -> Option<&Flow> {
         self.slots
             .get(idx as usize)
-            .filter(|s| s.live)
+            .filter(|s| s.flow.in_table)
             .map(|s| &s.flow)
     }
 
     pub fn get_mut(&mut self, idx: u32) -> Option<&mut Flow> {
         self.slots
             .get_mut(idx as usize)
-            .filter(|s| s.live)
+            .filter(|s| s.flow.in_table)
             .map(|s| &mut s.flow)
     }
 
@@ -230,10 +228,10 @@ impl FlowTable {
     /// Whether the flow in `idx` has timed out at `now`.
     pub fn is_expired(&self, idx: u32, now: Timestamp) -> bool {
         self.slots.get(idx as usize).is_some_and(|s| {
-            s.live
+            s.flow.in_table
                 && s.flow
                     .last
-                    .saturating_add(self.timeout(usize::from(s.class)))
+                    .saturating_add(self.timeout(usize::from(s.flow.table_class)))
                     <= now
         })
     }
@@ -242,7 +240,7 @@ impl FlowTable {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;
         };
-        let (prev, next, class) = (slot.prev, slot.next, usize::from(slot.class));
+        let (prev, next, class) = (slot.prev, slot.next, usize::from(slot.flow.table_class));
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.next = next,
             None => {
@@ -268,7 +266,7 @@ impl FlowTable {
         if let Some(slot) = self.slots.get_mut(idx as usize) {
             slot.prev = list.tail;
             slot.next = NIL;
-            slot.class = class as u8;
+            slot.flow.table_class = class as u8;
         }
         match self.slots.get_mut(list.tail as usize) {
             Some(t) => t.next = idx,
@@ -288,11 +286,11 @@ impl FlowTable {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;
         };
-        if !slot.live {
+        if !slot.flow.in_table {
             return;
         }
         let class = class_of(&slot.flow);
-        if slot.next == NIL && usize::from(slot.class) == class {
+        if slot.next == NIL && usize::from(slot.flow.table_class) == class {
             return; // already the most recent of its class
         }
         self.unlink(idx);
@@ -310,10 +308,10 @@ impl FlowTable {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
         };
-        if !slot.live {
+        if !slot.flow.in_table {
             return;
         }
-        slot.live = false;
+        slot.flow.in_table = false;
         if emergency && reason != EndReason::Shutdown {
             slot.flow.emergency = true;
         }
@@ -397,12 +395,13 @@ impl FlowTable {
         if let Some(n) = self.counters.created.get_mut(group(flow.key.proto)) {
             *n += 1;
         }
+        let mut flow = flow;
+        flow.in_table = true;
+        flow.table_class = class as u8;
         let slot = Slot {
             flow,
             prev: NIL,
             next: NIL,
-            class: class as u8,
-            live: true,
         };
         let idx = match self.free.pop() {
             Some(i) => {
