@@ -721,7 +721,7 @@ impl Worker {
         }
         let alerts = std::mem::take(&mut self.alerts);
         for a in &alerts {
-            *self.counters.alerts.entry(a.kind.name()).or_default() += 1;
+            *self.counters.alerts.entry(a.name()).or_default() += 1;
             let flow = idx
                 .filter(|_| a.on_flow)
                 .and_then(|i| self.table.get_mut(i));
@@ -942,7 +942,7 @@ fn end_flow(
     let mut f = f.clone();
     f.alerted = true;
     for a in &alerts {
-        *counters.alerts.entry(a.kind.name()).or_default() += 1;
+        *counters.alerts.entry(a.name()).or_default() += 1;
         let pkt = PacketRef {
             ts: f.last,
             pcap_cnt: 0,

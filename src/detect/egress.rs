@@ -316,6 +316,6 @@ mod tests {
             1,
             "hosts without a [[hosts]] entry too; one incident"
         );
-        assert_eq!(out[0].kind, Kind::OutboundSmtp);
+        assert_eq!(out[0].kind(), Some(Kind::OutboundSmtp));
     }
 }

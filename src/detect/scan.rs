@@ -445,7 +445,7 @@ mod tests {
         let out = run(&d, "10.0.0.5", "198.51.100.9", 1..=1000, 0, 1000);
         assert_eq!(out.len(), 1);
         let al = &out[0];
-        assert_eq!(al.kind, Kind::PortScan);
+        assert_eq!(al.kind(), Some(Kind::PortScan));
         assert_eq!(al.severity, 1, "outbound");
         assert_eq!(al.evidence["distinct_ports"], 20);
         assert_eq!(al.evidence["direction"], json!(["outbound"]));
@@ -540,7 +540,7 @@ mod tests {
             );
         }
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].kind, Kind::PortSweep);
+        assert_eq!(out[0].kind(), Some(Kind::PortSweep));
         assert_eq!(
             out[0].target,
             Endpoint {
