@@ -522,6 +522,10 @@ impl Worker {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
+            let view = detect::rules::PacketView::new(&ip, &d.transport);
+            self.detect
+                .rules
+                .match_packet(&view, None, now, &mut self.alerts);
             self.write_alerts(None, f, now, tuple, vlan);
             return;
         }
@@ -699,6 +703,13 @@ impl Worker {
             }
             _ => {}
         }
+        // Signature rules on every packet; reputation once, on a new flow.
+        let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
+        det.rules
+            .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+        if created {
+            det.reputation.on_new_flow(policy, flow, &mut self.alerts);
+        }
         let flow_id = flow.flow_id;
         self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
@@ -716,6 +727,8 @@ impl Worker {
         tuple: Tuple,
         vlan: &[u16],
     ) {
+        let endpoints = tuple.map(|t| (t.1, t.3));
+        self.detect.finish_alerts(&mut self.alerts, endpoints, now);
         if self.alerts.is_empty() {
             return;
         }
@@ -935,6 +948,8 @@ fn end_flow(
             .brute
             .on_session_end(client, server, port, f.start, f.last, &mut alerts);
     }
+    let (client, server) = (f.client().0, f.server().0);
+    detect.finish_alerts(&mut alerts, Some((client, server)), f.last);
     if alerts.is_empty() {
         eve::write_flow(out, ctx, f, r);
         return;
@@ -1248,10 +1263,11 @@ impl OutputThread {
 }
 
 /// Flags set by signals: stop reading (SIGINT/SIGTERM; a second one exits
-/// at once) and reopen output files (SIGHUP).
+/// at once), reopen output files and re-read reputation feeds (SIGHUP).
 pub struct Signals {
     pub stop: Arc<AtomicBool>,
     pub reopen: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -1264,7 +1280,13 @@ impl Signals {
             signal_hook::flag::register(sig, stop.clone())?;
         }
         signal_hook::flag::register(SIGHUP, reopen.clone())?;
-        Ok(Signals { stop, reopen })
+        let reload = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGHUP, reload.clone())?;
+        Ok(Signals {
+            stop,
+            reopen,
+            reload,
+        })
     }
 
     /// Flags no signal will set (library use, tests).
@@ -1272,6 +1294,7 @@ impl Signals {
         Signals {
             stop: Arc::new(AtomicBool::new(false)),
             reopen: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -1311,6 +1334,12 @@ pub fn run_read(opts: ReadOptions) -> Result<RunReport, RunError> {
         })?;
 
     let detectors = Arc::new(Detectors::new(cfg));
+    // Reputation feeds: loaded now, then kept fresh until the run ends.
+    let _feeds = detect::reputation::manager::Manager::start(
+        &cfg.reputation,
+        detectors.reputation.clone(),
+        opts.signals.reload.clone(),
+    );
     let mut table_cfg = cfg.flow.clone();
     table_cfg.max_flows = (cfg.flow.max_flows / n).max(1);
     let mut txs = Vec::with_capacity(n);

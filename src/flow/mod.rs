@@ -197,6 +197,8 @@ pub struct Flow {
     pub emergency: bool,
     /// Detector bookkeeping that belongs to the flow (bits owned by `detect`).
     pub detect_bits: u16,
+    /// Flowbits set by signature rules.
+    pub flowbits: crate::detect::rules::FlowBits,
 }
 
 impl Flow {
@@ -222,6 +224,7 @@ impl Flow {
             alerted: false,
             emergency: false,
             detect_bits: 0,
+            flowbits: Default::default(),
         }
     }
 
