@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem;
 
 use super::RuleMeta;
@@ -440,16 +440,27 @@ struct Automaton {
 }
 
 impl Automaton {
-    fn build(patterns: HashMap<Vec<u8>, Vec<u32>>, nocase: bool) -> Option<Automaton> {
+    /// One automaton over every fast pattern, lower-cased, run on the
+    /// lower-cased payload: a single scan per packet finds case-sensitive
+    /// and `nocase` patterns alike (the rule's contents are verified with
+    /// their case afterwards). Matching lower-cased text with a plain
+    /// automaton is about a third cheaper than the library's
+    /// case-insensitive mode. A DFA when it fits (one table lookup per
+    /// byte), else the library's choice.
+    fn build(patterns: HashMap<Vec<u8>, Vec<u32>>) -> Option<Automaton> {
         if patterns.is_empty() {
             return None;
         }
         let mut list: Vec<(Vec<u8>, Vec<u32>)> = patterns.into_iter().collect();
         list.sort();
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(nocase)
-            .build(list.iter().map(|(p, _)| p))
+        let build = |kind: Option<AhoCorasickKind>| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .kind(kind)
+                .build(list.iter().map(|(p, _)| p))
+        };
+        let ac = build(Some(AhoCorasickKind::DFA))
+            .or_else(|_| build(None))
             .ok()?;
         Some(Automaton {
             ac,
@@ -463,8 +474,7 @@ struct ClassIndex {
     any: Vec<u32>,
     by_dport: Option<PortIndex>,
     by_sport: Option<PortIndex>,
-    exact: Option<Automaton>,
-    nocase: Option<Automaton>,
+    patterns: Option<Automaton>,
 }
 
 /// Per-thread scratch space (no allocation per packet).
@@ -524,8 +534,7 @@ impl MatcherBuilder {
         let mut classes: [ClassIndex; 3] = Default::default();
         let mut by_dport: [Vec<(PortSet, u32)>; 3] = Default::default();
         let mut by_sport: [Vec<(PortSet, u32)>; 3] = Default::default();
-        let mut exact: [HashMap<Vec<u8>, Vec<u32>>; 3] = Default::default();
-        let mut nocase: [HashMap<Vec<u8>, Vec<u32>>; 3] = Default::default();
+        let mut patterns: [HashMap<Vec<u8>, Vec<u32>>; 3] = Default::default();
         let mut src_table = PrefixTableBuilder::new();
         let mut dst_table = PrefixTableBuilder::new();
         let mut ip_only = 0usize;
@@ -547,14 +556,9 @@ impl MatcherBuilder {
                 continue;
             }
             for &c in r.classes() {
-                if let Some((pat, ci)) = &r.fast {
-                    let m = if *ci {
-                        nocase.get_mut(c)
-                    } else {
-                        exact.get_mut(c)
-                    };
-                    if let Some(m) = m {
-                        m.entry(pat.clone()).or_default().push(vid);
+                if let Some((pat, _)) = &r.fast {
+                    if let Some(m) = patterns.get_mut(c) {
+                        m.entry(pat.to_ascii_lowercase()).or_default().push(vid);
                     }
                     continue;
                 }
@@ -575,12 +579,9 @@ impl MatcherBuilder {
         for (c, ci) in classes.iter_mut().enumerate() {
             ci.by_dport = by_dport.get(c).and_then(|l| PortIndex::build(l));
             ci.by_sport = by_sport.get(c).and_then(|l| PortIndex::build(l));
-            ci.exact = exact
+            ci.patterns = patterns
                 .get_mut(c)
-                .and_then(|m| Automaton::build(std::mem::take(m), false));
-            ci.nocase = nocase
-                .get_mut(c)
-                .and_then(|m| Automaton::build(std::mem::take(m), true));
+                .and_then(|m| Automaton::build(std::mem::take(m)));
         }
         Matcher {
             rules,
@@ -641,6 +642,7 @@ impl Matcher {
                 touched,
             } = &mut *s;
             cands.clear();
+            let mut lowered = false;
             let first = p.flow.is_none_or(|f| f.first_in_direction);
             if first && self.ip_only > 0 {
                 cands.extend_from_slice(self.src_table.lookup(&p.src));
@@ -655,10 +657,13 @@ impl Matcher {
                 if let Some(ix) = &ci.by_sport {
                     cands.extend_from_slice(ix.get(p.sport));
                 }
-                if !p.payload.is_empty() {
-                    for a in [&ci.exact, &ci.nocase].into_iter().flatten() {
-                        prefilter(a, p.payload, cands, seen_patterns, touched);
-                    }
+                if let Some(a) = &ci.patterns
+                    && !p.payload.is_empty()
+                {
+                    lower.clear();
+                    lower.extend(p.payload.iter().map(u8::to_ascii_lowercase));
+                    lowered = true;
+                    prefilter(a, lower, cands, seen_patterns, touched);
                 }
             }
             if cands.is_empty() {
@@ -666,7 +671,6 @@ impl Matcher {
             }
             cands.sort_unstable();
             cands.dedup();
-            let mut lowered = false;
             let mut last_rule = u32::MAX;
             for &vid in cands.iter() {
                 let Some(v) = self.variants.get(vid as usize) else {
