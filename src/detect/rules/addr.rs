@@ -410,6 +410,27 @@ impl AddrSet {
         })
     }
 
+    /// Whether the two sets share an address.
+    pub fn intersects(&self, o: &AddrSet) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while let (Some(a), Some(b)) = (self.ranges.get(i), o.ranges.get(j)) {
+            if a.0.max(b.0) <= a.1.min(b.1) {
+                return true;
+            }
+            if a.1 < b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
+    }
+
+    /// Whether every address of `self` is in `o`.
+    pub fn is_subset(&self, o: &AddrSet) -> bool {
+        self.minus(o).is_empty()
+    }
+
     fn union(&self, o: &AddrSet) -> AddrSet {
         let mut v = self.ranges.clone();
         v.extend_from_slice(&o.ranges);
@@ -576,6 +597,11 @@ impl Vars {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.defs.get(name).map(String::as_str)
+    }
+
+    /// `$HOME_NET`.
+    pub fn home(&self) -> &AddrSet {
+        &self.home
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -803,6 +829,11 @@ mod tests {
         let s = addrs("![$WEB]").unwrap();
         assert!(!s.contains(&a("10.1.1.2")) && s.contains(&a("10.1.1.3")));
         assert!(addrs("any").unwrap().is_any());
+        let home = addrs("$HOME_NET").unwrap();
+        assert!(addrs("10.1.0.0/16").unwrap().is_subset(&home));
+        assert!(!addrs("[10.1.0.0/16,8.8.8.8]").unwrap().is_subset(&home));
+        assert!(addrs("[10.1.0.0/16,8.8.8.8]").unwrap().intersects(&home));
+        assert!(!addrs("$EXTERNAL_NET").unwrap().intersects(&home));
         assert_eq!(addrs("$NOPE"), Err(ResolveError::UnknownVar("NOPE".into())));
         assert_eq!(addrs("$LOOP"), Err(ResolveError::Cycle("LOOP".into())));
         assert_eq!(addrs("[1.1.1.1,!1.1.1.1]"), Err(ResolveError::Empty));

@@ -433,19 +433,44 @@ impl PortIndex {
     }
 }
 
-/// One Aho-Corasick automaton and the variants behind each pattern.
+/// Fast patterns shorter than this are no use as a prefilter (a byte or
+/// two of binary occurs everywhere): their rules are grouped by port and
+/// checked in full instead.
+const MIN_FAST_PATTERN: usize = 3;
+/// Patterns per Teddy searcher, and searchers per group before a single
+/// automaton is cheaper.
+const TEDDY_PATTERNS: usize = 32;
+const TEDDY_MAX_SEARCHERS: usize = 8;
+
+/// One Teddy searcher: its patterns' ids, and for each the ids of the
+/// group's patterns that are its prefixes.
+struct TeddyGroup {
+    searcher: aho_corasick::packed::Searcher,
+    ids: Vec<u32>,
+    prefixes: Vec<Vec<u32>>,
+}
+
+enum Scanner {
+    /// SIMD searchers (aho-corasick's packed Teddy) for small groups.
+    Teddy(Vec<TeddyGroup>),
+    /// One DFA over the whole group.
+    Dfa(AhoCorasick),
+}
+
+/// The multi-pattern prefilter of one group of rules: the patterns (lower
+/// case), and the rule variants behind each.
 struct Automaton {
-    ac: AhoCorasick,
+    scanner: Scanner,
     variants: Vec<Vec<u32>>,
 }
 
 impl Automaton {
-    /// One automaton over every fast pattern, lower-cased, run on the
-    /// lower-cased payload: a single scan per packet finds case-sensitive
-    /// and `nocase` patterns alike (the rule's contents are verified with
-    /// their case afterwards). Matching lower-cased text with a plain
-    /// automaton is about a third cheaper than the library's
-    /// case-insensitive mode. A DFA when it fits (one table lookup per
+    /// One scanner over every fast pattern of the group, lower-cased, run
+    /// on the lower-cased payload: a single pass finds case-sensitive and
+    /// `nocase` patterns alike (contents are verified with their case
+    /// afterwards). Small groups (up to 256 patterns) use aho-corasick's
+    /// packed Teddy searchers, several times faster per byte than an
+    /// automaton; larger ones one Aho-Corasick DFA (one table lookup per
     /// byte), else the library's choice.
     fn build(patterns: HashMap<Vec<u8>, Vec<u32>>) -> Option<Automaton> {
         if patterns.is_empty() {
@@ -453,20 +478,123 @@ impl Automaton {
         }
         let mut list: Vec<(Vec<u8>, Vec<u32>)> = patterns.into_iter().collect();
         list.sort();
-        let build = |kind: Option<AhoCorasickKind>| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .kind(kind)
-                .build(list.iter().map(|(p, _)| p))
+        let pats: Vec<&Vec<u8>> = list.iter().map(|(p, _)| p).collect();
+        let scanner = match Self::teddy(&pats) {
+            Some(groups) => Scanner::Teddy(groups),
+            None => {
+                let build = |kind: Option<AhoCorasickKind>| {
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .kind(kind)
+                        .build(&pats)
+                };
+                Scanner::Dfa(
+                    build(Some(AhoCorasickKind::DFA))
+                        .or_else(|_| build(None))
+                        .ok()?,
+                )
+            }
         };
-        let ac = build(Some(AhoCorasickKind::DFA))
-            .or_else(|_| build(None))
-            .ok()?;
         Some(Automaton {
-            ac,
+            scanner,
             variants: list.into_iter().map(|(_, v)| v).collect(),
         })
     }
+
+    /// Teddy searchers for the patterns, when few enough and the CPU has
+    /// the instructions (else None).
+    fn teddy(pats: &[&Vec<u8>]) -> Option<Vec<TeddyGroup>> {
+        if pats.len() > TEDDY_PATTERNS * TEDDY_MAX_SEARCHERS {
+            return None;
+        }
+        let mut groups = Vec::new();
+        for (g, chunk) in pats.chunks(TEDDY_PATTERNS).enumerate() {
+            let searcher = aho_corasick::packed::Config::new()
+                .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+                .builder()
+                .extend(chunk)
+                .build()?;
+            let base = g * TEDDY_PATTERNS;
+            let ids: Vec<u32> = (base..base + chunk.len())
+                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect();
+            let prefixes = chunk
+                .iter()
+                .map(|p| {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, q)| q.len() < p.len() && p.starts_with(q))
+                        .map(|(j, _)| u32::try_from(base + j).unwrap_or(u32::MAX))
+                        .collect()
+                })
+                .collect();
+            groups.push(TeddyGroup {
+                searcher,
+                ids,
+                prefixes,
+            });
+        }
+        Some(groups)
+    }
+
+    /// Calls `found` with the id of every pattern that occurs in `hay`
+    /// (possibly more than once).
+    fn scan(&self, hay: &[u8], found: &mut impl FnMut(usize)) {
+        match &self.scanner {
+            Scanner::Dfa(ac) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    found(m.pattern().as_usize());
+                }
+            }
+            Scanner::Teddy(groups) => {
+                // Leftmost-longest from each match start + 1 visits every
+                // position where a pattern starts; the patterns also starting
+                // there are prefixes of the longest one.
+                for g in groups {
+                    let mut pos = 0;
+                    while pos < hay.len() {
+                        let Some(m) = g
+                            .searcher
+                            .find_in(hay, aho_corasick::Span::from(pos..hay.len()))
+                        else {
+                            break;
+                        };
+                        let local = m.pattern().as_usize();
+                        if let Some(&id) = g.ids.get(local) {
+                            found(id as usize);
+                        }
+                        for &p in g.prefixes.get(local).map_or(&[][..], |v| v) {
+                            found(p as usize);
+                        }
+                        pos = m.start() + 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pattern automata per (packet direction, source at home, destination at
+/// home): a rule's patterns go only where its `flow` direction and
+/// addresses allow, so a packet scans the patterns of the rules that could
+/// match it (as Suricata's signature groups do by address).
+const BUCKETS: usize = 8;
+
+fn bucket(to_server: bool, src_home: bool, dst_home: bool) -> usize {
+    usize::from(!to_server) * 4 + usize::from(src_home) * 2 + usize::from(dst_home)
+}
+
+/// Which home states a rule side can be in: (at home, outside).
+fn home_states(side: &AddrSet, home: &AddrSet) -> Vec<bool> {
+    let mut v = Vec::with_capacity(2);
+    if side.intersects(home) {
+        v.push(true);
+    }
+    if !side.is_subset(home) {
+        v.push(false);
+    }
+    v
 }
 
 #[derive(Default)]
@@ -474,7 +602,7 @@ struct ClassIndex {
     any: Vec<u32>,
     by_dport: Option<PortIndex>,
     by_sport: Option<PortIndex>,
-    patterns: Option<Automaton>,
+    patterns: [Option<Automaton>; BUCKETS],
 }
 
 /// Per-thread scratch space (no allocation per packet).
@@ -491,20 +619,29 @@ thread_local! {
 }
 
 /// Collects compiled rules, then builds the [`Matcher`].
-#[derive(Default)]
 pub(super) struct MatcherBuilder {
     rules: Vec<CRule>,
     sides: Vec<(Sides, bool)>,
+    home: AddrSet,
 }
 
 impl MatcherBuilder {
+    /// `home` is `$HOME_NET`, by which payload rules are grouped.
+    pub fn new(home: AddrSet) -> Self {
+        MatcherBuilder {
+            rules: Vec::new(),
+            sides: Vec::new(),
+            home,
+        }
+    }
+
     pub fn add(&mut self, rule: CRule, sides: Sides, bidirectional: bool) {
         self.rules.push(rule);
         self.sides.push((sides, bidirectional));
     }
 
     pub fn build(self) -> Matcher {
-        let MatcherBuilder { rules, sides } = self;
+        let MatcherBuilder { rules, sides, home } = self;
         // Variants in evaluation order: pass rules, then rules that do not
         // test flowbits, then those that do.
         let mut variants: Vec<Variant> = Vec::new();
@@ -534,7 +671,9 @@ impl MatcherBuilder {
         let mut classes: [ClassIndex; 3] = Default::default();
         let mut by_dport: [Vec<(PortSet, u32)>; 3] = Default::default();
         let mut by_sport: [Vec<(PortSet, u32)>; 3] = Default::default();
-        let mut patterns: [HashMap<Vec<u8>, Vec<u32>>; 3] = Default::default();
+        let mut patterns: Vec<Vec<HashMap<Vec<u8>, Vec<u32>>>> = (0..3)
+            .map(|_| (0..BUCKETS).map(|_| HashMap::new()).collect())
+            .collect();
         let mut src_table = PrefixTableBuilder::new();
         let mut dst_table = PrefixTableBuilder::new();
         let mut ip_only = 0usize;
@@ -556,9 +695,27 @@ impl MatcherBuilder {
                 continue;
             }
             for &c in r.classes() {
-                if let Some((pat, _)) = &r.fast {
-                    if let Some(m) = patterns.get_mut(c) {
-                        m.entry(pat.to_ascii_lowercase()).or_default().push(vid);
+                if let Some((pat, _)) = r.fast.as_ref().filter(|(p, _)| p.len() >= MIN_FAST_PATTERN)
+                {
+                    let dirs: &[bool] = match r.flow.and_then(|f| f.to_server) {
+                        Some(true) => &[true],
+                        Some(false) => &[false],
+                        None => &[true, false],
+                    };
+                    let srcs = home_states(&v.sides.src, &home);
+                    let dsts = home_states(&v.sides.dst, &home);
+                    let lower = pat.to_ascii_lowercase();
+                    for &d in dirs {
+                        for &sh in &srcs {
+                            for &dh in &dsts {
+                                if let Some(m) = patterns
+                                    .get_mut(c)
+                                    .and_then(|b| b.get_mut(bucket(d, sh, dh)))
+                                {
+                                    m.entry(lower.clone()).or_default().push(vid);
+                                }
+                            }
+                        }
                     }
                     continue;
                 }
@@ -579,14 +736,17 @@ impl MatcherBuilder {
         for (c, ci) in classes.iter_mut().enumerate() {
             ci.by_dport = by_dport.get(c).and_then(|l| PortIndex::build(l));
             ci.by_sport = by_sport.get(c).and_then(|l| PortIndex::build(l));
-            ci.patterns = patterns
-                .get_mut(c)
-                .and_then(|m| Automaton::build(std::mem::take(m)));
+            if let Some(buckets) = patterns.get_mut(c) {
+                for (slot, m) in ci.patterns.iter_mut().zip(buckets.iter_mut()) {
+                    *slot = Automaton::build(std::mem::take(m));
+                }
+            }
         }
         Matcher {
             rules,
             variants,
             classes,
+            home,
             src_table: src_table.build(),
             dst_table: dst_table.build(),
             ip_only,
@@ -599,6 +759,7 @@ pub(super) struct Matcher {
     rules: Vec<CRule>,
     variants: Vec<Variant>,
     classes: [ClassIndex; 3],
+    home: AddrSet,
     src_table: PrefixTable,
     dst_table: PrefixTable,
     ip_only: usize,
@@ -657,13 +818,21 @@ impl Matcher {
                 if let Some(ix) = &ci.by_sport {
                     cands.extend_from_slice(ix.get(p.sport));
                 }
-                if let Some(a) = &ci.patterns
-                    && !p.payload.is_empty()
-                {
-                    lower.clear();
-                    lower.extend(p.payload.iter().map(u8::to_ascii_lowercase));
-                    lowered = true;
-                    prefilter(a, lower, cands, seen_patterns, touched);
+                if !p.payload.is_empty() {
+                    // A packet without a flow has no direction: the
+                    // to_server bucket holds every rule without one.
+                    let b = bucket(
+                        p.flow.is_none_or(|f| f.to_server),
+                        self.home.contains(&p.src),
+                        self.home.contains(&p.dst),
+                    );
+                    if let Some(a) = ci.patterns.get(b).and_then(Option::as_ref) {
+                        lower.clear();
+                        lower.extend_from_slice(p.payload);
+                        lower.make_ascii_lowercase();
+                        lowered = true;
+                        prefilter(a, lower, cands, seen_patterns, touched);
+                    }
                 }
             }
             if cands.is_empty() {
@@ -743,7 +912,8 @@ impl Matcher {
         if !r.contents.is_empty() {
             if r.contents.iter().any(|c| c.nocase) && !*lowered {
                 lower.clear();
-                lower.extend(p.payload.iter().map(u8::to_ascii_lowercase));
+                lower.extend_from_slice(p.payload);
+                lower.make_ascii_lowercase();
                 *lowered = true;
             }
             let mut budget = CONTENT_BUDGET;
@@ -769,21 +939,20 @@ fn prefilter(
         seen.resize(words, 0);
     }
     touched.clear();
-    for m in a.ac.find_overlapping_iter(payload) {
-        let pid = m.pattern().as_usize();
+    a.scan(payload, &mut |pid| {
         let (w, bit) = (pid / 64, 1u64 << (pid % 64));
         let Some(word) = seen.get_mut(w) else {
-            continue;
+            return;
         };
         if *word & bit != 0 {
-            continue;
+            return;
         }
         *word |= bit;
         touched.push(u32::try_from(pid).unwrap_or(u32::MAX));
         if let Some(vs) = a.variants.get(pid) {
             cands.extend_from_slice(vs);
         }
-    }
+    });
     for &pid in touched.iter() {
         if let Some(word) = seen.get_mut(pid as usize / 64) {
             *word = 0;
@@ -942,6 +1111,51 @@ mod tests {
         let mut budget = CONTENT_BUDGET;
         assert!(!contents_match(&c, 0, 0, &payload, &lower, &mut budget));
         assert_eq!(budget, 0);
+    }
+
+    /// Every pattern that occurs is found, by either scanner, also when
+    /// patterns overlap or one is a prefix of another.
+    #[test]
+    fn scanners_find_every_pattern() {
+        let pats: Vec<&[u8]> = vec![
+            b"abc", b"abcdef", b"bcd", b"cde", b"xyz", b"zzz", b"defg", b"aaa",
+        ];
+        let mut many: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+        for (i, p) in pats.iter().enumerate() {
+            many.insert(p.to_vec(), vec![i as u32]);
+        }
+        // Enough padding patterns to force the DFA too.
+        let mut big = many.clone();
+        for i in 0..400u32 {
+            big.insert(format!("pad{i:04}").into_bytes(), vec![1000 + i]);
+        }
+        for (name, set) in [("teddy", many), ("dfa", big)] {
+            let a = Automaton::build(set).unwrap();
+            if name == "dfa" {
+                assert!(matches!(a.scanner, Scanner::Dfa(_)));
+            }
+            for hay in [
+                &b"xxabcdefgxx"[..],
+                b"aaaaa",
+                b"zzzzxyz",
+                b"abc",
+                b"nothing here",
+            ] {
+                let mut found = Vec::new();
+                a.scan(hay, &mut |pid| {
+                    found.extend(a.variants[pid].iter().copied())
+                });
+                found.sort();
+                found.dedup();
+                let want: Vec<u32> = pats
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| hay.windows(p.len()).any(|w| w == **p))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                assert_eq!(found, want, "{name} on {:?}", String::from_utf8_lossy(hay));
+            }
+        }
     }
 
     #[test]

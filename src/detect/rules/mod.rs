@@ -648,7 +648,7 @@ impl RuleSet {
             filter: AlertFilter::new(max_tracked),
             detectors: HashMap::new(),
             names: flowbits::Names::default(),
-            builder: MatcherBuilder::default(),
+            builder: MatcherBuilder::new(vars.home().clone()),
         };
         for (file, text) in &sources.rule_files {
             let mut fr = FileReport {
