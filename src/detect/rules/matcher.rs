@@ -2,17 +2,21 @@
 //! number of rules.
 //!
 //! Rules are sorted, once, into places a packet looks up directly (as
-//! Suricata's port groups and IP-only engine do):
+//! Suricata's port groups, signature groups and IP-only engine do):
 //! - IP-only rules (no ports, no payload, no packet options: block lists
 //!   such as ET's `drop.rules` or `tor.rules`) go into two prefix tables,
 //!   by source and by destination, on their smaller side; they are
 //!   evaluated on the first packet of each direction of a flow;
 //! - payload rules are found through their fast pattern (the content marked
-//!   `fast_pattern`, else the longest non-negated one) by one Aho-Corasick
-//!   scan per packet over all patterns of its protocol;
-//! - other rules are grouped per protocol class (TCP, UDP, other) by
-//!   destination port, else by source port, else "any port": a table of
-//!   65536 entries gives a port's group.
+//!   `fast_pattern`, else the longest non-negated one, at least three
+//!   bytes): per protocol class (TCP, UDP, other), flow direction and
+//!   whether source and destination are in `$HOME_NET`, and then by port
+//!   like the other rules, multi-pattern scans of the lower-cased payload
+//!   (aho-corasick: Teddy searchers for groups of up to 256 patterns, a
+//!   DFA beyond) name the rules to check;
+//! - other rules are grouped per protocol class by destination port, else
+//!   by source port, else "any port": a table of 65536 entries gives a
+//!   port's group.
 //!
 //! A packet's candidates are then checked in full: protocol, addresses,
 //! ports, `flow`, packet options, contents (with backtracking over
@@ -597,12 +601,67 @@ fn home_states(side: &AddrSet, home: &AddrSet) -> Vec<bool> {
     v
 }
 
+/// The payload rules of one bucket, split by port as the other rules are:
+/// those with destination ports, else source ports, get a scanner per port
+/// group; the rest one scanner for any port.
+#[derive(Default)]
+struct PatternGroups {
+    any: Option<Automaton>,
+    by_dport: Option<PortScanners>,
+    by_sport: Option<PortScanners>,
+}
+
+/// Port → group, and each group's scanner.
+struct PortScanners {
+    index: PortIndex,
+    scanners: Vec<Option<Automaton>>,
+}
+
+impl PortScanners {
+    /// `items`: (ports, variant, lower-cased pattern).
+    fn build(items: &[(PortSet, u32, Vec<u8>)]) -> Option<PortScanners> {
+        let keyed: Vec<(PortSet, u32)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (ports, _, _))| (ports.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        let index = PortIndex::build(&keyed)?;
+        let scanners = index
+            .groups
+            .iter()
+            .map(|group| {
+                let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+                for &i in group.iter() {
+                    if let Some((_, vid, pat)) = items.get(i as usize) {
+                        m.entry(pat.clone()).or_default().push(*vid);
+                    }
+                }
+                Automaton::build(m)
+            })
+            .collect();
+        Some(PortScanners { index, scanners })
+    }
+
+    fn get(&self, port: u16) -> Option<&Automaton> {
+        let g = self.index.map.get(usize::from(port)).copied().unwrap_or(0);
+        self.scanners.get(g as usize).and_then(Option::as_ref)
+    }
+}
+
+/// What a bucket's rules are collected in while building.
+#[derive(Default)]
+struct BucketItems {
+    any: HashMap<Vec<u8>, Vec<u32>>,
+    dport: Vec<(PortSet, u32, Vec<u8>)>,
+    sport: Vec<(PortSet, u32, Vec<u8>)>,
+}
+
 #[derive(Default)]
 struct ClassIndex {
     any: Vec<u32>,
     by_dport: Option<PortIndex>,
     by_sport: Option<PortIndex>,
-    patterns: [Option<Automaton>; BUCKETS],
+    patterns: [PatternGroups; BUCKETS],
 }
 
 /// Per-thread scratch space (no allocation per packet).
@@ -671,8 +730,8 @@ impl MatcherBuilder {
         let mut classes: [ClassIndex; 3] = Default::default();
         let mut by_dport: [Vec<(PortSet, u32)>; 3] = Default::default();
         let mut by_sport: [Vec<(PortSet, u32)>; 3] = Default::default();
-        let mut patterns: Vec<Vec<HashMap<Vec<u8>, Vec<u32>>>> = (0..3)
-            .map(|_| (0..BUCKETS).map(|_| HashMap::new()).collect())
+        let mut patterns: Vec<Vec<BucketItems>> = (0..3)
+            .map(|_| (0..BUCKETS).map(|_| BucketItems::default()).collect())
             .collect();
         let mut src_table = PrefixTableBuilder::new();
         let mut dst_table = PrefixTableBuilder::new();
@@ -708,11 +767,19 @@ impl MatcherBuilder {
                     for &d in dirs {
                         for &sh in &srcs {
                             for &dh in &dsts {
-                                if let Some(m) = patterns
+                                let Some(items) = patterns
                                     .get_mut(c)
                                     .and_then(|b| b.get_mut(bucket(d, sh, dh)))
-                                {
-                                    m.entry(lower.clone()).or_default().push(vid);
+                                else {
+                                    continue;
+                                };
+                                let s = &v.sides;
+                                if c != CLASS_OTHER && !s.dport.is_any() {
+                                    items.dport.push((s.dport.clone(), vid, lower.clone()));
+                                } else if c != CLASS_OTHER && !s.sport.is_any() {
+                                    items.sport.push((s.sport.clone(), vid, lower.clone()));
+                                } else {
+                                    items.any.entry(lower.clone()).or_default().push(vid);
                                 }
                             }
                         }
@@ -737,8 +804,12 @@ impl MatcherBuilder {
             ci.by_dport = by_dport.get(c).and_then(|l| PortIndex::build(l));
             ci.by_sport = by_sport.get(c).and_then(|l| PortIndex::build(l));
             if let Some(buckets) = patterns.get_mut(c) {
-                for (slot, m) in ci.patterns.iter_mut().zip(buckets.iter_mut()) {
-                    *slot = Automaton::build(std::mem::take(m));
+                for (slot, items) in ci.patterns.iter_mut().zip(buckets.iter_mut()) {
+                    *slot = PatternGroups {
+                        any: Automaton::build(std::mem::take(&mut items.any)),
+                        by_dport: PortScanners::build(&items.dport),
+                        by_sport: PortScanners::build(&items.sport),
+                    };
                 }
             }
         }
@@ -826,12 +897,19 @@ impl Matcher {
                         self.home.contains(&p.src),
                         self.home.contains(&p.dst),
                     );
-                    if let Some(a) = ci.patterns.get(b).and_then(Option::as_ref) {
-                        lower.clear();
-                        lower.extend_from_slice(p.payload);
-                        lower.make_ascii_lowercase();
-                        lowered = true;
-                        prefilter(a, lower, cands, seen_patterns, touched);
+                    if let Some(g) = ci.patterns.get(b) {
+                        let scanners = [
+                            g.any.as_ref(),
+                            g.by_dport.as_ref().and_then(|x| x.get(p.dport)),
+                            g.by_sport.as_ref().and_then(|x| x.get(p.sport)),
+                        ];
+                        for a in scanners.into_iter().flatten() {
+                            if !lowered {
+                                lower_into(lower, p.payload);
+                                lowered = true;
+                            }
+                            prefilter(a, lower, cands, seen_patterns, touched);
+                        }
                     }
                 }
             }
@@ -911,9 +989,7 @@ impl Matcher {
         }
         if !r.contents.is_empty() {
             if r.contents.iter().any(|c| c.nocase) && !*lowered {
-                lower.clear();
-                lower.extend_from_slice(p.payload);
-                lower.make_ascii_lowercase();
+                lower_into(lower, p.payload);
                 *lowered = true;
             }
             let mut budget = CONTENT_BUDGET;
@@ -924,6 +1000,14 @@ impl Matcher {
         r.bit_tests
             .iter()
             .all(|&(bit, want)| bits.is_some_and(|b| b.is_set(bit)) == want)
+    }
+}
+
+/// `out` becomes the lower-cased `payload`, in one pass.
+fn lower_into(out: &mut Vec<u8>, payload: &[u8]) {
+    out.resize(payload.len(), 0);
+    for (d, s) in out.iter_mut().zip(payload) {
+        *d = s.to_ascii_lowercase();
     }
 }
 
