@@ -808,6 +808,79 @@ mod tests {
     }
 
     #[test]
+    fn rules_and_reputation_keys() {
+        let c = Config::parse_in(
+            "[rules]\nfiles = [\"my.rules\"]\n[rules.vars]\nWEB = [\"10.0.0.5\", \"10.0.0.6\"]\nWEB_PORTS = [80, 8080]\nDNS_PORT = 53\n\
+             [[reputation]]\nname = \"a\"\npath = \"a.txt\"\n\
+             [[reputation]]\nname = \"b\"\npath = \"/abs/b.csv\"\nformat = \"csv\"\ncolumn = 2\ndelimiter = \";\"\nttl = \"36h\"\nstate_file = \"\"\n",
+            "x.toml",
+            Some(Path::new("/etc/backflow")),
+        )
+        .unwrap();
+        assert_eq!(c.rules.files, vec!["my.rules".to_string()]);
+        assert!(!c.rules.default_files);
+        assert_eq!(
+            c.rules.base_dir.as_deref(),
+            Some(Path::new("/etc/backflow"))
+        );
+        assert_eq!(c.rules.vars["WEB"], "[10.0.0.5,10.0.0.6]");
+        assert_eq!(c.rules.vars["WEB_PORTS"], "[80,8080]");
+        assert_eq!(c.rules.vars["DNS_PORT"], "53");
+        let (a, b) = (&c.reputation[0], &c.reputation[1]);
+        assert_eq!(a.path, Path::new("/etc/backflow/a.txt"));
+        assert_eq!(
+            a.state_file.as_deref(),
+            Some(Path::new("/etc/backflow/a.txt.state"))
+        );
+        assert_eq!(a.ttl, Micros::from_secs(7 * 86_400));
+        assert_eq!((a.category.as_str(), a.severity, a.score), ("a", 2, 127));
+        assert_eq!(a.format, FeedFormatConfig::List);
+        assert_eq!(b.path, Path::new("/abs/b.csv"));
+        assert_eq!(b.state_file, None);
+        assert_eq!(b.ttl, Micros::from_secs(36 * 3600));
+        assert!(matches!(
+            b.format,
+            FeedFormatConfig::Csv {
+                delimiter: b';',
+                header: false,
+                ..
+            }
+        ));
+        assert!(Config::default().rules.default_files);
+    }
+
+    #[test]
+    fn rules_and_reputation_errors_name_the_key() {
+        let err = |t: &str| Config::parse(t, "bad.toml").unwrap_err().to_string();
+        let e = err("[rules.vars]\nHOME_NET = \"10.0.0.0/8\"\n");
+        assert!(e.contains("key `rules.vars.HOME_NET`"), "{e}");
+        let e = err("[rules.vars]\nX = \"[1.1.1.1,\"\n");
+        assert!(e.contains("key `rules.vars.X`"), "{e}");
+        let e = err("[rules]\nfile = []\n");
+        assert!(e.starts_with("bad.toml:2: key `rules"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"xml\"\n");
+        assert!(
+            e.starts_with("bad.toml:4: key `reputation[0].format`"),
+            "{e}"
+        );
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"csv\"\n");
+        assert!(e.contains("key `reputation[0].column`"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"iprep\"\n");
+        assert!(e.contains("key `reputation[0].categories_file`"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\ncolumn = 1\n");
+        assert!(
+            e.contains("key `reputation[0].column`: only for format = \"csv\""),
+            "{e}"
+        );
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nttl = \"soon\"\n");
+        assert!(e.contains("key `reputation[0].ttl`"), "{e}");
+        let e = err(
+            "[[reputation]]\nname = \"a\"\npath = \"a\"\n[[reputation]]\nname = \"a\"\npath = \"b\"\n",
+        );
+        assert!(e.contains("key `reputation[1].name`"), "{e}");
+    }
+
+    #[test]
     fn sizes_take_units() {
         assert_eq!(Size::parse("64MiB"), Ok(Size(64 << 20)));
         assert_eq!(Size::parse("1000"), Ok(Size(1000)));
