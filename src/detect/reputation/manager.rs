@@ -45,6 +45,10 @@ use crate::config::{FeedConfig, FeedFormatConfig};
 use crate::detect::prefix::{V4_BASE, V4_END};
 use crate::policy::Cidr;
 
+/// Entries one feed may hold (about 1.5 GB of table and state at most);
+/// new entries beyond it are dropped and counted, known ones still age.
+pub const MAX_FEED_ENTRIES: usize = 16 * 1024 * 1024;
+
 /// A feed file version: modification time (ns), size, SHA-1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Identity {
@@ -295,13 +299,24 @@ impl Manager {
             ));
         }
         let ttl = ttl_secs(&cfg);
+        let mut over = 0u64;
         if let Some(f) = self.feeds.get_mut(i) {
             for (k, s) in listed {
+                if f.entries.len() >= MAX_FEED_ENTRIES && !f.entries.contains_key(&k) {
+                    over += 1;
+                    continue;
+                }
                 f.entries.insert(k, s);
             }
             f.identity = Some(id);
             f.warned = false;
             f.next_expiry = f.next_expiry.min(now.saturating_add(ttl));
+        }
+        if over > 0 {
+            tracing::warn!(
+                "reputation feed `{}`: {over} entries beyond the cap of {MAX_FEED_ENTRIES} dropped",
+                cfg.name
+            );
         }
         (true, parsed.bad_lines)
     }
@@ -377,6 +392,9 @@ impl Manager {
         let ttl = ttl_secs(&f.cfg);
         for ((c, _, score, seen), cat) in rows.into_iter().zip(cats) {
             let key = (crate::detect::prefix::addr_u128(&c.addr), c.prefix, cat);
+            if f.entries.len() >= MAX_FEED_ENTRIES && !f.entries.contains_key(&key) {
+                continue;
+            }
             let e = f.entries.entry(key).or_insert(Seen {
                 last_seen: 0,
                 score,
