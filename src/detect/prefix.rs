@@ -13,6 +13,8 @@
 //! Memory: 8 bytes per interval for IPv4, 20 for IPv6, plus 4 bytes per id
 //! stored; a list of N disjoint addresses makes about 2N intervals.
 
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use crate::decode::Addr;
 
 /// `::ffff:0.0.0.0`, where IPv4-mapped addresses start (as `Addr` stores IPv4).
@@ -230,7 +232,7 @@ impl PrefixTable {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn a(s: &str) -> Addr {
