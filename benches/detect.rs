@@ -68,12 +68,12 @@ fn octets(a: Addr) -> [u8; 4] {
 }
 
 fn count(alerts: &[Alert], kind: Kind) -> usize {
-    alerts.iter().filter(|a| a.kind == kind).count()
+    alerts.iter().filter(|a| a.kind() == Some(kind)).count()
 }
 
 /// Alert kinds in order, for failure messages.
 fn kinds(alerts: &[Alert]) -> Vec<&'static str> {
-    alerts.iter().map(|a| a.kind.name()).collect()
+    alerts.iter().map(|a| a.name()).collect()
 }
 
 /// One scan probe: scanner, target, port, time.

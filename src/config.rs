@@ -121,6 +121,253 @@ struct RawConfig {
     eve: RawEve,
     #[serde(default)]
     anomaly: RawAnomaly,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    reputation: Vec<RawFeed>,
+}
+
+/// `[rules]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    files: Option<Vec<String>>,
+    classification_file: Option<String>,
+    threshold_file: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, RawVar>,
+}
+
+/// A rule variable: an expression (`"[10.0.0.0/8, !10.1.0.0/16]"`,
+/// `"[80,8080]"`) or a list of members.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawVar {
+    Text(String),
+    Port(u16),
+    List(Vec<RawVarItem>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawVarItem {
+    Text(String),
+    Port(u16),
+}
+
+/// `[[reputation]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: String,
+    category: Option<String>,
+    severity: Option<u8>,
+    ttl: Option<Dur>,
+    path: String,
+    #[serde(default)]
+    format: RawFeedFormat,
+    categories_file: Option<String>,
+    column: Option<RawColumn>,
+    delimiter: Option<String>,
+    header: Option<bool>,
+    score: Option<u8>,
+    state_file: Option<String>,
+    check_interval: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawFeedFormat {
+    #[default]
+    List,
+    Iprep,
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawColumn {
+    Index(usize),
+    Name(String),
+}
+
+/// `[rules]`: where signature rules come from.
+#[derive(Clone, Debug)]
+pub struct RulesConfig {
+    /// Rule files: paths, directories (their `*.rules`) or file-name
+    /// wildcards, relative to `base_dir`.
+    pub files: Vec<String>,
+    /// `files` is the default: a missing default is not an error.
+    pub default_files: bool,
+    /// None: `rules/classification.config` if present, else the built-in copy.
+    pub classification_file: Option<String>,
+    /// None: `rules/threshold.config` if present.
+    pub threshold_file: Option<String>,
+    /// `[rules.vars]`: name → expression.
+    pub vars: BTreeMap<String, String>,
+    /// Where relative paths start: the config file's directory (None: the
+    /// current directory).
+    pub base_dir: Option<PathBuf>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            files: vec![crate::detect::rules::DEFAULT_RULE_FILES.to_string()],
+            default_files: true,
+            classification_file: None,
+            threshold_file: None,
+            vars: BTreeMap::new(),
+            base_dir: None,
+        }
+    }
+}
+
+/// How a reputation feed is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedFormatConfig {
+    List,
+    Iprep {
+        categories_file: PathBuf,
+    },
+    Csv {
+        column: crate::detect::reputation::feed::Column,
+        delimiter: u8,
+        header: bool,
+    },
+}
+
+/// A validated `[[reputation]]` feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedConfig {
+    pub name: String,
+    /// Category of its entries (iprep lines carry their own).
+    pub category: String,
+    /// Alert severity of a hit (1 high - 3 low).
+    pub severity: u8,
+    /// Entries expire this long after they were last seen in the feed.
+    pub ttl: Micros,
+    pub path: PathBuf,
+    pub format: FeedFormatConfig,
+    /// Score of `list`/`csv` entries (iprep lines carry their own).
+    pub score: u8,
+    /// Where ages are kept; None: not kept across restarts.
+    pub state_file: Option<PathBuf>,
+    /// How often the file is checked for changes; zero: only on SIGHUP.
+    pub check_interval: Micros,
+}
+
+impl RawFeed {
+    fn validate(&self, i: usize, base: Option<&Path>) -> Result<FeedConfig, (String, String)> {
+        let key = |k: &str| format!("reputation[{i}].{k}");
+        let path_of = |p: &str| {
+            let p = Path::new(p);
+            match base {
+                Some(b) if p.is_relative() => b.join(p),
+                _ => p.to_path_buf(),
+            }
+        };
+        if self.name.trim().is_empty() {
+            return Err((key("name"), "must not be empty".into()));
+        }
+        let severity = self.severity.unwrap_or(2);
+        if severity == 0 {
+            return Err((key("severity"), "starts at 1 (highest)".into()));
+        }
+        let only = |k: &str, set: bool, fmt: &str| -> Result<(), (String, String)> {
+            if set {
+                Err((key(k), format!("only for format = \"{fmt}\"")))
+            } else {
+                Ok(())
+            }
+        };
+        let format = match self.format {
+            RawFeedFormat::List | RawFeedFormat::Iprep => {
+                only("column", self.column.is_some(), "csv")?;
+                only("delimiter", self.delimiter.is_some(), "csv")?;
+                only("header", self.header.is_some(), "csv")?;
+                if self.format == RawFeedFormat::List {
+                    only("categories_file", self.categories_file.is_some(), "iprep")?;
+                    FeedFormatConfig::List
+                } else {
+                    let c = self.categories_file.as_deref().ok_or_else(|| {
+                        (
+                            key("categories_file"),
+                            "required for format = \"iprep\"".into(),
+                        )
+                    })?;
+                    FeedFormatConfig::Iprep {
+                        categories_file: path_of(c),
+                    }
+                }
+            }
+            RawFeedFormat::Csv => {
+                only("categories_file", self.categories_file.is_some(), "iprep")?;
+                use crate::detect::reputation::feed::Column;
+                let column = match &self.column {
+                    Some(RawColumn::Index(0)) => {
+                        return Err((key("column"), "columns count from 1".into()));
+                    }
+                    Some(RawColumn::Index(n)) => Column::Index(*n),
+                    Some(RawColumn::Name(n)) => Column::Name(n.clone()),
+                    None => {
+                        return Err((
+                            key("column"),
+                            "required for format = \"csv\" (a number from 1, or a header name)"
+                                .into(),
+                        ));
+                    }
+                };
+                let delimiter = match self.delimiter.as_deref() {
+                    None => b',',
+                    Some(d) if d.len() == 1 && d.is_ascii() => {
+                        d.as_bytes().first().copied().unwrap_or(b',')
+                    }
+                    Some("\\t") | Some("tab") => b'\t',
+                    Some(d) => {
+                        return Err((key("delimiter"), format!("`{d}`: one ASCII character")));
+                    }
+                };
+                let header = self.header.unwrap_or(matches!(column, Column::Name(_)));
+                if !header && matches!(column, Column::Name(_)) {
+                    return Err((
+                        key("header"),
+                        "a column named by header needs header = true".into(),
+                    ));
+                }
+                FeedFormatConfig::Csv {
+                    column,
+                    delimiter,
+                    header,
+                }
+            }
+        };
+        let score = self.score.unwrap_or(127);
+        if score > 127 {
+            return Err((key("score"), "0-127 (Suricata's iprep range)".into()));
+        }
+        let path = path_of(&self.path);
+        let state_file = match self.state_file.as_deref() {
+            Some("") => None,
+            Some(p) => Some(path_of(p)),
+            None => {
+                let mut s = path.clone().into_os_string();
+                s.push(".state");
+                Some(PathBuf::from(s))
+            }
+        };
+        Ok(FeedConfig {
+            name: self.name.clone(),
+            category: self.category.clone().unwrap_or_else(|| self.name.clone()),
+            severity,
+            ttl: self.ttl.map_or(Micros::from_secs(7 * 86_400), |d| d.0),
+            path,
+            format,
+            score,
+            state_file,
+            check_interval: self.check_interval.map_or(Micros::from_secs(5), |d| d.0),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +449,10 @@ pub struct Config {
     pub port_scan_ignore: ServiceSet,
     /// `[[outputs]]`; empty means the default (`eve.filename` in the output directory).
     pub outputs: Vec<OutputSpec>,
+    /// `[rules]`.
+    pub rules: RulesConfig,
+    /// `[[reputation]]` feeds.
+    pub reputation: Vec<FeedConfig>,
 }
 
 impl Default for Config {
@@ -215,8 +466,13 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Parses a config file's text; `file` names it in errors.
+    /// Parses a config file's text; `file` names it in errors. Relative
+    /// paths are relative to the current directory.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_base(text, file, None)
+    }
+
+    fn parse_with_base(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
         let invalid = |key: String, reason: String, line: Option<usize>| ConfigError::Invalid {
             file: file.to_string(),
             line: line.map(|l| format!(":{l}")).unwrap_or_default(),
@@ -237,7 +493,7 @@ impl Config {
             let inner = e.into_inner();
             invalid(key, inner.message().to_string(), line_of(inner.span()))
         })?;
-        Config::from_raw(raw).map_err(|(key, reason)| invalid(key, reason, None))
+        Config::from_raw_in(raw, base).map_err(|(key, reason)| invalid(key, reason, None))
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -245,10 +501,28 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let base = path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        });
+        Config::parse_in(&text, &path.display().to_string(), base.as_deref())
+    }
+
+    /// [`Config::parse`] with relative paths (rules, feeds) starting at `base`.
+    pub fn parse_in(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut c = Config::parse_with_base(text, file, base)?;
+        c.rules.base_dir = base.map(Path::to_path_buf);
+        Ok(c)
     }
 
     fn from_raw(raw: RawConfig) -> Result<Config, (String, String)> {
+        Config::from_raw_in(raw, None)
+    }
+
+    fn from_raw_in(raw: RawConfig, base: Option<&Path>) -> Result<Config, (String, String)> {
         let policy = Policy::build(
             raw.home_nets.as_deref(),
             &raw.hosts,
@@ -393,6 +667,18 @@ impl Config {
         if workers > 1024 {
             return Err(("workers".into(), "at most 1024".into()));
         }
+        let rules = raw.rules.validate()?;
+        let mut reputation = Vec::new();
+        for (i, f) in raw.reputation.iter().enumerate() {
+            let f = f.validate(i, base)?;
+            if reputation.iter().any(|o: &FeedConfig| o.name == f.name) {
+                return Err((
+                    format!("reputation[{i}].name"),
+                    format!("`{}` is used twice", f.name),
+                ));
+            }
+            reputation.push(f);
+        }
         Ok(Config {
             sensor_name: raw.sensor_name.filter(|s| !s.is_empty()),
             memory,
@@ -424,6 +710,60 @@ impl Config {
             reversed_role_exceptions,
             port_scan_ignore,
             outputs,
+            rules,
+            reputation,
+        })
+    }
+}
+
+impl RawRules {
+    fn validate(&self) -> Result<RulesConfig, (String, String)> {
+        use crate::detect::rules::addr::{AddrExpr, PortExpr};
+        let mut vars = BTreeMap::new();
+        for (name, v) in &self.vars {
+            let key = format!("rules.vars.{name}");
+            if name == "HOME_NET" {
+                return Err((
+                    key,
+                    "HOME_NET is the policy's `home_nets`; set that instead".into(),
+                ));
+            }
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err((key, "variable names are letters, digits and `_`".into()));
+            }
+            let item = |i: &RawVarItem| match i {
+                RawVarItem::Text(t) => t.clone(),
+                RawVarItem::Port(p) => p.to_string(),
+            };
+            let text = match v {
+                RawVar::Text(t) => t.clone(),
+                RawVar::Port(p) => p.to_string(),
+                RawVar::List(items) if items.is_empty() => {
+                    return Err((key, "an empty list matches nothing".into()));
+                }
+                RawVar::List(items) => {
+                    format!("[{}]", items.iter().map(item).collect::<Vec<_>>().join(","))
+                }
+            };
+            if let (Err(a), Err(p)) = (AddrExpr::parse(&text), PortExpr::parse(&text)) {
+                return Err((
+                    key,
+                    format!(
+                        "`{text}` is neither an address group ({}) nor a port group ({})",
+                        a.reason, p.reason
+                    ),
+                ));
+            }
+            vars.insert(name.clone(), text);
+        }
+        let d = RulesConfig::default();
+        Ok(RulesConfig {
+            default_files: self.files.is_none(),
+            files: self.files.clone().unwrap_or(d.files),
+            classification_file: self.classification_file.clone(),
+            threshold_file: self.threshold_file.clone(),
+            vars,
+            base_dir: None,
         })
     }
 }
@@ -494,6 +834,79 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("bad.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn rules_and_reputation_keys() {
+        let c = Config::parse_in(
+            "[rules]\nfiles = [\"my.rules\"]\n[rules.vars]\nWEB = [\"10.0.0.5\", \"10.0.0.6\"]\nWEB_PORTS = [80, 8080]\nDNS_PORT = 53\n\
+             [[reputation]]\nname = \"a\"\npath = \"a.txt\"\n\
+             [[reputation]]\nname = \"b\"\npath = \"/abs/b.csv\"\nformat = \"csv\"\ncolumn = 2\ndelimiter = \";\"\nttl = \"36h\"\nstate_file = \"\"\n",
+            "x.toml",
+            Some(Path::new("/etc/backflow")),
+        )
+        .unwrap();
+        assert_eq!(c.rules.files, vec!["my.rules".to_string()]);
+        assert!(!c.rules.default_files);
+        assert_eq!(
+            c.rules.base_dir.as_deref(),
+            Some(Path::new("/etc/backflow"))
+        );
+        assert_eq!(c.rules.vars["WEB"], "[10.0.0.5,10.0.0.6]");
+        assert_eq!(c.rules.vars["WEB_PORTS"], "[80,8080]");
+        assert_eq!(c.rules.vars["DNS_PORT"], "53");
+        let (a, b) = (&c.reputation[0], &c.reputation[1]);
+        assert_eq!(a.path, Path::new("/etc/backflow/a.txt"));
+        assert_eq!(
+            a.state_file.as_deref(),
+            Some(Path::new("/etc/backflow/a.txt.state"))
+        );
+        assert_eq!(a.ttl, Micros::from_secs(7 * 86_400));
+        assert_eq!((a.category.as_str(), a.severity, a.score), ("a", 2, 127));
+        assert_eq!(a.format, FeedFormatConfig::List);
+        assert_eq!(b.path, Path::new("/abs/b.csv"));
+        assert_eq!(b.state_file, None);
+        assert_eq!(b.ttl, Micros::from_secs(36 * 3600));
+        assert!(matches!(
+            b.format,
+            FeedFormatConfig::Csv {
+                delimiter: b';',
+                header: false,
+                ..
+            }
+        ));
+        assert!(Config::default().rules.default_files);
+    }
+
+    #[test]
+    fn rules_and_reputation_errors_name_the_key() {
+        let err = |t: &str| Config::parse(t, "bad.toml").unwrap_err().to_string();
+        let e = err("[rules.vars]\nHOME_NET = \"10.0.0.0/8\"\n");
+        assert!(e.contains("key `rules.vars.HOME_NET`"), "{e}");
+        let e = err("[rules.vars]\nX = \"[1.1.1.1,\"\n");
+        assert!(e.contains("key `rules.vars.X`"), "{e}");
+        let e = err("[rules]\nfile = []\n");
+        assert!(e.starts_with("bad.toml:2: key `rules"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"xml\"\n");
+        assert!(
+            e.starts_with("bad.toml:4: key `reputation[0].format`"),
+            "{e}"
+        );
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"csv\"\n");
+        assert!(e.contains("key `reputation[0].column`"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nformat = \"iprep\"\n");
+        assert!(e.contains("key `reputation[0].categories_file`"), "{e}");
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\ncolumn = 1\n");
+        assert!(
+            e.contains("key `reputation[0].column`: only for format = \"csv\""),
+            "{e}"
+        );
+        let e = err("[[reputation]]\nname = \"a\"\npath = \"a\"\nttl = \"soon\"\n");
+        assert!(e.contains("key `reputation[0].ttl`"), "{e}");
+        let e = err(
+            "[[reputation]]\nname = \"a\"\npath = \"a\"\n[[reputation]]\nname = \"a\"\npath = \"b\"\n",
+        );
+        assert!(e.contains("key `reputation[1].name`"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,11 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+    /// Signature rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Capture from network interfaces (built with `--features live`).
     Live(LiveArgs),
 }
@@ -102,6 +107,24 @@ struct LiveArgs {
     /// No summary on stderr at exit.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rules and report what loaded, what was rejected and why; exit
+    /// status 0 when every rule loaded, 1 otherwise.
+    Check {
+        /// Rule files, directories (their `*.rules`) or file-name wildcards
+        /// (default: the config's `rules.files`).
+        paths: Vec<PathBuf>,
+        /// Config file: variables, home networks, classification and
+        /// threshold files.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Print the counts only, not every error.
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -212,6 +235,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("backflow: wrote {n} packets");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rules {
+            command:
+                RulesCommand::Check {
+                    paths,
+                    config,
+                    quiet,
+                },
+        } => {
+            let config = load_config(config.as_ref())?;
+            Ok(rules_check(&config, &paths, quiet))
+        }
         Command::Live(args) => run_live(args),
     }
 }
@@ -279,6 +313,70 @@ fn run_live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         print_summary(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `backflow rules check`: errors, then counts per file and per reason.
+fn rules_check(config: &Config, paths: &[PathBuf], quiet: bool) -> ExitCode {
+    use backflow::detect::rules::RuleSet;
+    use std::fmt::Write as _;
+    let files = (!paths.is_empty()).then_some(paths);
+    let set = RuleSet::load_with(
+        &config.rules,
+        files,
+        &config.policy.home_nets,
+        config.detect.max_tracked,
+    );
+    let r = set.report();
+    let mut out = String::new();
+    if !quiet {
+        for e in &r.errors {
+            let _ = writeln!(out, "{e}");
+        }
+    }
+    for e in &r.other_errors {
+        let _ = writeln!(out, "{e}");
+    }
+    let share = |n: usize, of: usize| {
+        if of == 0 {
+            100.0
+        } else {
+            n as f64 * 100.0 / of as f64
+        }
+    };
+    let _ = writeln!(out, "files:");
+    for f in &r.files {
+        let _ = writeln!(
+            out,
+            "  {}: {} of {} rules loaded ({:.1}%)",
+            f.path,
+            f.loaded,
+            f.rules,
+            share(f.loaded, f.rules)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "loaded: {} rules ({} IP-only) and {} detector entries; rejected: {} of {} ({:.1}% loaded)",
+        r.loaded,
+        r.ip_only,
+        r.detector_rules,
+        r.rejected(),
+        r.rules(),
+        share(r.rules() - r.rejected(), r.rules())
+    );
+    if r.rejected() > 0 {
+        let _ = writeln!(out, "rejected by reason:");
+        for (reason, n) in r.by_reason() {
+            let _ = writeln!(out, "  {n:>7}  {reason}");
+        }
+    }
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    if r.all_loaded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn parse_count(s: &str) -> anyhow::Result<u64> {

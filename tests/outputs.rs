@@ -770,7 +770,14 @@ fn size_rotation_keeps_every_event_in_the_kept_files() {
         .status()
         .expect("run");
     assert!(rotated.success());
-    let plain = common::read(&files, &["--workers", "1"]);
+    // The same run without rotation, with a config beside the other (rules
+    // are found relative to the config file).
+    let plain_cfg = dir.path().join("plain.toml");
+    std::fs::write(&plain_cfg, "").expect("cfg");
+    let plain = common::read(
+        &files,
+        &["--workers", "1", "-c", plain_cfg.to_str().unwrap_or("")],
+    );
     let mut parts = vec![out.join("eve.json")];
     let mut n = 1;
     while out.join(format!("eve.json.{n}")).exists() {

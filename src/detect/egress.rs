@@ -342,7 +342,7 @@ mod tests {
             1,
             "hosts without a [[hosts]] entry too; one incident"
         );
-        assert_eq!(out[0].kind, Kind::OutboundSmtp);
+        assert_eq!(out[0].kind(), Some(Kind::OutboundSmtp));
     }
 
     /// A role whose egress names tcp/25 sends mail: no outbound_smtp for it,
@@ -393,7 +393,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].kind, Kind::OutboundSmtp);
+        assert_eq!(out[0].kind(), Some(Kind::OutboundSmtp));
     }
 
     /// The data connections of an allowed FTP control connection are allowed.

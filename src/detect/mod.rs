@@ -11,15 +11,22 @@
 //! names attacker (`source`) and victim (`target`), and carries its evidence
 //! in `alert.metadata`. One incident is one alert; a long-running one is
 //! re-reported at most once per window with updated counts.
+//!
+//! Signature rules ([`rules`]) and reputation feeds ([`reputation`]) raise
+//! [`Alert`]s on the same path; thresholds and suppression
+//! ([`rules::AlertFilter`]) apply to all of them.
 
 pub mod bounded;
 pub mod brute;
 pub mod egress;
 pub mod flags;
 pub mod flood;
+pub mod prefix;
 pub mod proxy;
 pub mod related;
+pub mod reputation;
 pub mod role;
+pub mod rules;
 pub mod scan;
 
 use std::sync::Arc;
@@ -56,10 +63,12 @@ pub enum Kind {
     EgressViolation,
     OutboundSmtp,
     OpenProxy,
+    /// A flow endpoint listed in a reputation feed.
+    Reputation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::ReversedRole,
         Kind::UnexpectedInbound,
         Kind::PortScan,
@@ -69,6 +78,7 @@ impl Kind {
         Kind::EgressViolation,
         Kind::OutboundSmtp,
         Kind::OpenProxy,
+        Kind::Reputation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +92,7 @@ impl Kind {
             Kind::EgressViolation => "egress_violation",
             Kind::OutboundSmtp => "outbound_smtp",
             Kind::OpenProxy => "open_proxy",
+            Kind::Reputation => "reputation",
         }
     }
 
@@ -109,6 +120,9 @@ impl Kind {
             Kind::OpenProxy => {
                 "BACKFLOW open proxy: web server relaying requests for outside clients"
             }
+            Kind::Reputation => {
+                "BACKFLOW reputation: flow with an address listed in a reputation feed"
+            }
         }
     }
 
@@ -123,6 +137,7 @@ impl Kind {
             Kind::EgressViolation => "Potential Corporate Privacy Violation",
             Kind::OutboundSmtp => "Potentially Bad Traffic",
             Kind::OpenProxy => "Potentially Bad Traffic",
+            Kind::Reputation => "Misc Attack",
         }
     }
 }
@@ -159,10 +174,22 @@ impl Endpoint {
     }
 }
 
+/// What raised an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A built-in detector (or a reputation feed).
+    Detector(Kind),
+    /// A signature rule.
+    Rule,
+}
+
 /// One alert, before it is written.
 #[derive(Clone, Debug)]
 pub struct Alert {
-    pub kind: Kind,
+    pub origin: Origin,
+    /// The signature written: the rule's, or the detector's entry in the
+    /// detectors' rule file; None: the built-in texts of the kind.
+    pub rule: Option<Arc<rules::RuleMeta>>,
     pub severity: u8,
     pub source: Endpoint,
     pub target: Endpoint,
@@ -175,12 +202,42 @@ pub struct Alert {
 impl Alert {
     pub fn new(kind: Kind, severity: u8, source: Endpoint, target: Endpoint) -> Self {
         Alert {
-            kind,
+            origin: Origin::Detector(kind),
+            rule: None,
             severity,
             source,
             target,
             evidence: Map::new(),
             on_flow: true,
+        }
+    }
+
+    /// An alert of a signature rule.
+    pub fn signature(rule: Arc<rules::RuleMeta>, source: Endpoint, target: Endpoint) -> Self {
+        Alert {
+            origin: Origin::Rule,
+            severity: rule.severity,
+            rule: Some(rule),
+            source,
+            target,
+            evidence: Map::new(),
+            on_flow: true,
+        }
+    }
+
+    /// The detector kind, for detector alerts.
+    pub fn kind(&self) -> Option<Kind> {
+        match self.origin {
+            Origin::Detector(k) => Some(k),
+            Origin::Rule => None,
+        }
+    }
+
+    /// What the alert is counted as: the detector kind, or `signature`.
+    pub fn name(&self) -> &'static str {
+        match self.origin {
+            Origin::Detector(k) => k.name(),
+            Origin::Rule => "signature",
         }
     }
 
@@ -192,22 +249,52 @@ impl Alert {
     /// The EVE `alert` object.
     pub fn to_eve(&self) -> Value {
         let mut meta = Map::new();
-        meta.insert("detector".into(), json!([self.kind.name()]));
+        if let Origin::Detector(k) = self.origin {
+            meta.insert("detector".into(), json!([k.name()]));
+        }
+        if let (Origin::Rule, Some(r)) = (self.origin, &self.rule) {
+            // Suricata's layout: each metadata key with a list of values.
+            for (k, v) in &r.metadata {
+                let e = meta.entry(k.clone()).or_insert_with(|| json!([]));
+                if let Some(list) = e.as_array_mut() {
+                    list.push(json!(v));
+                }
+            }
+        }
         for (k, v) in &self.evidence {
             meta.insert(k.clone(), v.clone());
         }
-        json!({
-            "action": "allowed",
-            "gid": 1,
-            "signature_id": self.kind.sid(),
-            "rev": 1,
-            "signature": self.kind.signature(),
-            "category": self.kind.category(),
-            "severity": self.severity,
-            "metadata": meta,
-            "source": self.source.json(),
-            "target": self.target.json(),
-        })
+        let (gid, sid, rev, signature, category) = match (&self.rule, self.origin) {
+            (Some(r), _) => (r.gid, r.sid, r.rev, r.msg.as_str(), r.category.as_str()),
+            (None, Origin::Detector(k)) => (1, k.sid(), 1, k.signature(), k.category()),
+            (None, Origin::Rule) => (1, 0, 0, "", ""),
+        };
+        let mut a = Map::new();
+        a.insert("action".into(), json!("allowed"));
+        a.insert("gid".into(), json!(gid));
+        a.insert("signature_id".into(), json!(sid));
+        a.insert("rev".into(), json!(rev));
+        a.insert("signature".into(), json!(signature));
+        a.insert("category".into(), json!(category));
+        a.insert("severity".into(), json!(self.severity));
+        if !meta.is_empty() {
+            a.insert("metadata".into(), Value::Object(meta));
+        }
+        if let (Origin::Rule, Some(r)) = (self.origin, &self.rule)
+            && !r.references.is_empty()
+        {
+            a.insert("references".into(), json!(r.references));
+        }
+        // Detectors always name both sides (an empty object when unknown);
+        // a rule names them only with `target`.
+        let always = matches!(self.origin, Origin::Detector(_));
+        if always || self.source.ip.is_some() {
+            a.insert("source".into(), self.source.json());
+        }
+        if always || self.target.ip.is_some() {
+            a.insert("target".into(), self.target.json());
+        }
+        Value::Object(a)
     }
 }
 
@@ -240,6 +327,10 @@ pub fn ts(t: Timestamp) -> Value {
 
 /// All detectors, shared by the workers.
 pub struct Detectors {
+    /// Signature rules, the detectors' rule entries and the alert filter.
+    pub rules: rules::RuleSet,
+    /// The current reputation table (swapped in by the feed manager).
+    pub reputation: Arc<reputation::Reputation>,
     pub policy: Policy,
     pub cfg: DetectConfig,
     pub scan: scan::ScanDetector,
@@ -260,7 +351,28 @@ impl Detectors {
             cfg.tracker_bytes,
             crate::time::Micros::from_secs(3600),
         ));
+        let rules = rules::RuleSet::load(&config.rules, &config.policy.home_nets, cfg.max_tracked);
+        let r = rules.report();
+        for e in r.other_errors.iter().take(20) {
+            tracing::warn!("rules: {e}");
+        }
+        if r.rejected() > 0 {
+            tracing::warn!(
+                "rules: {} of {} rules rejected (`backflow rules check` lists them); first: {}",
+                r.rejected(),
+                r.rules(),
+                r.errors.first().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        tracing::info!(
+            "rules: {} loaded ({} IP-only), {} detector entries",
+            r.loaded,
+            r.ip_only,
+            r.detector_rules
+        );
         Detectors {
+            rules,
+            reputation: Arc::new(reputation::Reputation::new()),
             scan: scan::ScanDetector::new(&cfg).with_ignored(config),
             flood: flood::FloodDetector::new(&cfg),
             role: role::RoleDetector::new(&cfg)
@@ -285,6 +397,19 @@ impl Detectors {
         self.egress.sweep(now);
         self.proxy.sweep(now);
         self.ftp.sweep(now);
+        self.rules.sweep(now);
+    }
+
+    /// Applies thresholds, suppression and the detectors' rule entries to
+    /// the alerts a packet raised; `endpoints` (source, destination) stand
+    /// in for an alert's unknown sides.
+    pub fn finish_alerts(
+        &self,
+        alerts: &mut Vec<Alert>,
+        endpoints: Option<(Addr, Addr)>,
+        now: Timestamp,
+    ) {
+        self.rules.finish(alerts, endpoints, now);
     }
 
     /// Entries, bytes and keys shed at the caps, per tracker.
@@ -297,6 +422,13 @@ impl Detectors {
             ("egress", self.egress.usage()),
             ("open_proxy", self.proxy.usage()),
             ("ftp", self.ftp.usage()),
+            (
+                "thresholds",
+                Usage {
+                    shed: self.rules.filter().shed(),
+                    ..Usage::default()
+                },
+            ),
         ]
     }
 
@@ -310,6 +442,7 @@ impl Detectors {
             Kind::BruteForce => self.brute.usage().shed,
             Kind::EgressViolation | Kind::OutboundSmtp => self.egress.usage().shed,
             Kind::OpenProxy => self.proxy.usage().shed,
+            Kind::Reputation => 0,
         }
     }
 }

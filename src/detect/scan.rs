@@ -719,7 +719,7 @@ mod tests {
         let out = run(&d, "10.0.0.5", "198.51.100.9", 1..=1000, 0, 1000);
         assert_eq!(out.len(), 1);
         let al = &out[0];
-        assert_eq!(al.kind, Kind::PortScan);
+        assert_eq!(al.kind(), Some(Kind::PortScan));
         assert_eq!(al.severity, 1, "outbound");
         assert_eq!(al.evidence["distinct_ports"], 20);
         assert_eq!(al.evidence["direction"], json!(["outbound"]));
@@ -871,7 +871,7 @@ mod tests {
             refuse("192.0.2.18", "fd00::53", *port, 100 + i as u64, &mut out);
         }
         assert_eq!(out.len(), 1, "the 10th refusal completes it");
-        assert_eq!(out[0].kind, Kind::PortScan);
+        assert_eq!(out[0].kind(), Some(Kind::PortScan));
         assert_eq!(out[0].evidence["rejected"], 10);
         assert_eq!(out[0].evidence["protocol"], json!(["udp"]));
         // Nine refused ports stay quiet.
@@ -972,7 +972,7 @@ mod tests {
             );
         }
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].kind, Kind::PortSweep);
+        assert_eq!(out[0].kind(), Some(Kind::PortSweep));
         assert_eq!(
             out[0].target,
             Endpoint {

@@ -203,6 +203,8 @@ pub struct Flow {
     /// the flow is listed under, and whether its slot holds a live flow.
     pub(super) table_class: u8,
     pub(super) in_table: bool,
+    /// Flowbits set by signature rules.
+    pub flowbits: crate::detect::rules::FlowBits,
 }
 
 impl Flow {
@@ -224,6 +226,7 @@ impl Flow {
             iface: 0,
             table_class: 0,
             in_table: false,
+            flowbits: Default::default(),
         }
     }
 

@@ -100,15 +100,15 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Sleeps `d` in short steps; false when a stop was requested meanwhile.
-fn sleep_unless_stopped(d: Duration, signals: &Signals) -> bool {
+fn sleep_unless_stopped(d: Duration, stop: &std::sync::atomic::AtomicBool) -> bool {
     let until = Instant::now() + d;
     while Instant::now() < until {
-        if signals.stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) {
             return false;
         }
         thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
     }
-    !signals.stop.load(Ordering::Relaxed)
+    !stop.load(Ordering::Relaxed)
 }
 
 fn capture_loop(
@@ -117,10 +117,6 @@ fn capture_loop(
     shared: Arc<Shared>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let signals = Signals {
-        stop: stop.clone(),
-        reopen: Arc::default(),
-    };
     let mut last_flush = Instant::now();
     let mut last_stats = Instant::now();
     let mut pending = 0usize;
@@ -150,7 +146,7 @@ fn capture_loop(
                 pending = 0;
                 let mut backoff = BACKOFF_MIN;
                 loop {
-                    if !sleep_unless_stopped(backoff, &signals) {
+                    if !sleep_unless_stopped(backoff, &stop) {
                         break;
                     }
                     match cap.reopen() {

@@ -156,10 +156,11 @@ pub enum RunError {
 }
 
 /// Flags set by signals: stop reading (SIGINT/SIGTERM; a second one exits
-/// at once) and reopen output files (SIGHUP).
+/// at once), reopen output files and re-read reputation feeds (SIGHUP).
 pub struct Signals {
     pub stop: Arc<AtomicBool>,
     pub reopen: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -172,7 +173,13 @@ impl Signals {
             signal_hook::flag::register(sig, stop.clone())?;
         }
         signal_hook::flag::register(SIGHUP, reopen.clone())?;
-        Ok(Signals { stop, reopen })
+        let reload = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGHUP, reload.clone())?;
+        Ok(Signals {
+            stop,
+            reopen,
+            reload,
+        })
     }
 
     /// Flags no signal will set (library use, tests).
@@ -180,6 +187,7 @@ impl Signals {
         Signals {
             stop: Arc::new(AtomicBool::new(false)),
             reopen: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -198,6 +206,8 @@ struct Stages {
     workers: Vec<thread::JoinHandle<()>>,
     out_tx: crossbeam_channel::Sender<OutMsg>,
     output: thread::JoinHandle<(Snapshot, Vec<SinkReport>)>,
+    /// The reputation feed manager, kept until the run ends.
+    _feeds: Option<crate::detect::reputation::manager::ManagerHandle>,
 }
 
 impl Stages {
@@ -214,6 +224,12 @@ impl Stages {
         // Spare record batches: a couple per worker.
         let (recycle_tx, recycle_rx) = bounded::<EveBatch>(n * 2);
         let detectors = Arc::new(Detectors::new(cfg));
+        // Reputation feeds: loaded now, then kept fresh until the run ends.
+        let feeds = crate::detect::reputation::manager::Manager::start(
+            &cfg.reputation,
+            detectors.reputation.clone(),
+            signals.reload.clone(),
+        );
         let mut out_thread = OutputThread::new(
             outputs,
             ctx.clone(),
@@ -249,6 +265,7 @@ impl Stages {
             workers,
             out_tx,
             output,
+            _feeds: feeds,
         })
     }
 

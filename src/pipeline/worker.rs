@@ -498,6 +498,10 @@ impl Worker {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
+            let view = detect::rules::PacketView::new(&ip, &d.transport);
+            self.detect
+                .rules
+                .match_packet(&view, None, now, &mut self.alerts);
             self.write_alerts(None, f, now, tuple, vlan);
             return;
         }
@@ -704,6 +708,13 @@ impl Worker {
             }
             _ => {}
         }
+        // Signature rules on every packet; reputation once, on a new flow.
+        let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
+        det.rules
+            .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+        if created {
+            det.reputation.on_new_flow(policy, flow, &mut self.alerts);
+        }
         let flow_id = self.ctx.flow_id(flow);
         self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
@@ -721,6 +732,8 @@ impl Worker {
         tuple: Tuple,
         vlan: &[u16],
     ) {
+        let endpoints = tuple.map(|t| (t.1, t.3));
+        self.detect.finish_alerts(&mut self.alerts, endpoints, now);
         if self.alerts.is_empty() {
             return;
         }
@@ -728,13 +741,15 @@ impl Worker {
         for a in &mut alerts {
             // A tracker at its memory cap refused keys: say so on the alert,
             // whose counts may be short.
-            let shed = self.detect.shed_for(a.kind);
-            if shed > 0 {
-                a.evidence.insert("tracker_shed".into(), shed.into());
+            if let detect::Origin::Detector(kind) = a.origin {
+                let shed = self.detect.shed_for(kind);
+                if shed > 0 {
+                    a.evidence.insert("tracker_shed".into(), shed.into());
+                }
             }
         }
         for a in &alerts {
-            *self.counters.alerts.entry(a.kind.name()).or_default() += 1;
+            *self.counters.alerts.entry(a.name()).or_default() += 1;
             let flow = idx
                 .filter(|_| a.on_flow)
                 .and_then(|i| self.table.get_mut(i));
@@ -948,6 +963,8 @@ fn end_flow(
             .brute
             .on_session_end(client, server, port, f.start, f.last, &mut alerts);
     }
+    let (client, server) = (f.client().0, f.server().0);
+    detect.finish_alerts(&mut alerts, Some((client, server)), f.last);
     if alerts.is_empty() {
         eve::write_flow(out, ctx, f, r);
         return;
@@ -955,7 +972,7 @@ fn end_flow(
     let mut f = f.clone();
     f.alerted = true;
     for a in &alerts {
-        *counters.alerts.entry(a.kind.name()).or_default() += 1;
+        *counters.alerts.entry(a.name()).or_default() += 1;
         let pkt = PacketRef {
             ts: f.last,
             pcap_cnt: 0,
