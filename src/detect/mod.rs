@@ -42,13 +42,13 @@ pub use bounded::{BoundedMap, Hll, Usage};
 /// Detector bookkeeping bits in `Flow::detect_bits`.
 pub mod bits {
     /// The flow's first packet was a scan probe.
-    pub const PROBE: u16 = 1;
+    pub const PROBE: u8 = 1;
     /// The probe's outcome was reported.
-    pub const RESOLVED: u16 = 2;
+    pub const RESOLVED: u8 = 2;
     /// The first client payload was inspected.
-    pub const PAYLOAD_SEEN: u16 = 4;
+    pub const PAYLOAD_SEEN: u8 = 4;
     /// The (UDP) flow was handed to the egress detector as opened.
-    pub const OPENED: u16 = 8;
+    pub const OPENED: u8 = 8;
 }
 
 /// The detector kinds.

@@ -175,7 +175,22 @@ impl FlowState {
 pub const TO_SERVER: usize = 0;
 pub const TO_CLIENT: usize = 1;
 
-/// One tracked flow.
+/// Bits of [`Flow::flags`].
+mod flag {
+    pub const CLIENT_IS_LO: u8 = 1;
+    pub const ALERTED: u8 = 2;
+    pub const EMERGENCY: u8 = 4;
+    pub const IN_TABLE: u8 = 8;
+    /// `icmp[TO_SERVER]` / `icmp[TO_CLIENT]` hold a value.
+    pub const ICMP_TS: u8 = 16;
+    pub const ICMP_TC: u8 = 32;
+    /// Two bits: the [`super::Initiator`].
+    pub const INITIATOR_SHIFT: u8 = 6;
+}
+
+/// One tracked flow. A flow's slot is most of backflow's memory (a million
+/// flows, a fifth of a gigabyte), so the small facts share one byte of
+/// flags and are read through methods.
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub key: FlowKey,
@@ -186,47 +201,115 @@ pub struct Flow {
     pub bytes: [u64; 2],
     /// TCP flags seen per direction.
     pub tcp_flags: [u8; 2],
-    /// ICMP (type, code) first seen per direction.
-    pub icmp: [Option<(u8, u8)>; 2],
+    /// ICMP (type, code) first seen per direction (see [`Flow::icmp`]).
+    icmp: [(u8, u8); 2],
     pub tcp: TcpTracker,
-    pub client_is_lo: bool,
-    pub initiator: Initiator,
-    pub alerted: bool,
-    /// Ended while the table was in emergency mode.
-    pub emergency: bool,
+    flags: u8,
     /// Detector bookkeeping that belongs to the flow (bits owned by `detect`).
-    pub detect_bits: u16,
+    pub detect_bits: u8,
     /// Capture interface of the flow's first packet (live capture).
-    pub iface: u16,
-    /// The table's bookkeeping, kept here where the struct has room (a flow
-    /// slot is the largest part of backflow's memory): the timeout class
-    /// the flow is listed under, and whether its slot holds a live flow.
+    pub iface: u8,
+    /// The table's bookkeeping: the timeout class the flow is listed under.
     pub(super) table_class: u8,
-    pub(super) in_table: bool,
     /// Flowbits set by signature rules.
     pub flowbits: crate::detect::rules::FlowBits,
 }
 
 impl Flow {
     pub fn new(key: FlowKey, ts: Timestamp, client_is_lo: bool, initiator: Initiator) -> Flow {
-        Flow {
+        let mut flow = Flow {
             key,
             start: ts,
             last: ts,
             pkts: [0; 2],
             bytes: [0; 2],
             tcp_flags: [0; 2],
-            icmp: [None; 2],
+            icmp: [(0, 0); 2],
             tcp: TcpTracker::default(),
-            client_is_lo,
-            initiator,
-            alerted: false,
-            emergency: false,
+            flags: (initiator as u8) << flag::INITIATOR_SHIFT,
             detect_bits: 0,
             iface: 0,
             table_class: 0,
-            in_table: false,
             flowbits: Default::default(),
+        };
+        flow.set_flag(flag::CLIENT_IS_LO, client_is_lo);
+        flow
+    }
+
+    fn set_flag(&mut self, bit: u8, on: bool) {
+        if on {
+            self.flags |= bit;
+        } else {
+            self.flags &= !bit;
+        }
+    }
+
+    /// Whether the client is the key's `lo` endpoint.
+    pub fn client_is_lo(&self) -> bool {
+        self.flags & flag::CLIENT_IS_LO != 0
+    }
+
+    /// How the client was found.
+    pub fn initiator(&self) -> Initiator {
+        match self.flags >> flag::INITIATOR_SHIFT {
+            0 => Initiator::Syn,
+            1 => Initiator::SynAck,
+            2 => Initiator::FirstPacket,
+            _ => Initiator::PortGuess,
+        }
+    }
+
+    /// An alert was written on this flow.
+    pub fn alerted(&self) -> bool {
+        self.flags & flag::ALERTED != 0
+    }
+
+    pub fn set_alerted(&mut self) {
+        self.flags |= flag::ALERTED;
+    }
+
+    /// Ended while the table was in emergency mode.
+    pub fn emergency(&self) -> bool {
+        self.flags & flag::EMERGENCY != 0
+    }
+
+    pub fn set_emergency(&mut self, on: bool) {
+        self.set_flag(flag::EMERGENCY, on);
+    }
+
+    /// Whether the table holds this flow in a live slot.
+    pub(super) fn in_table(&self) -> bool {
+        self.flags & flag::IN_TABLE != 0
+    }
+
+    pub(super) fn set_in_table(&mut self, on: bool) {
+        self.set_flag(flag::IN_TABLE, on);
+    }
+
+    /// ICMP (type, code) first seen in direction `dir`.
+    pub fn icmp(&self, dir: usize) -> Option<(u8, u8)> {
+        let bit = if dir == TO_SERVER {
+            flag::ICMP_TS
+        } else {
+            flag::ICMP_TC
+        };
+        (self.flags & bit != 0)
+            .then(|| self.icmp.get(dir).copied())
+            .flatten()
+    }
+
+    /// Records the ICMP (type, code) of direction `dir` if none is yet.
+    pub fn note_icmp(&mut self, dir: usize, type_code: (u8, u8)) {
+        let bit = if dir == TO_SERVER {
+            flag::ICMP_TS
+        } else {
+            flag::ICMP_TC
+        };
+        if self.flags & bit == 0
+            && let Some(slot) = self.icmp.get_mut(dir)
+        {
+            *slot = type_code;
+            self.flags |= bit;
         }
     }
 
@@ -238,7 +321,7 @@ impl Flow {
     }
 
     pub fn client(&self) -> (Addr, u16) {
-        if self.client_is_lo {
+        if self.client_is_lo() {
             (self.key.lo, self.key.lo_port)
         } else {
             (self.key.hi, self.key.hi_port)
@@ -246,7 +329,7 @@ impl Flow {
     }
 
     pub fn server(&self) -> (Addr, u16) {
-        if self.client_is_lo {
+        if self.client_is_lo() {
             (self.key.hi, self.key.hi_port)
         } else {
             (self.key.lo, self.key.lo_port)
@@ -255,7 +338,7 @@ impl Flow {
 
     /// Direction of a packet whose source is the key's `lo` when `src_is_lo`.
     pub fn direction(&self, src_is_lo: bool) -> usize {
-        if src_is_lo == self.client_is_lo {
+        if src_is_lo == self.client_is_lo() {
             TO_SERVER
         } else {
             TO_CLIENT

@@ -198,7 +198,7 @@ impl FlowTable {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
-                    .is_some_and(|s| s.flow.in_table && s.flow.key == *key)
+                    .is_some_and(|s| s.flow.in_table() && s.flow.key == *key)
             })
             .copied()
     }
@@ -206,14 +206,14 @@ impl FlowTable {
     pub fn get(&self, idx: u32) -> Option<&Flow> {
         self.slots
             .get(idx as usize)
-            .filter(|s| s.flow.in_table)
+            .filter(|s| s.flow.in_table())
             .map(|s| &s.flow)
     }
 
     pub fn get_mut(&mut self, idx: u32) -> Option<&mut Flow> {
         self.slots
             .get_mut(idx as usize)
-            .filter(|s| s.flow.in_table)
+            .filter(|s| s.flow.in_table())
             .map(|s| &mut s.flow)
     }
 
@@ -228,7 +228,7 @@ impl FlowTable {
     /// Whether the flow in `idx` has timed out at `now`.
     pub fn is_expired(&self, idx: u32, now: Timestamp) -> bool {
         self.slots.get(idx as usize).is_some_and(|s| {
-            s.flow.in_table
+            s.flow.in_table()
                 && s.flow
                     .last
                     .saturating_add(self.timeout(usize::from(s.flow.table_class)))
@@ -286,7 +286,7 @@ impl FlowTable {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;
         };
-        if !slot.flow.in_table {
+        if !slot.flow.in_table() {
             return;
         }
         let class = class_of(&slot.flow);
@@ -308,12 +308,12 @@ impl FlowTable {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
         };
-        if !slot.flow.in_table {
+        if !slot.flow.in_table() {
             return;
         }
-        slot.flow.in_table = false;
+        slot.flow.set_in_table(false);
         if emergency && reason != EndReason::Shutdown {
-            slot.flow.emergency = true;
+            slot.flow.set_emergency(true);
         }
         on_end(&slot.flow, reason);
         let hash = self.hasher.hash_one(slot.flow.key);
@@ -396,7 +396,7 @@ impl FlowTable {
             *n += 1;
         }
         let mut flow = flow;
-        flow.in_table = true;
+        flow.set_in_table(true);
         flow.table_class = class as u8;
         let slot = Slot {
             flow,
@@ -538,7 +538,7 @@ mod tests {
         };
         let mut t = FlowTable::new(cfg, 1);
         let mut ended: Vec<(u64, EndReason, bool)> = Vec::new();
-        let mut on_end = |f: &Flow, r| ended.push((u64::from(f.key.lo_port), r, f.emergency));
+        let mut on_end = |f: &Flow, r| ended.push((u64::from(f.key.lo_port), r, f.emergency()));
         for i in 0..1000u16 {
             // All within one second: nothing can time out, even in emergency.
             t.insert(

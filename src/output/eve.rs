@@ -129,7 +129,7 @@ impl EveContext {
     }
 
     /// The `in_iface` of a frame or flow captured on interface `i`.
-    pub fn iface(&self, i: u16) -> Option<&str> {
+    pub fn iface(&self, i: u8) -> Option<&str> {
         self.ifaces.get(usize::from(i)).map(String::as_str)
     }
 }
@@ -511,11 +511,12 @@ impl<'a> Record<'a> {
         if is_icmp(flow.key.proto) {
             // The client's own type/code when it sent one; else the request
             // type that names the flow.
-            let (t, c) =
-                flow.icmp[TO_SERVER].unwrap_or((flow.key.lo_port as u8, flow.key.hi_port as u8));
+            let (t, c) = flow
+                .icmp(TO_SERVER)
+                .unwrap_or((flow.key.lo_port as u8, flow.key.hi_port as u8));
             self.icmp_type = Some(t);
             self.icmp_code = Some(c);
-            if let Some((rt, rc)) = flow.icmp[TO_CLIENT] {
+            if let Some((rt, rc)) = flow.icmp(TO_CLIENT) {
                 self.response_icmp_type = Some(rt);
                 self.response_icmp_code = Some(rc);
             }
@@ -577,8 +578,8 @@ pub fn write_flow(out: &mut EveBatch, ctx: &EveContext, flow: &Flow, reason: End
         age: Some(flow.last.since(flow.start).as_secs()),
         state: Some(state.as_str()),
         reason: Some(reason.as_str()),
-        alerted: Some(flow.alerted),
-        emergency: flow.emergency,
+        alerted: Some(flow.alerted()),
+        emergency: flow.emergency(),
         ..FlowSection::summary(flow)
     });
     let history;
@@ -593,12 +594,12 @@ pub fn write_flow(out: &mut EveBatch, ctx: &EveContext, flow: &Flow, reason: End
             &[
                 ("conn_state", flow.conn_state()),
                 ("history", history.as_str()),
-                ("initiator", flow.initiator.as_str()),
+                ("initiator", flow.initiator().as_str()),
             ]
         }
         _ => &[
             ("conn_state", flow.conn_state()),
-            ("initiator", flow.initiator.as_str()),
+            ("initiator", flow.initiator().as_str()),
         ],
     };
     rec.metadata = Some(MetadataSection {
@@ -803,11 +804,14 @@ mod tests {
                 f.tcp_flags = [0x1b, 0xff];
             }
             if matches!(proto, PROTO_ICMP | PROTO_ICMPV6) {
-                f.icmp = [Some((ap as u8, 0)), Some((ap as u8 + 1, 3))];
+                f.note_icmp(TO_SERVER, (ap as u8, 0));
+                f.note_icmp(TO_CLIENT, (ap as u8 + 1, 3));
             }
-            f.emergency = i == 1;
-            f.alerted = i == 2;
-            f.iface = (i % 3) as u16;
+            f.set_emergency(i == 1);
+            if i == 2 {
+                f.set_alerted();
+            }
+            f.iface = (i % 3) as u8;
             v.push(f);
         }
         v

@@ -108,7 +108,7 @@ impl Dispatcher {
             ts,
             linktype: frame.linktype,
             pcap_cnt,
-            iface: u16::try_from(frame.iface).unwrap_or(u16::MAX),
+            iface: u8::try_from(frame.iface).unwrap_or(u8::MAX),
         });
         if b.frames.len() >= BATCH_FRAMES {
             self.send(w);

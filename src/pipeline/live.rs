@@ -51,6 +51,8 @@ pub enum LiveRunError {
     Run(#[from] super::RunError),
     #[error("cannot drop privileges to user `{user}`: {msg}")]
     User { user: String, msg: String },
+    #[error("{0} interfaces: at most 255 can be captured by one process")]
+    TooManyInterfaces(usize),
 }
 
 /// Counters a capture thread shares with the ticker.
@@ -208,6 +210,9 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
     let started = Instant::now();
     let cfg = &opts.config;
     let n = opts.workers.max(1);
+    if opts.interfaces.len() > usize::from(u8::MAX) {
+        return Err(LiveRunError::TooManyInterfaces(opts.interfaces.len()));
+    }
     // Everything that needs privileges first: the captures, the outputs.
     let mut caps = Vec::new();
     for (i, iface) in opts.interfaces.iter().enumerate() {

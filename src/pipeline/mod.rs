@@ -76,8 +76,8 @@ struct FrameRef {
     ts: Timestamp,
     linktype: LinkType,
     pcap_cnt: u64,
-    /// Interface index (pcapng interface, or live capture interface).
-    iface: u16,
+    /// Interface index (live capture; at most 255 interfaces).
+    iface: u8,
 }
 
 struct Batch {
@@ -360,7 +360,7 @@ impl Engine {
             ts: frame.ts,
             linktype: frame.linktype,
             pcap_cnt: self.pcap_cnt,
-            iface: u16::try_from(frame.iface).unwrap_or(u16::MAX),
+            iface: u8::try_from(frame.iface).unwrap_or(u8::MAX),
         };
         self.worker.process_frame(&f, frame.data);
     }

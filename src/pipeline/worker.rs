@@ -702,9 +702,7 @@ impl Worker {
                 }
             }
             Transport::Icmp { type_, code, .. } => {
-                if let Some(slot @ None) = flow.icmp.get_mut(dir) {
-                    *slot = Some((type_, code));
-                }
+                flow.note_icmp(dir, (type_, code));
             }
             _ => {}
         }
@@ -755,7 +753,7 @@ impl Worker {
                 .and_then(|i| self.table.get_mut(i));
             match flow {
                 Some(fl) => {
-                    fl.alerted = true;
+                    fl.set_alerted();
                     let pkt = PacketRef {
                         ts: now,
                         pcap_cnt: f.pcap_cnt,
@@ -970,7 +968,7 @@ fn end_flow(
         return;
     }
     let mut f = f.clone();
-    f.alerted = true;
+    f.set_alerted();
     for a in &alerts {
         *counters.alerts.entry(a.name()).or_default() += 1;
         let pkt = PacketRef {

@@ -2,9 +2,9 @@
 //! (`flowbits:set,name` ... `flowbits:isset,name`).
 //!
 //! Names are numbered once when rules load; a flow keeps the numbers of its
-//! set bits in a small sorted vector stored in the [`Flow`] (24 bytes and no
-//! allocation until a rule sets a bit). A flow holds at most
-//! [`MAX_PER_FLOW`] bits; setting one more is refused and counted.
+//! set bits in a small sorted vector allocated when a rule first sets one
+//! (8 bytes in every [`Flow`], nothing more until then). A flow holds at
+//! most [`MAX_PER_FLOW`] bits; setting one more is refused and counted.
 //!
 //! [`Flow`]: crate::flow::Flow
 
@@ -18,38 +18,46 @@ pub const MAX_PER_FLOW: usize = 32;
 /// The flowbits set on one flow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowBits {
-    set: Vec<u16>,
+    // A box (one thin pointer) rather than the Vec itself (three words): this
+    // field is in every flow, and few flows ever hold a flowbit.
+    #[allow(clippy::box_collection)]
+    set: Option<Box<Vec<u16>>>,
 }
 
 impl FlowBits {
     pub fn is_set(&self, bit: u16) -> bool {
-        self.set.binary_search(&bit).is_ok()
+        self.set
+            .as_ref()
+            .is_some_and(|s| s.binary_search(&bit).is_ok())
     }
 
     /// Sets `bit`; false when the flow already holds [`MAX_PER_FLOW`] bits.
     pub fn set(&mut self, bit: u16) -> bool {
-        match self.set.binary_search(&bit) {
+        let set = self.set.get_or_insert_with(Default::default);
+        match set.binary_search(&bit) {
             Ok(_) => true,
-            Err(_) if self.set.len() >= MAX_PER_FLOW => false,
+            Err(_) if set.len() >= MAX_PER_FLOW => false,
             Err(i) => {
-                self.set.insert(i, bit);
+                set.insert(i, bit);
                 true
             }
         }
     }
 
     pub fn unset(&mut self, bit: u16) {
-        if let Ok(i) = self.set.binary_search(&bit) {
-            self.set.remove(i);
+        if let Some(set) = &mut self.set
+            && let Ok(i) = set.binary_search(&bit)
+        {
+            set.remove(i);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.set.as_ref().map_or(0, |s| s.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.len() == 0
     }
 }
 
