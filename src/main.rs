@@ -422,6 +422,32 @@ fn print_summary(r: &RunReport) {
             r.memory_cap >> 20
         );
     }
+    let rs = &c.rules;
+    if rs.loaded > 0 || rs.rejected > 0 || rs.reputation_entries > 0 {
+        eprintln!(
+            "backflow: rules {} loaded, {} rejected, {} matches, {} suppressed, {} thresholded; reputation {} entries, {} lookups, {} hits",
+            rs.loaded,
+            rs.rejected,
+            rs.matches,
+            rs.suppressed,
+            rs.thresholded,
+            rs.reputation_entries,
+            rs.reputation_lookups,
+            rs.reputation_hits
+        );
+    }
+    let shed: Vec<String> = c
+        .trackers
+        .iter()
+        .filter(|(_, u)| u.shed > 0)
+        .map(|(k, u)| format!("{k}={}", u.shed))
+        .collect();
+    if !shed.is_empty() {
+        eprintln!(
+            "backflow: trackers full, keys not tracked: {} (memory_cap bounds them)",
+            shed.join(" ")
+        );
+    }
     let lat = &c.latency;
     let stage = |name: &str, l: &backflow::stats::StageLatency| {
         let (p50, p99, p999, _) = l.percentiles();

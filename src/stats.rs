@@ -151,6 +151,59 @@ pub struct Counters {
     /// workers: merged by taking the largest).
     #[serde(skip)]
     pub trackers: BTreeMap<&'static str, crate::detect::Usage>,
+    /// The rule engine's and reputation's counters when this snapshot was
+    /// cut (shared by the workers: merged by taking the largest).
+    #[serde(skip)]
+    pub rules: RuleStats,
+}
+
+/// Signature rules and reputation: what is loaded and what it matched, as
+/// `backflow.rules` in stats.json. Counters are totals since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RuleStats {
+    /// Rules loaded for matching (signature rules, not detector entries).
+    pub loaded: u64,
+    /// Rules rejected at load (`backflow rules check` lists them).
+    pub rejected: u64,
+    /// Rule matches, before thresholds and suppression.
+    pub matches: u64,
+    /// Alerts raised by rules.
+    pub alerts: u64,
+    /// Matches of `pass` rules.
+    pub passed: u64,
+    /// Rule alerts beyond the per-packet limit.
+    pub alert_overflow: u64,
+    /// Flowbits not set because the flow held the most it can.
+    pub flowbits_refused: u64,
+    /// Alerts (rules and detectors) dropped by `suppress`.
+    pub suppressed: u64,
+    /// Alerts (rules and detectors) held back by thresholds.
+    pub thresholded: u64,
+    /// Reputation entries in the current table.
+    pub reputation_entries: u64,
+    /// Flow endpoints looked up in the reputation table.
+    pub reputation_lookups: u64,
+    /// Flows that hit a reputation entry.
+    pub reputation_hits: u64,
+}
+
+impl RuleStats {
+    fn max(self, o: RuleStats) -> RuleStats {
+        RuleStats {
+            loaded: self.loaded.max(o.loaded),
+            rejected: self.rejected.max(o.rejected),
+            matches: self.matches.max(o.matches),
+            alerts: self.alerts.max(o.alerts),
+            passed: self.passed.max(o.passed),
+            alert_overflow: self.alert_overflow.max(o.alert_overflow),
+            flowbits_refused: self.flowbits_refused.max(o.flowbits_refused),
+            suppressed: self.suppressed.max(o.suppressed),
+            thresholded: self.thresholded.max(o.thresholded),
+            reputation_entries: self.reputation_entries.max(o.reputation_entries),
+            reputation_lookups: self.reputation_lookups.max(o.reputation_lookups),
+            reputation_hits: self.reputation_hits.max(o.reputation_hits),
+        }
+    }
 }
 
 impl Default for Counters {
@@ -196,6 +249,7 @@ impl Default for Counters {
             flag_anomalies: BTreeMap::new(),
             latency: Latency::default(),
             trackers: BTreeMap::new(),
+            rules: RuleStats::default(),
         }
     }
 }
@@ -270,6 +324,7 @@ impl Counters {
             m.bytes = m.bytes.max(u.bytes);
             m.shed = m.shed.max(u.shed);
         }
+        s.rules = s.rules.max(o.rules);
     }
 
     pub fn decode_events(&self) -> u64 {

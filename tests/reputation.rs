@@ -108,6 +108,20 @@ fn each_feed_format_hits_once_per_flow_with_a_listed_address() {
             .map(|ip| flows_with(&run, ip))
             .sum::<usize>()
     );
+    let last = run
+        .stats_file
+        .split(|&b| b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .expect("a stats line");
+    let stats: Value = serde_json::from_slice(last).expect("stats json");
+    let r = &stats["backflow"]["rules"];
+    // Two list entries, two iprep, one good csv line.
+    assert_eq!(r["reputation_entries"], 5, "{r}");
+    assert_eq!(r["reputation_hits"], alerts.len() as u64, "{r}");
+    assert!(
+        r["reputation_lookups"].as_u64() >= Some(alerts.len() as u64),
+        "{r}"
+    );
     if let Some(shared) = shared_or_skip("eve-check on reputation alerts") {
         let (ok, text) = common::eve_check(&shared, &run.eve_path()).expect("eve-check runs");
         assert!(ok, "{text}");

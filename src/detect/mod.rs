@@ -412,6 +412,28 @@ impl Detectors {
         self.rules.finish(alerts, endpoints, now);
     }
 
+    /// The rule engine's and reputation's counters now.
+    pub fn rule_stats(&self) -> crate::stats::RuleStats {
+        let c = &self.rules.counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let f = self.rules.filter();
+        let r = self.rules.report();
+        crate::stats::RuleStats {
+            loaded: self.rules.len() as u64,
+            rejected: r.rejected() as u64,
+            matches: n(&c.matches),
+            alerts: n(&c.alerts),
+            passed: n(&c.passed),
+            alert_overflow: n(&c.alert_overflow),
+            flowbits_refused: n(&c.flowbits_refused),
+            suppressed: f.suppressed(),
+            thresholded: f.thresholded(),
+            reputation_entries: self.reputation.table().len() as u64,
+            reputation_lookups: n(&self.reputation.lookups),
+            reputation_hits: n(&self.reputation.hits),
+        }
+    }
+
     /// Entries, bytes and keys shed at the caps, per tracker.
     pub fn usage(&self) -> Vec<(&'static str, Usage)> {
         vec![
@@ -422,13 +444,7 @@ impl Detectors {
             ("egress", self.egress.usage()),
             ("open_proxy", self.proxy.usage()),
             ("ftp", self.ftp.usage()),
-            (
-                "thresholds",
-                Usage {
-                    shed: self.rules.filter().shed(),
-                    ..Usage::default()
-                },
-            ),
+            ("thresholds", self.rules.filter().usage()),
         ]
     }
 

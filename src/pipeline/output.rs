@@ -260,7 +260,8 @@ impl OutputThread {
                 "stats": stats,
                 "backflow": { "counters": &snap.counters, "source": &snap.source,
                     "decode_events": snap.counters.decode_events(), "outputs": outputs,
-                    "trackers": trackers, "memory_cap": self.memory_cap,
+                    "trackers": trackers, "rules": snap.counters.rules,
+                    "memory_cap": self.memory_cap,
                     "process": snap.process },
             });
             if let Ok(mut line) = serde_json::to_vec(&full) {

@@ -298,6 +298,7 @@ impl Worker {
         c.latency = latency;
         c.table = self.table.counters.clone();
         c.trackers = self.detect.usage().into_iter().collect();
+        c.rules = self.detect.rule_stats();
         c.active_flows = self.table.len() as u64;
         c
     }

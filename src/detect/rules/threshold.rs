@@ -520,6 +520,11 @@ impl AlertFilter {
         self.state.shed()
     }
 
+    /// The threshold windows held (entries, bytes, keys refused at the cap).
+    pub fn usage(&self) -> crate::detect::Usage {
+        self.state.usage()
+    }
+
     pub fn suppressed(&self) -> u64 {
         self.suppressed.load(Ordering::Relaxed)
     }
