@@ -752,42 +752,29 @@ impl Worker {
             let flow = idx
                 .filter(|_| a.on_flow)
                 .and_then(|i| self.table.get_mut(i));
-            match flow {
+            let (t, flow) = match flow {
                 Some(fl) => {
                     fl.set_alerted();
-                    let pkt = PacketRef {
-                        ts: now,
-                        pcap_cnt: f.pcap_cnt,
-                        in_iface: self.ctx.iface(f.iface),
-                        tuple,
-                        flow_id: Some(self.ctx.flow_id(fl)),
-                        vlan,
-                    };
-                    eve::write_alert(&mut self.out, &self.ctx, &pkt, Some(fl), &a.to_eve());
+                    (tuple, Some(&*fl))
                 }
-                None => {
-                    // Not about this packet's flow: name the alert's own endpoints.
-                    let t = match (a.source.ip, a.target.ip) {
-                        (Some(s), Some(d)) => Some((
+                // Not about this packet's flow: name the alert's own endpoints.
+                None => match (a.source.ip, a.target.ip) {
+                    (Some(s), Some(d)) => (
+                        Some((
                             decode::PROTO_TCP,
                             s,
                             a.source.port.unwrap_or(0),
                             d,
                             a.target.port.unwrap_or(0),
                         )),
-                        _ => tuple,
-                    };
-                    let pkt = PacketRef {
-                        ts: now,
-                        pcap_cnt: f.pcap_cnt,
-                        in_iface: self.ctx.iface(f.iface),
-                        tuple: t,
-                        flow_id: None,
-                        vlan,
-                    };
-                    eve::write_alert(&mut self.out, &self.ctx, &pkt, None, &a.to_eve());
-                }
-            }
+                        None,
+                    ),
+                    _ => (tuple, None),
+                },
+            };
+            let flow_id = flow.map(|fl| self.ctx.flow_id(fl));
+            let pkt = packet_ref(&self.ctx, f, now, t, flow_id, vlan);
+            eve::write_alert(&mut self.out, &self.ctx, &pkt, flow, &a.to_eve());
         }
         self.alerts = alerts;
         self.alerts.clear();
@@ -801,22 +788,10 @@ impl Worker {
         tuple: Tuple,
         vlan: &[u16],
     ) {
-        if !self.anomaly_enabled {
+        if !self.anomaly_allowed(flag_slot(name), now) {
             return;
         }
-        if !self.limiter.allow(flag_slot(name), now) {
-            self.counters.anomalies_suppressed += 1;
-            return;
-        }
-        self.counters.anomalies_logged += 1;
-        let pkt = PacketRef {
-            ts: now,
-            pcap_cnt: f.pcap_cnt,
-            in_iface: self.ctx.iface(f.iface),
-            tuple,
-            flow_id: None,
-            vlan,
-        };
+        let pkt = packet_ref(&self.ctx, f, now, tuple, None, vlan);
         eve::write_anomaly(&mut self.out, &self.ctx, &pkt, "decode", name);
     }
 
@@ -924,23 +899,44 @@ impl Worker {
         if let Some(n) = self.counters.events.get_mut(e.index()) {
             *n += 1;
         }
-        if !self.anomaly_enabled {
+        if !self.anomaly_allowed(e.index(), now) {
             return;
         }
-        if !self.limiter.allow(e.index(), now) {
+        let pkt = packet_ref(&self.ctx, f, now, tuple, flow_id, vlan);
+        eve::write_decode_anomaly(&mut self.out, &self.ctx, &pkt, e);
+    }
+
+    /// Whether an anomaly record of rate-limit slot `slot` may be written
+    /// now (anomalies on, under the rate limit); counts the outcome.
+    fn anomaly_allowed(&mut self, slot: usize, now: Timestamp) -> bool {
+        if !self.anomaly_enabled {
+            return false;
+        }
+        if !self.limiter.allow(slot, now) {
             self.counters.anomalies_suppressed += 1;
-            return;
+            return false;
         }
         self.counters.anomalies_logged += 1;
-        let pkt = PacketRef {
-            ts: now,
-            pcap_cnt: f.pcap_cnt,
-            in_iface: self.ctx.iface(f.iface),
-            tuple,
-            flow_id,
-            vlan,
-        };
-        eve::write_decode_anomaly(&mut self.out, &self.ctx, &pkt, e);
+        true
+    }
+}
+
+/// The EVE view of the frame being processed.
+fn packet_ref<'a>(
+    ctx: &'a EveContext,
+    f: &FrameRef,
+    now: Timestamp,
+    tuple: Option<(u8, decode::Addr, u16, decode::Addr, u16)>,
+    flow_id: Option<u64>,
+    vlan: &'a [u16],
+) -> PacketRef<'a> {
+    PacketRef {
+        ts: now,
+        pcap_cnt: f.pcap_cnt,
+        in_iface: ctx.iface(f.iface),
+        tuple,
+        flow_id,
+        vlan,
     }
 }
 
