@@ -387,6 +387,10 @@ pub struct ProcessMemory {
     pub rss_bytes: u64,
     /// The most resident so far (VmHWM).
     pub peak_rss_bytes: u64,
+    /// Input buffers held now (read ahead or shared with the workers), at
+    /// most `CHUNK * POOL` per input being read: part of `rss_bytes` that
+    /// follows how far the workers lag behind the reader, not the traffic.
+    pub input_buffer_bytes: u64,
 }
 
 impl ProcessMemory {
@@ -403,6 +407,7 @@ impl ProcessMemory {
         ProcessMemory {
             rss_bytes: kb("VmRSS:"),
             peak_rss_bytes: kb("VmHWM:"),
+            input_buffer_bytes: crate::capture::file::input_buffer_bytes(),
         }
     }
 }

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use pcap_parser::nom;
 use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
@@ -468,23 +468,55 @@ impl Input {
     }
 }
 
+/// Bytes of input buffers held by the process now (chunks in flight and
+/// the readers' pools): a gauge for `stats.json`, since the pools fill
+/// lazily (up to [`POOL`] chunks per reader) as the workers fall behind.
+static INPUT_BUFFER_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of input buffers held by the process now.
+pub fn input_buffer_bytes() -> u64 {
+    INPUT_BUFFER_BYTES.load(AtomicOrdering::Relaxed)
+}
+
+/// An input buffer, counted in [`INPUT_BUFFER_BYTES`] while it lives.
+#[derive(Default)]
+struct InputBuf(Vec<u8>);
+
+impl InputBuf {
+    /// Makes the buffer at least `len` bytes long (zeroed when it grows).
+    fn ensure_len(&mut self, len: usize) {
+        if self.0.len() < len {
+            let before = self.0.capacity();
+            self.0.resize(len, 0);
+            let grown = self.0.capacity().saturating_sub(before) as u64;
+            INPUT_BUFFER_BYTES.fetch_add(grown, AtomicOrdering::Relaxed);
+        }
+    }
+}
+
+impl Drop for InputBuf {
+    fn drop(&mut self) {
+        INPUT_BUFFER_BYTES.fetch_sub(self.0.capacity() as u64, AtomicOrdering::Relaxed);
+    }
+}
+
 /// A block of input that frames point into, shared with the workers until
 /// the last of them is done with it; then its buffer goes back to the pool
 /// it came from for the next read.
 pub struct Chunk {
     /// Initialized once to its full length and reused as it is: a read
     /// overwrites it, so it is never zeroed again.
-    buf: Vec<u8>,
+    buf: InputBuf,
     /// Bytes of `buf` that hold input.
     len: usize,
-    pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    pool: Option<crossbeam_channel::Sender<InputBuf>>,
     /// Chunks of this reader in flight.
     live: Option<Arc<AtomicUsize>>,
 }
 
 impl Chunk {
     pub fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
+        self.buf.0.get(..self.len).unwrap_or(&[])
     }
 }
 
@@ -495,7 +527,7 @@ impl Drop for Chunk {
         }
         // Chunks made larger for one big record are freed, not kept.
         if let Some(pool) = &self.pool
-            && self.buf.len() == CHUNK
+            && self.buf.0.len() == CHUNK
         {
             let _ = pool.try_send(std::mem::take(&mut self.buf));
         }
@@ -506,17 +538,17 @@ impl Drop for Chunk {
 /// [`POOL`] are in flight, or else the next one returned. None when a stop
 /// was requested while waiting.
 fn next_buffer(
-    pool: &crossbeam_channel::Receiver<Vec<u8>>,
+    pool: &crossbeam_channel::Receiver<InputBuf>,
     live: &AtomicUsize,
     stop: &std::sync::atomic::AtomicBool,
-) -> Option<Vec<u8>> {
+) -> Option<InputBuf> {
     use std::sync::atomic::Ordering;
     loop {
         if let Ok(b) = pool.try_recv() {
             return Some(b);
         }
         if live.load(Ordering::Relaxed) < POOL {
-            return Some(Vec::new());
+            return Some(InputBuf::default());
         }
         if let Ok(b) = pool.recv_timeout(std::time::Duration::from_millis(100)) {
             return Some(b);
@@ -610,7 +642,7 @@ pub fn read_frames(
             what,
         },
     };
-    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Vec<u8>>(POOL);
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<InputBuf>(POOL);
     let live = Arc::new(AtomicUsize::new(0));
     // Bytes of an incomplete record carried into the next chunk.
     let mut carry: Vec<u8> = Vec::new();
@@ -631,11 +663,10 @@ pub fn read_frames(
         let Some(mut buf) = next_buffer(&pool_rx, &live, stop) else {
             break None;
         };
-        if buf.len() < cap {
-            buf.resize(cap, 0);
-        }
+        buf.ensure_len(cap);
+        let buf_bytes = &mut buf.0;
         let mut len = carry.len();
-        if let Some(dst) = buf.get_mut(..len) {
+        if let Some(dst) = buf_bytes.get_mut(..len) {
             dst.copy_from_slice(&carry);
         }
         carry.clear();
@@ -643,7 +674,10 @@ pub fn read_frames(
             if short_read {
                 sink.idle();
             }
-            match input.reader.read(buf.get_mut(len..cap).unwrap_or(&mut [])) {
+            match input
+                .reader
+                .read(buf_bytes.get_mut(len..cap).unwrap_or(&mut []))
+            {
                 Ok(0) => eof = true,
                 Ok(n) => {
                     short_read = len + n < cap;
