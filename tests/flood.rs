@@ -33,8 +33,7 @@ fn spoofed_flood_is_counted_reported_and_bounded() {
         assert_eq!(alerts.len(), 1, "one incident, one alert");
         assert_eq!(alerts[0]["alert"]["metadata"]["detector"][0], "syn_flood");
         assert_eq!(alerts[0]["alert"]["target"]["port"], 80);
-        let stats = common::parse_lines(&run.stats_file);
-        let last = stats.last().expect("stats.json");
+        let last = run.last_stats();
         let c = &last["backflow"]["counters"];
         assert_eq!(c["tcp_syn"].as_u64(), Some(n), "every SYN counted");
         let untracked = c["flood_syns_untracked"].as_u64().unwrap_or(0);
@@ -73,13 +72,6 @@ fn flood_pcap(dir: &std::path::Path, n: u64) -> std::path::PathBuf {
     pcap
 }
 
-/// The last `stats.json` record of a run.
-fn last_stats(run: &common::Run) -> serde_json::Value {
-    common::parse_lines(&run.stats_file)
-        .pop()
-        .expect("stats.json")
-}
-
 /// Peak resident memory of the run (the kernel's VmHWM, as backflow
 /// reports it), checked against `memory_cap` plus the documented fixed
 /// overhead for the worker count.
@@ -109,7 +101,7 @@ fn a_2m_spoofed_flood_under_a_64mib_cap_is_reported_counted_and_bounded() {
     let alerts = run.of_type("alert");
     assert_eq!(alerts.len(), 1, "the flood is reported, once");
     assert_eq!(alerts[0]["alert"]["metadata"]["detector"][0], "syn_flood");
-    let s = last_stats(&run);
+    let s = run.last_stats();
     assert_eq!(
         s["backflow"]["counters"]["tcp_syn"].as_u64(),
         Some(n),
@@ -138,7 +130,7 @@ fn flows_of_a_spoofed_flood_are_shed_at_the_cap_and_flagged() {
         &["--workers", "2", "-c", cfg.to_str().unwrap_or("")],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
-    let s = last_stats(&run);
+    let s = run.last_stats();
     assert_eq!(s["backflow"]["counters"]["tcp_syn"].as_u64(), Some(n));
     assert_eq!(s["stats"]["flow"]["total"].as_u64(), Some(n));
     let evicted = s["stats"]["flow"]["mgr"]["flows_evicted"]

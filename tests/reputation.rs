@@ -108,12 +108,7 @@ fn each_feed_format_hits_once_per_flow_with_a_listed_address() {
             .map(|ip| flows_with(&run, ip))
             .sum::<usize>()
     );
-    let last = run
-        .stats_file
-        .split(|&b| b == b'\n')
-        .rfind(|l| !l.is_empty())
-        .expect("a stats line");
-    let stats: Value = serde_json::from_slice(last).expect("stats json");
+    let stats = run.last_stats();
     let r = &stats["backflow"]["rules"];
     // Two list entries, two iprep, one good csv line.
     assert_eq!(r["reputation_entries"], 5, "{r}");

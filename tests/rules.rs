@@ -294,12 +294,7 @@ fn thresholds_on_a_lab_scan_fire_the_documented_number_of_times() {
     assert_eq!(n(1_000_004), syns - 990);
     assert_eq!(n(1_000_005), syns);
     // stats.json accounts for every match: raised or held back.
-    let last = run
-        .stats_file
-        .split(|&b| b == b'\n')
-        .rfind(|l| !l.is_empty())
-        .expect("a stats line");
-    let stats: Value = serde_json::from_slice(last).expect("stats json");
+    let stats = run.last_stats();
     let r = &stats["backflow"]["rules"];
     let raised: usize = (1_000_001..=1_000_005).map(n).sum();
     assert_eq!(r["loaded"], 5, "{r}");

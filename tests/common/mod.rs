@@ -71,6 +71,10 @@ impl Run {
     pub fn eve_path(&self) -> PathBuf {
         self.dir.path().join("eve.json")
     }
+    /// The last `stats.json` record (the end of the run).
+    pub fn last_stats(&self) -> Value {
+        parse_lines(&self.stats_file).pop().expect("stats.json")
+    }
 }
 
 /// Runs `backflow read` with `extra` args over `files` into a fresh directory.
