@@ -646,6 +646,7 @@ impl Config {
         };
         let mut detect = raw.detect.clone();
         detect.tracker_bytes = memory.tracker_bytes();
+        detect.rules_bytes = memory.rules_bytes();
         let recovery_percent = raw.flow.recovery_percent.unwrap_or(70);
         if !(1..=99).contains(&recovery_percent) {
             return Err((
@@ -928,6 +929,10 @@ pub struct DetectConfig {
     /// (not a config key).
     #[serde(skip)]
     pub tracker_bytes: usize,
+    /// Bytes for signature-rule state and reputation tables: the rules'
+    /// share of `memory_cap` (not a config key).
+    #[serde(skip)]
+    pub rules_bytes: usize,
     /// Ports treated as server ports of any host (reversed role, direction
     /// guess): "proto/port" or "proto/lo-hi".
     pub server_ports: Vec<String>,
@@ -947,6 +952,7 @@ impl Default for DetectConfig {
         DetectConfig {
             max_tracked: 100_000,
             tracker_bytes: usize::MAX,
+            rules_bytes: usize::MAX,
             server_ports: [
                 "tcp/1-1023",
                 "tcp/1080",

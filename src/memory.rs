@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | 60 % | flow tables (all workers) | `flow.max_flows` = share / bytes per flow, unless set lower |
 //! | 25 % | detector trackers (scanners, flood victims, sessions, ...) | split evenly, each capped in bytes and in `detect.max_tracked` entries |
-//! | 10 % | signature-rule state and reputation tables | see the rules engine |
+//! | 10 % | signature-rule state and reputation tables | a quarter for the alert filter's threshold state ([`threshold_bytes`]), a half for reputation entries ([`reputation_entries`]: 80 bytes each at the peak of a reload, 671,088 IPv4 entries for 1 GiB) |
 //! | 5 % | slack for estimates | |
 //!
 //! Outside the budget is a fixed overhead that does not grow with the
@@ -56,6 +56,24 @@ impl Budget {
     pub fn tracker_bytes(&self) -> usize {
         usize::try_from(self.detect / DETECT_TRACKERS).unwrap_or(usize::MAX)
     }
+
+    /// Bytes for signature-rule state and reputation tables.
+    pub fn rules_bytes(&self) -> usize {
+        usize::try_from(self.rules).unwrap_or(usize::MAX)
+    }
+}
+
+/// The alert filter's threshold and detection-filter state: a quarter of
+/// the rules' share `rules` (bytes).
+pub fn threshold_bytes(rules: usize) -> usize {
+    rules / 4
+}
+
+/// Reputation entries all feeds together hold: half of the rules' share
+/// `rules` (bytes), at [`BYTES_PER_ENTRY`](crate::detect::reputation::BYTES_PER_ENTRY)
+/// each.
+pub fn reputation_entries(rules: usize) -> usize {
+    crate::detect::reputation::Reputation::entries_for(rules / 2)
 }
 
 /// Bytes a tracked flow takes, as budgeted: its slot and index entry, plus
@@ -84,5 +102,15 @@ mod tests {
         assert!(b.flows + b.detect + b.rules <= b.total);
         assert!(b.max_flows() > 100_000 && b.max_flows() < 200_000);
         assert_eq!(b.tracker_bytes() as u64 * DETECT_TRACKERS, b.detect);
+        // Threshold state and reputation entries fit in the rules' share.
+        let rules = b.rules_bytes();
+        let rep = reputation_entries(rules) * crate::detect::reputation::BYTES_PER_ENTRY;
+        assert!(threshold_bytes(rules) + rep <= rules);
+        assert!(rep > rules / 3, "{rep} of {rules}");
+        // The default cap holds 671,088 IPv4 entries, as documented.
+        assert_eq!(
+            reputation_entries(Budget::split(DEFAULT_CAP).rules_bytes()),
+            671_088
+        );
     }
 }

@@ -351,7 +351,9 @@ impl Detectors {
             cfg.tracker_bytes,
             crate::time::Micros::from_secs(3600),
         ));
-        let rules = rules::RuleSet::load(&config.rules, &config.policy.home_nets, cfg.max_tracked);
+        let mut rules =
+            rules::RuleSet::load(&config.rules, &config.policy.home_nets, cfg.max_tracked);
+        rules.limit_state_bytes(crate::memory::threshold_bytes(cfg.rules_bytes));
         let r = rules.report();
         for e in r.other_errors.iter().take(20) {
             tracing::warn!("rules: {e}");
@@ -372,7 +374,9 @@ impl Detectors {
         );
         Detectors {
             rules,
-            reputation: Arc::new(reputation::Reputation::new()),
+            reputation: Arc::new(reputation::Reputation::with_max_entries(
+                crate::memory::reputation_entries(cfg.rules_bytes),
+            )),
             scan: scan::ScanDetector::new(&cfg).with_ignored(config),
             flood: flood::FloodDetector::new(&cfg),
             role: role::RoleDetector::new(&cfg)

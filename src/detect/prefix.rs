@@ -10,8 +10,13 @@
 //! allocation, no hashing. IPv4 lives in its own table of `u32` starts
 //! (half the memory of the IPv6 one), since most feeds are IPv4.
 //!
-//! Memory: 8 bytes per interval for IPv4, 20 for IPv6, plus 4 bytes per id
-//! stored; a list of N disjoint addresses makes about 2N intervals.
+//! Memory: 8 bytes per interval for IPv4 (a `u32` start and a `u32` slot
+//! holding the one id that covers it, or none), 20 for IPv6; an interval
+//! covered by several ids takes 4 bytes more per id, plus 4. A list of N
+//! disjoint addresses makes about 2N intervals: 16 bytes per IPv4 entry,
+//! 40 per IPv6 one. Building holds the ranges as well (16 bytes per IPv4
+//! range, 48 per IPv6 one: start and end, each with the id) until the
+//! sweep is done; no vector is left with spare capacity.
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -21,6 +26,14 @@ use crate::decode::Addr;
 pub const V4_BASE: u128 = 0xffff_u128 << 32;
 /// `::ffff:255.255.255.255`.
 pub const V4_END: u128 = V4_BASE + 0xffff_ffff;
+
+/// A 128-bit position as two halves: ordered as the `u128`, but 8-byte
+/// aligned (a position with an id takes 24 bytes, not 32).
+type Wide = [u64; 2];
+
+fn wide(x: u128) -> Wide {
+    [(x >> 64) as u64, x as u64]
+}
 
 /// An address as a 128-bit number (IPv4 as its mapped form).
 pub fn addr_u128(a: &Addr) -> u128 {
@@ -43,107 +56,155 @@ pub fn prefix_range(base: u128, prefix: u8) -> (u128, u128) {
     (lo, lo | !mask)
 }
 
+/// An interval's slot: no id covers it.
+const EMPTY: u32 = u32::MAX;
+/// An interval's slot: several ids cover it, listed in `multi` at the
+/// offset in the low bits. Ids are below this.
+const MULTI: u32 = 1 << 31;
+
+/// The largest id a table takes.
+pub const MAX_ID: u32 = MULTI - 1;
+
 /// Disjoint intervals of one family, keyed by their start.
 #[derive(Clone, Debug, Default)]
 struct Intervals<K> {
     starts: Vec<K>,
-    /// `ids[offs[i]..offs[i + 1]]` cover interval `i`; one more than `starts`.
-    offs: Vec<u32>,
-    ids: Vec<u32>,
+    /// Per interval, the one id covering it (most intervals: nothing or a
+    /// single listing), [`EMPTY`], or [`MULTI`] with the offset of a count
+    /// followed by the ids in `multi`.
+    slots: Vec<u32>,
+    multi: Vec<u32>,
 }
 
 impl<K: Copy + Ord> Intervals<K> {
     fn lookup(&self, key: K) -> &[u32] {
         let i = self.starts.partition_point(|s| *s <= key);
-        if i == 0 {
-            return &[];
+        match i.checked_sub(1).and_then(|i| self.slots.get(i)) {
+            Some(slot) => self.ids(slot),
+            None => &[],
         }
-        let (Some(&a), Some(&b)) = (self.offs.get(i - 1), self.offs.get(i)) else {
-            return &[];
-        };
-        self.ids.get(a as usize..b as usize).unwrap_or(&[])
+    }
+
+    /// The ids a slot stands for.
+    fn ids<'a>(&'a self, slot: &'a u32) -> &'a [u32] {
+        if *slot == EMPTY {
+            &[]
+        } else if *slot & MULTI == 0 {
+            std::slice::from_ref(slot)
+        } else {
+            let at = (*slot & !MULTI) as usize;
+            let n = self.multi.get(at).map_or(0, |&n| n as usize);
+            self.multi.get(at + 1..at + 1 + n).unwrap_or(&[])
+        }
+    }
+
+    /// The slot for `ids` (sorted), adding them to `multi` when several.
+    fn slot(&mut self, ids: &[(u32, u32)]) -> u32 {
+        match ids {
+            [] => EMPTY,
+            [(id, _)] => *id,
+            _ => {
+                let Some(at) = u32::try_from(self.multi.len())
+                    .ok()
+                    .filter(|&at| at < MAX_ID)
+                else {
+                    return EMPTY;
+                };
+                self.multi
+                    .push(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+                self.multi.extend(ids.iter().map(|e| e.0));
+                MULTI | at
+            }
+        }
     }
 }
 
-/// Sweeps `(lo, hi, id)` ranges into disjoint intervals below `limit`
-/// (exclusive; None: the whole 128-bit space), as 128-bit starts.
-fn sweep(items: &mut [(u128, u128, u32)], limit: Option<u128>) -> Intervals<u128> {
-    // Events: (position, is_start, id); ends sit one past the range.
-    let mut events: Vec<(u128, bool, u32)> = Vec::with_capacity(items.len() * 2);
-    for &(lo, hi, id) in items.iter() {
-        if lo > hi {
-            continue;
-        }
-        events.push((lo, true, id));
-        if let Some(end) = hi.checked_add(1)
-            && limit.is_none_or(|l| end < l)
-        {
-            events.push((end, false, id));
-        }
-    }
-    events.sort_unstable();
-    let mut out = Intervals::<u128> {
-        starts: Vec::new(),
-        offs: vec![0],
-        ids: Vec::new(),
+/// Sweeps ranges, given as their starts and their one-past-the-end
+/// positions (each with its range's id; a range reaching the top of the
+/// space has no end), into disjoint intervals. Sorts both in place.
+fn sweep<P: Copy + Ord + Default>(starts: &mut [(P, u32)], ends: &mut [(P, u32)]) -> Intervals<P> {
+    starts.sort_unstable();
+    ends.sort_unstable();
+    // At most one interval per start and end, plus the one below the first.
+    let bound = starts.len() + ends.len() + 1;
+    let mut out = Intervals::<P> {
+        starts: Vec::with_capacity(bound),
+        slots: Vec::with_capacity(bound),
+        multi: Vec::new(),
     };
     // Active ids with their nesting counts (the same id may cover a point
-    // through two ranges).
+    // through two ranges). The order of the events at one position does
+    // not matter: an end always closes a range that started below it.
     let mut active: Vec<(u32, u32)> = Vec::new();
-    let mut i = 0;
-    while let Some(&(pos, _, _)) = events.get(i) {
-        while let Some(&(p, start, id)) = events.get(i) {
+    let (mut si, mut ei) = (0, 0);
+    loop {
+        let pos = match (starts.get(si), ends.get(ei)) {
+            (Some(s), Some(e)) => s.0.min(e.0),
+            (Some(s), None) => s.0,
+            (None, Some(e)) => e.0,
+            (None, None) => break,
+        };
+        while let Some(&(p, id)) = starts.get(si) {
             if p != pos {
                 break;
             }
             match active.binary_search_by_key(&id, |e| e.0) {
                 Ok(j) => {
                     if let Some(e) = active.get_mut(j) {
-                        if start {
-                            e.1 += 1;
-                        } else {
-                            e.1 = e.1.saturating_sub(1);
-                            if e.1 == 0 {
-                                active.remove(j);
-                            }
-                        }
+                        e.1 += 1;
                     }
                 }
-                Err(j) if start => active.insert(j, (id, 1)),
-                Err(_) => {}
+                Err(j) => active.insert(j, (id, 1)),
             }
-            i += 1;
+            si += 1;
+        }
+        while let Some(&(p, id)) = ends.get(ei) {
+            if p != pos {
+                break;
+            }
+            if let Ok(j) = active.binary_search_by_key(&id, |e| e.0)
+                && let Some(e) = active.get_mut(j)
+            {
+                e.1 = e.1.saturating_sub(1);
+                if e.1 == 0 {
+                    active.remove(j);
+                }
+            }
+            ei += 1;
         }
         // Same ids as the interval before: extend it instead.
-        let prev_start = out.offs.len().checked_sub(2).and_then(|k| out.offs.get(k));
-        let same = match prev_start {
-            Some(&a) => out
-                .ids
-                .get(a as usize..)
-                .is_some_and(|prev| prev.iter().copied().eq(active.iter().map(|e| e.0))),
-            None => active.is_empty() && pos > 0,
+        let zero = P::default();
+        let same = match out.slots.last() {
+            Some(prev) => out.ids(prev).iter().copied().eq(active.iter().map(|e| e.0)),
+            None => active.is_empty() && pos > zero,
         };
         if same {
             continue;
         }
-        if out.starts.is_empty() && pos > 0 {
+        if out.starts.is_empty() && pos > zero {
             // The space below the first range is covered by nothing.
-            out.starts.push(0);
-            out.offs.push(0);
+            out.starts.push(zero);
+            out.slots.push(EMPTY);
         }
         out.starts.push(pos);
-        out.ids.extend(active.iter().map(|e| e.0));
-        out.offs
-            .push(u32::try_from(out.ids.len()).unwrap_or(u32::MAX));
+        let slot = out.slot(&active);
+        out.slots.push(slot);
     }
+    out.starts.shrink_to_fit();
+    out.slots.shrink_to_fit();
+    out.multi.shrink_to_fit();
     out
 }
 
-/// Collects ranges, then builds a [`PrefixTable`].
+/// Collects ranges, then builds a [`PrefixTable`]. A range is kept as its
+/// start and its one-past-the-end position, each with the id: 16 bytes per
+/// IPv4 range (as `u32` positions), 48 per IPv6 one.
 #[derive(Debug, Default)]
 pub struct PrefixTableBuilder {
-    v4: Vec<(u128, u128, u32)>,
-    v6: Vec<(u128, u128, u32)>,
+    v4_starts: Vec<(u32, u32)>,
+    v4_ends: Vec<(u32, u32)>,
+    v6_starts: Vec<(Wide, u32)>,
+    v6_ends: Vec<(Wide, u32)>,
 }
 
 impl PrefixTableBuilder {
@@ -151,21 +212,52 @@ impl PrefixTableBuilder {
         Self::default()
     }
 
+    /// Room for `v4` more IPv4 ranges and `v6` IPv6 ones.
+    pub fn reserve(&mut self, v4: usize, v6: usize) {
+        self.v4_starts.reserve_exact(v4);
+        self.v4_ends.reserve_exact(v4);
+        self.v6_starts.reserve_exact(v6);
+        self.v6_ends.reserve_exact(v6);
+    }
+
     /// Adds the inclusive 128-bit range `lo..=hi` (IPv4 in its mapped form)
-    /// for `id`; a range spanning both families is split.
+    /// for `id` (at most [`MAX_ID`]); a range spanning both families is
+    /// split.
     pub fn add_range(&mut self, lo: u128, hi: u128, id: u32) {
         if lo > hi {
             return;
         }
         if lo < V4_BASE {
-            self.v6.push((lo, hi.min(V4_BASE - 1), id));
+            self.add_v6(lo, hi.min(V4_BASE - 1), id);
         }
         if hi >= V4_BASE && lo <= V4_END {
-            self.v4
-                .push((lo.max(V4_BASE) - V4_BASE, hi.min(V4_END) - V4_BASE, id));
+            let v4 = |x: u128| u32::try_from(x - V4_BASE).unwrap_or(u32::MAX);
+            self.add_v4(v4(lo.max(V4_BASE)), v4(hi.min(V4_END)), id);
         }
         if hi > V4_END {
-            self.v6.push((lo.max(V4_END + 1), hi, id));
+            self.add_v6(lo.max(V4_END + 1), hi, id);
+        }
+    }
+
+    /// Adds the inclusive IPv4 range `lo..=hi` for `id` (at most
+    /// [`MAX_ID`]; a larger one is not added).
+    pub fn add_v4(&mut self, lo: u32, hi: u32, id: u32) {
+        if lo > hi || id > MAX_ID {
+            return;
+        }
+        self.v4_starts.push((lo, id));
+        if let Some(end) = hi.checked_add(1) {
+            self.v4_ends.push((end, id));
+        }
+    }
+
+    fn add_v6(&mut self, lo: u128, hi: u128, id: u32) {
+        if id > MAX_ID {
+            return;
+        }
+        self.v6_starts.push((wide(lo), id));
+        if let Some(end) = hi.checked_add(1) {
+            self.v6_ends.push((wide(end), id));
         }
     }
 
@@ -176,7 +268,7 @@ impl PrefixTableBuilder {
     }
 
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4_starts.len() + self.v6_starts.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,17 +276,10 @@ impl PrefixTableBuilder {
     }
 
     pub fn build(mut self) -> PrefixTable {
-        let v4 = sweep(&mut self.v4, Some(1u128 << 32));
-        let v4 = Intervals {
-            starts: v4
-                .starts
-                .iter()
-                .map(|&s| u32::try_from(s).unwrap_or(u32::MAX))
-                .collect(),
-            offs: v4.offs,
-            ids: v4.ids,
-        };
-        let v6 = sweep(&mut self.v6, None);
+        let v4 = sweep(&mut self.v4_starts, &mut self.v4_ends);
+        self.v4_starts = Vec::new();
+        self.v4_ends = Vec::new();
+        let v6 = sweep(&mut self.v6_starts, &mut self.v6_ends);
         PrefixTable { v4, v6 }
     }
 }
@@ -203,7 +288,7 @@ impl PrefixTableBuilder {
 #[derive(Clone, Debug, Default)]
 pub struct PrefixTable {
     v4: Intervals<u32>,
-    v6: Intervals<u128>,
+    v6: Intervals<Wide>,
 }
 
 impl PrefixTable {
@@ -213,7 +298,7 @@ impl PrefixTable {
         if (V4_BASE..=V4_END).contains(&x) {
             self.v4.lookup(u32::try_from(x - V4_BASE).unwrap_or(0))
         } else {
-            self.v6.lookup(x)
+            self.v6.lookup(wide(x))
         }
     }
 
@@ -226,7 +311,11 @@ impl PrefixTable {
     pub fn memory(&self) -> usize {
         self.v4.starts.len() * 4
             + self.v6.starts.len() * 16
-            + (self.v4.offs.len() + self.v6.offs.len() + self.v4.ids.len() + self.v6.ids.len()) * 4
+            + (self.v4.slots.len()
+                + self.v6.slots.len()
+                + self.v4.multi.len()
+                + self.v6.multi.len())
+                * 4
     }
 }
 

@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
+use std::io::BufRead;
 
 use crate::detect::prefix::addr_u128;
 use crate::policy::Cidr;
@@ -43,7 +44,7 @@ pub enum Format {
     },
 }
 
-/// One listed network.
+/// One listed network, as [`parse`] collects it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     /// 128-bit base and prefix (IPv4 mapped).
@@ -55,22 +56,43 @@ pub struct Listed {
     pub score: Option<u8>,
 }
 
-/// What one read of a feed gave.
-#[derive(Clone, Debug, Default)]
-pub struct Parsed {
-    pub entries: Vec<Listed>,
+/// One listed network as [`parse_with`] hands it over, borrowing the
+/// category name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// 128-bit base and prefix (IPv4 mapped).
+    pub base: u128,
+    pub prefix: u8,
+    /// The line's own category (iprep), else the feed's.
+    pub category: Option<&'a str>,
+    /// The line's own score (iprep), else the feed's.
+    pub score: Option<u8>,
+}
+
+/// The bad lines of one read of a feed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
     pub bad_lines: u64,
     /// `file:line: reason` of the first bad lines.
     pub errors: Vec<String>,
 }
 
-impl Parsed {
+impl Summary {
     fn bad(&mut self, file: &str, line: usize, why: String) {
         self.bad_lines += 1;
         if self.errors.len() < KEEP_ERRORS {
             self.errors.push(format!("{file}:{line}: {why}"));
         }
     }
+}
+
+/// What one read of a feed gave, collected.
+#[derive(Clone, Debug, Default)]
+pub struct Parsed {
+    pub entries: Vec<Listed>,
+    pub bad_lines: u64,
+    /// `file:line: reason` of the first bad lines.
+    pub errors: Vec<String>,
 }
 
 fn net(s: &str) -> Result<(u128, u8), String> {
@@ -99,43 +121,98 @@ pub fn parse_categories(text: &str, file: &str) -> Result<HashMap<u8, String>, S
     Ok(m)
 }
 
-/// Parses a feed's bytes.
+/// Parses a feed's bytes and collects the entries.
 pub fn parse(bytes: &[u8], format: &Format, file: &str) -> Parsed {
-    let mut out = Parsed::default();
+    let mut entries = Vec::new();
+    let s = parse_with(bytes, format, file, |l| {
+        entries.push(Listed {
+            base: l.base,
+            prefix: l.prefix,
+            category: l.category.map(str::to_string),
+            score: l.score,
+        });
+    });
+    Parsed {
+        entries,
+        bad_lines: s.bad_lines,
+        errors: s.errors,
+    }
+}
+
+/// Calls `f` for each line of a text feed read from `r` (1-based line
+/// number, the line with its end and invalid UTF-8 replaced). A read error
+/// ends the feed and is counted as a bad line.
+fn each_line(
+    mut r: impl BufRead,
+    file: &str,
+    out: &mut Summary,
+    mut f: impl FnMut(usize, &str, &mut Summary),
+) {
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                out.bad(file, n + 1, format!("read error: {e}"));
+                break;
+            }
+        }
+        n += 1;
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        f(n, line.strip_suffix('\r').unwrap_or(line), out);
+    }
+}
+
+/// Parses a feed read from `r`, handing each listed network to `on` as it
+/// is read (nothing is collected, so a feed of any size is read in a
+/// buffer's worth of memory); returns the bad lines.
+pub fn parse_with(
+    r: impl std::io::Read,
+    format: &Format,
+    file: &str,
+    mut on: impl FnMut(Line<'_>),
+) -> Summary {
+    let mut out = Summary::default();
     match format {
         Format::List => {
-            let text = String::from_utf8_lossy(bytes);
-            for (i, raw) in text.lines().enumerate() {
+            let r = std::io::BufReader::with_capacity(64 << 10, r);
+            each_line(r, file, &mut out, |n, raw, out| {
                 let data = raw.split(['#', ';']).next().unwrap_or("").trim();
                 let Some(word) = data
                     .split([' ', '\t', ','])
                     .next()
                     .filter(|w| !w.is_empty())
                 else {
-                    continue;
+                    return;
                 };
                 match net(word) {
-                    Ok((base, prefix)) => out.entries.push(Listed {
+                    Ok((base, prefix)) => on(Line {
                         base,
                         prefix,
                         category: None,
                         score: None,
                     }),
-                    Err(e) => out.bad(file, i + 1, e),
+                    Err(e) => out.bad(file, n, e),
                 }
-            }
+            });
         }
         Format::Iprep { categories } => {
-            let text = String::from_utf8_lossy(bytes);
-            for (i, raw) in text.lines().enumerate() {
+            let r = std::io::BufReader::with_capacity(64 << 10, r);
+            each_line(r, file, &mut out, |n, raw, out| {
                 let l = raw.trim();
                 if l.is_empty() || l.starts_with('#') {
-                    continue;
+                    return;
                 }
-                let f: Vec<&str> = l.split(',').map(str::trim).collect();
-                let [ip, cat, score] = f.as_slice() else {
-                    out.bad(file, i + 1, "expected `ip,category,score`".into());
-                    continue;
+                let mut f = l.split(',').map(str::trim);
+                let (Some(ip), Some(cat), Some(score), None) =
+                    (f.next(), f.next(), f.next(), f.next())
+                else {
+                    out.bad(file, n, "expected `ip,category,score`".into());
+                    return;
                 };
                 let parsed = net(ip).and_then(|(base, prefix)| {
                     let id: u8 = cat
@@ -149,18 +226,18 @@ pub fn parse(bytes: &[u8], format: &Format, file: &str) -> Parsed {
                         .ok()
                         .filter(|s| *s <= 127)
                         .ok_or_else(|| format!("score `{score}` is not 0-127"))?;
-                    Ok(Listed {
+                    Ok(Line {
                         base,
                         prefix,
-                        category: Some(name.clone()),
+                        category: Some(name.as_str()),
                         score: Some(score),
                     })
                 });
                 match parsed {
-                    Ok(e) => out.entries.push(e),
-                    Err(e) => out.bad(file, i + 1, e),
+                    Ok(e) => on(e),
+                    Err(e) => out.bad(file, n, e),
                 }
-            }
+            });
         }
         Format::Csv {
             column,
@@ -172,7 +249,8 @@ pub fn parse(bytes: &[u8], format: &Format, file: &str) -> Parsed {
                 .has_headers(*header)
                 .flexible(true)
                 .comment(Some(b'#'))
-                .from_reader(bytes);
+                .buffer_capacity(64 << 10)
+                .from_reader(r);
             let idx = match column {
                 Column::Index(n) => n.saturating_sub(1),
                 Column::Name(name) => {
@@ -189,15 +267,21 @@ pub fn parse(bytes: &[u8], format: &Format, file: &str) -> Parsed {
                     }
                 }
             };
-            for rec in rdr.records() {
-                let rec = match rec {
-                    Ok(r) => r,
+            let mut rec = csv::StringRecord::new();
+            loop {
+                match rdr.read_record(&mut rec) {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line() as usize);
+                        let io = e.is_io_error();
                         out.bad(file, line, e.to_string());
+                        if io {
+                            break;
+                        }
                         continue;
                     }
-                };
+                }
                 let line = rec.position().map_or(0, |p| p.line() as usize);
                 let Some(field) = rec.get(idx) else {
                     out.bad(file, line, format!("no column {}", idx + 1));
@@ -207,7 +291,7 @@ pub fn parse(bytes: &[u8], format: &Format, file: &str) -> Parsed {
                     continue;
                 }
                 match net(field) {
-                    Ok((base, prefix)) => out.entries.push(Listed {
+                    Ok((base, prefix)) => on(Line {
                         base,
                         prefix,
                         category: None,

@@ -12,29 +12,68 @@
 //! is judged by the manager with the wall clock when it builds a table
 //! (reputation is about what is known now, also when a capture is
 //! replayed); the engine only looks up. See [`manager`].
+//!
+//! Memory: the table keeps a 6-byte listing per entry (feed, category as
+//! an index into the table's names, score) beside its [`PrefixTable`]
+//! (16 bytes per IPv4 entry of a list of disjoint addresses): 22 bytes; the
+//! manager keeps 12 more for the ages. A reload builds the new table
+//! beside the one in use, so the peak is [`BYTES_PER_ENTRY`] (80) per
+//! IPv4 entry. All feeds together hold at most
+//! [`Reputation::max_entries`], derived from half of the rules' share of
+//! `memory_cap` (`crate::memory::reputation_entries`: 671,088 entries for
+//! the default 1 GiB); beyond it new entries are dropped and counted
+//! (logged per feed, and in [`Reputation::dropped`]), known ones still age.
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod feed;
 pub mod manager;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use serde_json::json;
 
-use super::prefix::{PrefixTable, PrefixTableBuilder};
+use super::prefix::{MAX_ID, PrefixTable, PrefixTableBuilder, V4_BASE, V4_END};
 use super::{Alert, Endpoint, Kind};
 use crate::decode::Addr;
 use crate::flow::Flow;
 use crate::policy::Policy;
 
-/// One listing of a network by a feed.
+/// Bytes one IPv4 reputation entry takes at the peak of a reload, as
+/// budgeted: the manager's state (12 bytes), the table in use (22: two
+/// 8-byte intervals and a 6-byte listing) and the new table being built
+/// beside it (38: 16 bytes of range ends, then the new intervals and
+/// listings), plus allocator slack. Measured with lists of 1M to 1.5M
+/// addresses: 73 to 76 bytes resident per entry at the peak of a reload,
+/// 34 after the first load. An IPv6 entry takes about twice as much (24 +
+/// 46 + 94 bytes) and counts as two against [`Reputation::max_entries`].
+pub const BYTES_PER_ENTRY: usize = 80;
+
+/// One listing of a network by a feed, as [`Table::build`] takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub feed: u16,
     pub category: Arc<str>,
+    pub score: u8,
+}
+
+/// A listing as the table stores it (6 bytes): the category is an index
+/// into the table's category names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Listing {
+    feed: u16,
+    category: u16,
+    score: u8,
+}
+
+/// A listing covering a looked-up address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub feed: u16,
+    pub category: &'a str,
     pub score: u8,
 }
 
@@ -49,27 +88,100 @@ pub struct FeedInfo {
 #[derive(Debug, Default)]
 pub struct Table {
     prefixes: PrefixTable,
-    entries: Vec<Entry>,
+    entries: Vec<Listing>,
+    categories: Vec<Arc<str>>,
     feeds: Vec<FeedInfo>,
+}
+
+/// Collects listings, then builds a [`Table`]; ids go in the order the
+/// listings are added (a lookup returns them in that order).
+#[derive(Debug)]
+pub struct TableBuilder {
+    prefixes: PrefixTableBuilder,
+    entries: Vec<Listing>,
+    categories: Vec<Arc<str>>,
+    feeds: Vec<FeedInfo>,
+}
+
+impl TableBuilder {
+    /// A builder for listings of `feeds` whose categories index `categories`.
+    pub fn new(feeds: Vec<FeedInfo>, categories: Vec<Arc<str>>) -> Self {
+        TableBuilder {
+            prefixes: PrefixTableBuilder::new(),
+            entries: Vec::new(),
+            categories,
+            feeds,
+        }
+    }
+
+    /// Room for `v4` more IPv4 listings and `v6` IPv6 ones.
+    pub fn reserve(&mut self, v4: usize, v6: usize) {
+        self.entries.reserve_exact(v4.saturating_add(v6));
+        self.prefixes.reserve(v4, v6);
+    }
+
+    /// Adds a listing of `base/prefix` (128-bit form); false when the
+    /// category is not one of the builder's, or the table is full (2^31
+    /// listings).
+    pub fn add(&mut self, base: u128, prefix: u8, feed: u16, category: u16, score: u8) -> bool {
+        let Some(id) = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&id| id <= MAX_ID)
+        else {
+            return false;
+        };
+        if usize::from(category) >= self.categories.len() {
+            return false;
+        }
+        self.prefixes.add_prefix(base, prefix, id);
+        self.entries.push(Listing {
+            feed,
+            category,
+            score,
+        });
+        true
+    }
+
+    pub fn build(self) -> Table {
+        let mut entries = self.entries;
+        entries.shrink_to_fit();
+        Table {
+            prefixes: self.prefixes.build(),
+            entries,
+            categories: self.categories,
+            feeds: self.feeds,
+        }
+    }
 }
 
 impl Table {
     /// Builds a table from (base, prefix, entry) listings.
     pub fn build(feeds: Vec<FeedInfo>, listings: Vec<(u128, u8, Entry)>) -> Table {
-        let mut b = PrefixTableBuilder::new();
-        let mut entries = Vec::with_capacity(listings.len());
-        for (base, prefix, e) in listings {
-            let Ok(id) = u32::try_from(entries.len()) else {
-                break;
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut ids: HashMap<Arc<str>, u16> = HashMap::new();
+        let mut cats = Vec::with_capacity(listings.len());
+        for (_, _, e) in &listings {
+            let id = match ids.get(&e.category) {
+                Some(&id) => Some(id),
+                None => u16::try_from(names.len()).ok().inspect(|&id| {
+                    names.push(e.category.clone());
+                    ids.insert(e.category.clone(), id);
+                }),
             };
-            b.add_prefix(base, prefix, id);
-            entries.push(e);
+            cats.push(id);
         }
-        Table {
-            prefixes: b.build(),
-            entries,
-            feeds,
+        let mut b = TableBuilder::new(feeds, names);
+        let v4 = listings
+            .iter()
+            .filter(|(base, ..)| (V4_BASE..=V4_END).contains(base))
+            .count();
+        b.reserve(v4, listings.len() - v4);
+        for ((base, prefix, e), cat) in listings.into_iter().zip(cats) {
+            if let Some(cat) = cat {
+                b.add(base, prefix, e.feed, cat, e.score);
+            }
         }
+        b.build()
     }
 
     pub fn len(&self) -> usize {
@@ -81,20 +193,26 @@ impl Table {
     }
 
     /// Every listing covering `a`.
-    pub fn lookup<'a>(&'a self, a: &Addr) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.prefixes
-            .lookup(a)
-            .iter()
-            .filter_map(|&i| self.entries.get(i as usize))
+    pub fn lookup<'a>(&'a self, a: &Addr) -> impl Iterator<Item = Hit<'a>> + 'a {
+        self.prefixes.lookup(a).iter().filter_map(|&i| {
+            let e = self.entries.get(i as usize)?;
+            Some(Hit {
+                feed: e.feed,
+                category: self.categories.get(usize::from(e.category))?,
+                score: e.score,
+            })
+        })
     }
 
     pub fn feed(&self, i: u16) -> Option<&FeedInfo> {
         self.feeds.get(usize::from(i))
     }
 
-    /// Approximate heap bytes of the prefix table.
+    /// Approximate heap bytes of the table.
     pub fn memory(&self) -> usize {
-        self.prefixes.memory() + self.entries.len() * std::mem::size_of::<Entry>()
+        self.prefixes.memory()
+            + self.entries.capacity() * std::mem::size_of::<Listing>()
+            + self.categories.iter().map(|c| c.len() + 32).sum::<usize>()
     }
 }
 
@@ -102,8 +220,13 @@ impl Table {
 #[derive(Debug)]
 pub struct Reputation {
     table: ArcSwap<Table>,
+    /// IPv4 entries all feeds together may hold, an IPv6 one counting as
+    /// two (see [`BYTES_PER_ENTRY`]).
+    max_entries: usize,
     pub lookups: AtomicU64,
     pub hits: AtomicU64,
+    /// New entries dropped because the feeds were at `max_entries`.
+    pub dropped: AtomicU64,
 }
 
 impl Default for Reputation {
@@ -113,12 +236,31 @@ impl Default for Reputation {
 }
 
 impl Reputation {
+    /// Without a cap on the entries.
     pub fn new() -> Self {
+        Self::with_max_entries(usize::MAX)
+    }
+
+    /// At most `max_entries` entries in all feeds together: new entries
+    /// beyond it are dropped and counted (`dropped`), known ones still age.
+    pub fn with_max_entries(max_entries: usize) -> Self {
         Reputation {
             table: ArcSwap::from_pointee(Table::default()),
+            max_entries,
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Entries the feeds may hold together.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// The entries a share of `bytes` holds (see [`BYTES_PER_ENTRY`]).
+    pub fn entries_for(bytes: usize) -> usize {
+        bytes / BYTES_PER_ENTRY
     }
 
     /// Replaces the table; lookups in progress finish on the old one.
@@ -138,7 +280,7 @@ impl Reputation {
             return;
         }
         let (client, server) = (flow.client(), flow.server());
-        let mut hits: Vec<(&Entry, (Addr, u16), bool)> = Vec::new();
+        let mut hits: Vec<(Hit<'_>, (Addr, u16), bool)> = Vec::new();
         for (ep, is_client) in [(client, true), (server, false)] {
             if policy.is_home(&ep.0) {
                 continue;
@@ -171,7 +313,7 @@ impl Reputation {
         let mut sides = Vec::new();
         for (e, (ip, _), is_client) in &hits {
             feeds.push(t.feed(e.feed).map_or("", |f| f.name.as_str()).to_string());
-            categories.push(e.category.to_string());
+            categories.push(e.category);
             scores.push(e.score);
             let ip = ip.to_string();
             if !listed_ips.contains(&ip) {

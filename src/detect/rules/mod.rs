@@ -721,6 +721,12 @@ impl RuleSet {
         &self.filter
     }
 
+    /// Caps the alert filter's threshold state at `bytes`
+    /// ([`AlertFilter::limit_state_bytes`]).
+    pub fn limit_state_bytes(&mut self, bytes: usize) {
+        self.filter.limit_state_bytes(bytes);
+    }
+
     /// Matches one packet; alerts (after thresholds and suppression) are
     /// appended to `out`. `bits` are the packet's flow's flowbits.
     pub fn match_packet(

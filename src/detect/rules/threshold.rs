@@ -260,6 +260,14 @@ impl AlertFilter {
         }
     }
 
+    /// Caps the threshold and detection-filter state at `bytes` (as well as
+    /// at its entries); at the cap, idle windows go first, then new ones are
+    /// not tracked (counted as shed). Call before any alert is filtered: the
+    /// state starts over.
+    pub fn limit_state_bytes(&mut self, bytes: usize) {
+        self.state = BoundedMap::new(self.state.cap(), bytes, Micros(0));
+    }
+
     /// A rule's own `threshold` or `detection_filter` (a threshold.config
     /// `threshold` for the same signature replaces it).
     pub fn set_rule_threshold(&mut self, gid: u32, sid: u32, spec: ThresholdSpec) {
@@ -686,6 +694,22 @@ mod tests {
             None,
             Timestamp(6_000_002)
         ));
+    }
+
+    #[test]
+    fn state_is_bounded_in_bytes() {
+        let mut f = AlertFilter::new(1000);
+        f.limit_state_bytes(4 * BoundedMap::<StateKey, Window>::base_bytes());
+        f.set_rule_threshold(1, 1, spec("type limit, track by_src, count 1, seconds 5"));
+        for i in 0..4u8 {
+            assert!(f.allow(1, 1, Some(Addr::from([1, 1, 1, i])), None, Timestamp(0)));
+        }
+        // The bytes hold four sources: a fifth is not tracked.
+        let new = Some(Addr::from([2, 2, 2, 2]));
+        assert!(f.allow(1, 1, new, None, Timestamp(1)));
+        assert!(f.allow(1, 1, new, None, Timestamp(2)));
+        assert_eq!(f.shed(), 2);
+        assert!(!f.allow(1, 1, Some(Addr::from([1, 1, 1, 3])), None, Timestamp(3)));
     }
 
     #[test]
