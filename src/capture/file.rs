@@ -738,8 +738,11 @@ pub fn read_frames(
         });
         let bytes = chunk.bytes();
         let mut pos = 0usize;
+        // Where reading stops, `base` moves to the first byte not consumed
+        // (the summary's `bytes_read`), whatever the chunk boundaries.
         loop {
             if stop.load(Ordering::Relaxed) {
+                base += pos as u64;
                 break 'outer None;
             }
             let window = bytes.get(pos..).unwrap_or(&[]);
@@ -760,12 +763,16 @@ pub fn read_frames(
                     pos += used;
                 }
                 Ok(Step::Skip(used)) => pos += used,
-                Ok(Step::End) => break 'outer None,
+                Ok(Step::End) => {
+                    base += pos as u64;
+                    break 'outer None;
+                }
                 Ok(Step::NeedMore(missing)) => {
                     if eof {
+                        base += pos as u64;
                         break 'outer Some(CaptureError::Truncated {
                             path: path.clone(),
-                            offset: base + pos as u64,
+                            offset: base,
                             missing,
                         });
                     }
@@ -775,7 +782,10 @@ pub fn read_frames(
                     sink.progress(base);
                     break;
                 }
-                Err(f) => break 'outer Some(failure(base + pos as u64, f)),
+                Err(f) => {
+                    base += pos as u64;
+                    break 'outer Some(failure(base, f));
+                }
             }
         }
     };
@@ -1235,5 +1245,58 @@ mod tests {
         }
         assert_eq!(p.counters.unknown_interface, 2);
         assert_eq!(p.counters.blocks_skipped, 2);
+    }
+
+    /// Fuzz finding (capture): `bytes_read` was the start of the chunk in
+    /// which reading stopped, so a file that failed inside its first chunk
+    /// reported 0 bytes read, and the same file through a slow pipe (whose
+    /// chunks end elsewhere) another count. It is where reading stopped.
+    #[test]
+    fn fuzz_capture_bytes_read_ends_where_reading_stopped() {
+        let corrupt: &[u8] = &[
+            0xd4, 0xc3, 0xb2, 0xa1, // magic: little-endian, microseconds
+            0x02, 0x00, 0x00, 0x00, // version 2.0
+            0x00, 0x00, 0x00, 0x00, // zone
+            0x00, 0x00, 0x00, 0x00, // sigfigs
+            0x2d, 0x00, 0x00, 0x00, // snaplen 45
+            0xe5, 0x00, 0x00, 0x30, // link type 229 (IPv6), FCS bits set
+            0x9d, 0xcf, 0x30, 0x30, // record at offset 24: seconds
+            0x29, 0x30, 0x30, 0x30, // microseconds
+            0x30, 0x30, 0x30, 0x30, // caplen 808464432: beyond MAX_RECORD
+            0x30, 0x30, 0x30, 0x00, // origlen
+        ];
+        // A good record, then one cut short: reading stops at its header.
+        let mut cut = pcap_header(0xa1b2_c3d4, false, 1);
+        record(&mut cut, false, 1, 0, &[7; 60]);
+        let cut_at = cut.len() as u64;
+        record(&mut cut, false, 2, 0, &[8; 60]);
+        cut.truncate(cut.len() - 30);
+        let mut clean = pcap_header(0xa1b2_c3d4, false, 1);
+        record(&mut clean, false, 1, 0, &[7; 60]);
+        for (bytes, want) in [
+            (corrupt.to_vec(), 24),
+            (cut.clone(), cut_at),
+            (clean.clone(), clean.len() as u64),
+        ] {
+            for step in [usize::MAX, 1, 5, 24, 25, 100] {
+                let input = Input::from_reader(
+                    Path::new("x.pcap"),
+                    Box::new(Trickle {
+                        data: bytes.clone(),
+                        pos: 0,
+                        step,
+                    }),
+                );
+                let (summary, err) = read_frames(
+                    input,
+                    &mut |_: &Frame<'_>, _: FrameBytes<'_>| {},
+                    &Default::default(),
+                );
+                assert_eq!(summary.bytes_read, want, "reads of {step} bytes");
+                if let Some(e) = err {
+                    assert_eq!(e.offset(), Some(want), "reads of {step} bytes");
+                }
+            }
+        }
     }
 }
