@@ -114,10 +114,14 @@ def write_pcap(name, frames, linktype, big_endian=False, nano=False, snaplen=655
     return out
 
 
-def ng_block(btype, body):
+def ng_block(btype, body, e="<"):
     body += b"\0" * (-len(body) % 4)
     n = 12 + len(body)
-    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+    return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
+
+
+def ng_option(code, value, e="<"):
+    return struct.pack(e + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
 def write_pcapng(name, ifaces, frames):
@@ -172,6 +176,73 @@ def main():
     u[24:26] = struct.pack("!H", 4)
     bad.append((0.3, eth(bytes(u))))
     write_pcap("malformed-frames.pcap", bad, 1)
+    capture_oddities(conv)
+
+
+def capture_oddities(conv):
+    """Captures whose container is odd but readable, or broken on purpose."""
+    # 7. No packets at all: a pcap header alone, a pcapng section and
+    #    interface alone.
+    write_pcap("zero-packets.pcap", [], 1)
+    with open(os.path.join(OUT, "zero-packets.pcapng"), "wb") as fh:
+        fh.write(ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + ng_block(1, struct.pack("<HHI", 1, 0, 0)))
+    # 8. Snap length 0xffffffff in the header (libpcap writes at most
+    #    262144): the records are ordinary.
+    write_pcap("huge-snaplen.pcap", [(t, eth(p)) for t, p in conv], 1, snaplen=0xFFFFFFFF)
+    # 9. Snap length 64 while most records are longer: read as captured.
+    write_pcap("caplen-over-snaplen.pcap", [(t, eth(p)) for t, p in conv], 1, snaplen=64)
+    # 10. Snap length 0xffffffff, two records, then a record header whose
+    #     length (16 MiB + 1) is beyond any capture format's limit.
+    out = write_pcap("bad-record-length.pcap", [(t, eth(p)) for t, p in conv[:2]], 1, snaplen=0xFFFFFFFF)
+    sec, frac = ts_parts(conv[2][0], False)
+    out += struct.pack("<IIII", sec, frac, (1 << 24) + 1, (1 << 24) + 1) + bytes(64)
+    with open(os.path.join(OUT, "bad-record-length.pcap"), "wb") as fh:
+        fh.write(out)
+    # 11. pcapng oddities around the reference conversation:
+    #     section 1, little-endian: Ethernet interface (microseconds), a
+    #       block of a type no one defined, a name resolution block, the
+    #       TCP packets, a packet block for interface 3 (never described),
+    #       a simple packet block (an ARP request: no timestamp, no flow);
+    #     section 2, big-endian: raw IP interface with if_tsresol 2^-20 s
+    #       and if_tsoffset T0 (timestamps count from T0), an interface
+    #       statistics block, the other packets;
+    #     section 3, little-endian: a packet block before any interface.
+    shb = lambda e: ng_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)
+    out = shb("<")
+    out += ng_block(1, struct.pack("<HHI", 1, 0, 0) + ng_option(0, b""))
+    out += ng_block(0x70000BAD, b"not a block anyone defined")
+    out += ng_block(4, struct.pack("<HH", 1, 8) + ip4(S) + b"srv\0" + struct.pack("<HH", 0, 0))
+    epb = lambda iface, ts, data, e="<": ng_block(
+        6, struct.pack(e + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data, e)
+    us = lambda off: int(round((T0 + off) * 1e6))
+    tcp_part = [(t, p) for t, p in conv if p[9] == 6][:8]
+    rest = [(t, p) for t, p in conv if (t, p) not in tcp_part]
+    for t, p in tcp_part:
+        out += epb(0, us(t), eth(p))
+    out += epb(3, us(tcp_part[-1][0]), eth(tcp_part[-1][1]))
+    arp = eth(bytes.fromhex("0001080006040001020000000001") + ip4(C) + bytes(6) + ip4(S), ethertype=0x0806)
+    out += ng_block(3, struct.pack("<I", len(arp)) + arp)
+    out += shb(">")
+    opts = ng_option(9, bytes([0x80 | 20]), ">") + ng_option(14, struct.pack(">q", T0), ">") + ng_option(0, b"", ">")
+    out += ng_block(1, struct.pack(">HHI", 101, 0, 0) + opts, ">")
+    for t, p in rest:
+        # Units of 2^-20 s since T0, rounded up: reads back as t to the microsecond.
+        units = -(-round(t * 1e6) * (1 << 20) // 10**6)
+        out += epb(0, units, p, ">")
+    out += ng_block(5, struct.pack(">IIIHH", 0, 0, 0, 0, 0), ">")
+    out += shb("<")
+    out += epb(0, us(rest[-1][0]), eth(rest[-1][1]))
+    with open(os.path.join(OUT, "odd-sections.pcapng"), "wb") as fh:
+        fh.write(out)
+    # 12. The three-interface pcapng cut inside its 10th block (a packet
+    #     block): the blocks before it are read.
+    with open(os.path.join(OUT, "multi-iface.pcapng"), "rb") as fh:
+        ng = fh.read()
+    pos = 0
+    for _ in range(9):
+        pos += struct.unpack_from("<I", ng, pos + 4)[0]
+    with open(os.path.join(OUT, "truncated-block.pcapng"), "wb") as fh:
+        fh.write(ng[: pos + 30])
 
 
 if __name__ == "__main__":

@@ -45,11 +45,12 @@ impl Timestamp {
     /// Builds a timestamp from seconds and a fraction given in `units_per_sec`.
     /// Saturates instead of overflowing: packet timestamps are untrusted.
     pub fn from_parts(secs: u64, frac: u64, units_per_sec: u64) -> Self {
+        // In 128 bits, exact for any resolution (pcapng allows 2^-n units,
+        // which are not whole multiples of a microsecond).
         let micros = match units_per_sec {
             0 => 0,
             1_000_000 => frac,
-            u if u > 1_000_000 => frac / (u / 1_000_000).max(1),
-            u => frac.saturating_mul(1_000_000) / u,
+            u => u64::try_from(u128::from(frac) * 1_000_000 / u128::from(u)).unwrap_or(u64::MAX),
         };
         Timestamp(
             secs.saturating_mul(1_000_000)
@@ -191,6 +192,20 @@ mod tests {
             Timestamp(1_000_005)
         );
         assert_eq!(Timestamp::from_parts(1, 1, 2), Timestamp(1_500_000));
+        // Binary resolutions (pcapng if_tsresol 0x80 | n): 2^20 units is not
+        // a whole number of microseconds per unit.
+        assert_eq!(
+            Timestamp::from_parts(0, 1 << 19, 1 << 20),
+            Timestamp(500_000)
+        );
+        assert_eq!(
+            Timestamp::from_parts(0, (1 << 20) - 1, 1 << 20),
+            Timestamp(999_999)
+        );
+        assert_eq!(
+            Timestamp::from_parts(0, 3 << 61, 1 << 63),
+            Timestamp(750_000)
+        );
         // A fraction larger than a second (bad file) is clamped, never overflows.
         assert_eq!(
             Timestamp::from_parts(u64::MAX, u64::MAX, 1),

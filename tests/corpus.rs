@@ -21,45 +21,118 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Files whose header libpcap itself rejects (../shared/pcaps/README.md).
-const INVALID_HEADER: [&str; 6] = [
-    "libpcap_pcap-invalid-version-1.pcap",
-    "libpcap_pcap-invalid-version-2.pcap",
-    "libpcap_pcapng-invalid-vers-1.pcapng",
-    "libpcap_pcapng-invalid-vers-2.pcapng",
-    "libpcap_shb-option-too-long.pcapng",
-    "libpcap_linktype-reserved-field-not-zero.pcap",
-];
+/// One row of `../shared/pcaps/MANIFEST.tsv`.
+struct Entry {
+    /// Path below `pcaps/`, e.g. `malformed/libpcap_pcap-invalid-version-1.pcap`.
+    path: String,
+    /// Packets as tcpdump/capinfos count them; None when the file is rejected.
+    packets: Option<u64>,
+    /// The description says libpcap rejects the whole file.
+    rejected: bool,
+}
 
+fn manifest(shared: &Path) -> Vec<Entry> {
+    let text = std::fs::read_to_string(shared.join("pcaps/MANIFEST.tsv")).expect("MANIFEST.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("MANIFEST.tsv has no column {name}"))
+    };
+    let (path, packets, description) = (col("path"), col("packets"), col("description"));
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let field = |i: usize| f.get(i).copied().unwrap_or("");
+            Entry {
+                path: field(path).to_string(),
+                packets: field(packets)
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|_| !field(packets).contains("rejected")),
+                rejected: field(packets).contains("file rejected")
+                    || field(description).contains("libpcap reject"),
+            }
+        })
+        .collect()
+}
+
+/// Every capture of the public corpus (all five folders, every link type):
+/// no panic and no signal; each file is either read to its end (exit 0,
+/// every packet counted, as many as tcpdump counts) or rejected with a
+/// reason naming the file and byte offset (exit 2). The rejected ones are
+/// exactly those whose header libpcap itself rejects (MANIFEST.tsv: five
+/// marked "file rejected", and version 2.5, which tcpdump refuses and
+/// Wireshark reads).
 #[test]
-fn every_malformed_capture_is_processed_or_rejected_without_a_panic() {
-    let Some(shared) = shared_or_skip("malformed corpus") else {
+fn every_public_capture_is_processed_or_rejected_with_a_reason() {
+    let Some(shared) = shared_or_skip("public corpus") else {
         return;
     };
-    let files = files_in(&shared.join("pcaps/malformed"));
+    let entries = manifest(&shared);
+    let mut on_disk: Vec<PathBuf> = Vec::new();
+    for dir in ["malformed", "scans", "floods", "normal", "tcp-state"] {
+        on_disk.extend(files_in(&shared.join("pcaps").join(dir)));
+    }
     assert!(
-        files.len() >= 160,
-        "expected the 165 malformed captures, found {}",
-        files.len()
+        on_disk.len() >= 305,
+        "expected the 305 public captures, found {}",
+        on_disk.len()
     );
-    for f in &files {
-        let run = read(std::slice::from_ref(f), &["--workers", "2"]);
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    assert_eq!(
+        on_disk.len(),
+        entries.len(),
+        "files on disk vs MANIFEST.tsv rows"
+    );
+    assert_eq!(
+        entries.iter().filter(|e| e.packets.is_none()).count(),
+        5,
+        "MANIFEST.tsv marks five files \"file rejected\""
+    );
+    let mut rejected = Vec::new();
+    for e in &entries {
+        let file = shared.join("pcaps").join(&e.path);
+        let run = read(std::slice::from_ref(&file), &["--workers", "2"]);
+        let name = &e.path;
         assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
-        if INVALID_HEADER.contains(&name) {
-            assert_eq!(run.status, 2, "{name} must be rejected: {}", run.stderr);
-            assert!(
-                run.stderr.contains(name) && run.stderr.contains("byte offset"),
-                "{name}: {}",
+        match run.status {
+            0 => {
+                let stats = run.of_type("stats");
+                let last = stats
+                    .last()
+                    .unwrap_or_else(|| panic!("{name}: no stats record"));
+                assert_eq!(
+                    last["stats"]["decoder"]["pkts"].as_u64(),
+                    e.packets,
+                    "{name}: packets read"
+                );
+            }
+            2 => {
+                let base = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                assert!(
+                    run.stderr.contains(base) && run.stderr.contains("byte offset"),
+                    "{name}: the reason must name the file and offset: {}",
+                    run.stderr
+                );
+                rejected.push(name.clone());
+            }
+            other => panic!(
+                "{name}: exit status {other} (-1: killed by a signal): {}",
                 run.stderr
-            );
-        } else {
-            assert_eq!(run.status, 0, "{name}: {}", run.stderr);
-            // Something was read and accounted for.
-            let stats = run.of_type("stats");
-            assert!(!stats.is_empty(), "{name}: no stats record");
+            ),
         }
     }
+    let want: Vec<String> = entries
+        .iter()
+        .filter(|e| e.rejected)
+        .map(|e| e.path.clone())
+        .collect();
+    assert_eq!(rejected, want);
+    assert_eq!(want.len(), 6);
 }
 
 /// Per unordered 5-tuple: (frames, bytes), as tshark counts them.

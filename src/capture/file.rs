@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use pcap_parser::nom;
-use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::pcapng::{
+    Block, OptionCode, PcapNGOption, parse_block_be, parse_block_le, parse_sectionheaderblock,
+};
 use pcap_parser::{PcapError, parse_pcap_header};
 
 use super::{Frame, LinkType};
@@ -136,6 +138,9 @@ pub struct FileCounters {
 #[derive(Debug)]
 pub struct CaptureParser {
     format: Format,
+    /// Time of the last frame, given to pcapng simple packet blocks (which
+    /// carry none).
+    last_ts: Timestamp,
     pub counters: FileCounters,
 }
 
@@ -158,6 +163,7 @@ impl CaptureParser {
     pub fn new() -> Self {
         CaptureParser {
             format: Format::Unknown,
+            last_ts: Timestamp(0),
             counters: FileCounters::default(),
         }
     }
@@ -165,11 +171,15 @@ impl CaptureParser {
     /// Parses the next item from `buf`. `at_eof` says whether more bytes
     /// can follow `buf`.
     pub fn step<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
-        match self.format {
+        let step = match self.format {
             Format::Unknown => self.header(buf, at_eof),
             Format::Pcap { .. } => self.pcap_record(buf, at_eof),
             Format::PcapNg { .. } => self.pcapng_block(buf, at_eof),
+        };
+        if let Ok(Step::Frame(f, _)) = &step {
+            self.last_ts = f.ts;
         }
+        step
     }
 
     fn header<'a>(&mut self, buf: &'a [u8], at_eof: bool) -> Result<Step<'a>, ParseFailure> {
@@ -251,12 +261,14 @@ impl CaptureParser {
                 "record length {caplen} exceeds the {MAX_RECORD}-byte limit (corrupt record header)"
             )));
         }
-        if snaplen != 0 && caplen > snaplen as usize {
-            self.counters.caplen_over_snaplen += 1;
-        }
         let Some(data) = buf.get(hdr_len..hdr_len + caplen) else {
             return Ok(Step::NeedMore(hdr_len + caplen - buf.len()));
         };
+        // Counted once the record is complete: a record across the end of a
+        // read chunk is asked for again with a longer window.
+        if snaplen != 0 && caplen > snaplen as usize {
+            self.counters.caplen_over_snaplen += 1;
+        }
         let ts = Timestamp::from_parts(u64::from(secs), u64::from(frac), units_per_sec);
         let frame = Frame {
             ts,
@@ -282,8 +294,8 @@ impl CaptureParser {
         if buf.len() < 12 {
             return Ok(Step::NeedMore(12 - buf.len()));
         }
-        let block_type = be_or_le_u32(buf, 0, false).unwrap_or(0);
-        let is_shb = block_type == 0x0a0d_0d0a;
+        // The section header's type reads the same in both byte orders.
+        let is_shb = be_or_le_u32(buf, 0, false) == Some(0x0a0d_0d0a);
         // A section header carries its own byte order (its byte-order magic).
         let be = if is_shb {
             match be_or_le_u32(buf, 8, false) {
@@ -298,6 +310,7 @@ impl CaptureParser {
         } else {
             big_endian
         };
+        let block_type = be_or_le_u32(buf, 0, be).unwrap_or(0);
         let block_len = be_or_le_u32(buf, 4, be).unwrap_or(0) as usize;
         if block_len < 12 || !block_len.is_multiple_of(4) {
             return Err(ParseFailure::Malformed(format!(
@@ -361,11 +374,11 @@ impl CaptureParser {
                     )));
                 }
                 let linktype = LinkType::from_number(u32::from(idb.linktype.0 as u16));
+                let (units_per_sec, ts_offset_secs) = interface_time(&idb.options, big_endian);
                 interfaces.push(Interface {
                     linktype,
-                    // An invalid resolution (e.g. 10^30) falls back to microseconds.
-                    units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
-                    ts_offset_secs: idb.ts_offset(),
+                    units_per_sec,
+                    ts_offset_secs,
                     snaplen: idb.snaplen,
                 });
                 Ok(Step::Skip(block_len))
@@ -398,13 +411,14 @@ impl CaptureParser {
                     self.counters.unknown_interface += 1;
                     return Ok(Step::Skip(block_len));
                 };
-                // A simple packet block holds min(origlen, snaplen) bytes and no timestamp.
+                // A simple packet block holds min(origlen, snaplen) bytes and
+                // no timestamp: it takes the time of the frame before it.
                 let mut len = spb.data.len().min(spb.origlen as usize);
                 if iface.snaplen != 0 {
                     len = len.min(iface.snaplen as usize);
                 }
                 let frame = Frame {
-                    ts: Timestamp(0),
+                    ts: self.last_ts,
                     linktype: iface.linktype,
                     data: spb.data.get(..len).unwrap_or(spb.data),
                     orig_len: spb.origlen,
@@ -418,6 +432,44 @@ impl CaptureParser {
             }
         }
     }
+}
+
+/// Time resolution (units per second) and offset (seconds) of a pcapng
+/// interface: its `if_tsresol` and `if_tsoffset` options (pcapng
+/// specification, section 4.2), read in the section's byte order.
+/// pcap-parser's own fields are not used: they treat every binary
+/// resolution (2^-n) as invalid and read the offset little-endian in
+/// big-endian sections. An invalid resolution (10^20 or 2^64 and beyond)
+/// leaves the default, microseconds.
+fn interface_time(options: &[PcapNGOption<'_>], big_endian: bool) -> (u64, i64) {
+    let (mut units, mut offset) = (1_000_000u64, 0i64);
+    for opt in options {
+        let Ok(value) = opt.as_bytes() else { continue };
+        match opt.code {
+            OptionCode::IfTsresol => {
+                if let Some(&r) = value.first() {
+                    let n = u32::from(r & 0x7f);
+                    let u = if r & 0x80 == 0 {
+                        10u64.checked_pow(n)
+                    } else {
+                        1u64.checked_shl(n)
+                    };
+                    units = u.unwrap_or(units);
+                }
+            }
+            OptionCode::IfTsoffset => {
+                if let Some(b) = value.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                    offset = if big_endian {
+                        i64::from_be_bytes(b)
+                    } else {
+                        i64::from_le_bytes(b)
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    (units, offset)
 }
 
 /// An opened input: a capture file, or standard input.
@@ -720,8 +772,11 @@ pub fn read_frames(
         });
         let bytes = chunk.bytes();
         let mut pos = 0usize;
+        // Where reading stops, `base` moves to the first byte not consumed
+        // (the summary's `bytes_read`), whatever the chunk boundaries.
         loop {
             if stop.load(Ordering::Relaxed) {
+                base += pos as u64;
                 break 'outer None;
             }
             let window = bytes.get(pos..).unwrap_or(&[]);
@@ -742,12 +797,16 @@ pub fn read_frames(
                     pos += used;
                 }
                 Ok(Step::Skip(used)) => pos += used,
-                Ok(Step::End) => break 'outer None,
+                Ok(Step::End) => {
+                    base += pos as u64;
+                    break 'outer None;
+                }
                 Ok(Step::NeedMore(missing)) => {
                     if eof {
+                        base += pos as u64;
                         break 'outer Some(CaptureError::Truncated {
                             path: path.clone(),
-                            offset: base + pos as u64,
+                            offset: base,
                             missing,
                         });
                     }
@@ -757,7 +816,10 @@ pub fn read_frames(
                     sink.progress(base);
                     break;
                 }
-                Err(f) => break 'outer Some(failure(base + pos as u64, f)),
+                Err(f) => {
+                    base += pos as u64;
+                    break 'outer Some(failure(base, f));
+                }
             }
         }
     };
@@ -1054,5 +1116,221 @@ mod tests {
         assert!(ok);
         assert_eq!(n, u64::from(i));
         assert!(got == want, "every record, in order, intact");
+    }
+
+    /// Feeds `bytes` as a stream reader does: a window that grows by what
+    /// the parser asks for, or by `grow` bytes when that is more. Returns
+    /// the frames, whether the input ended inside a record, and the counters.
+    fn parse_windowed(bytes: &[u8], grow: usize) -> (usize, bool, FileCounters) {
+        let mut p = CaptureParser::new();
+        let (mut pos, mut avail, mut frames) = (0, grow.min(bytes.len()), 0);
+        loop {
+            let at_eof = avail == bytes.len();
+            match p.step(&bytes[pos..avail], at_eof) {
+                Ok(Step::Frame(_, used)) => {
+                    frames += 1;
+                    pos += used;
+                }
+                Ok(Step::Skip(used)) => pos += used,
+                Ok(Step::End) => return (frames, false, p.counters),
+                Ok(Step::NeedMore(_)) if at_eof => return (frames, true, p.counters),
+                Ok(Step::NeedMore(n)) => avail = avail.saturating_add(n.max(grow)).min(bytes.len()),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+
+    /// Fuzz finding (capture): a record longer than the snap length was
+    /// counted again each time the reader retried it with a longer window,
+    /// so the count depended on where read chunks happened to end.
+    #[test]
+    fn fuzz_capture_caplen_over_snaplen_counted_once_per_record() {
+        let bytes: &[u8] = &[
+            0xd4, 0xc3, 0xb2, 0xa1, // magic: little-endian, microseconds
+            0x02, 0x00, 0x04, 0x00, // version 2.4
+            0x00, 0x00, 0x00, 0x00, // zone
+            0x00, 0x00, 0x00, 0x00, // sigfigs
+            0x01, 0x00, 0x00, 0x00, // snaplen 1
+            0x01, 0x00, 0x00, 0x00, // link type 1, Ethernet
+            0x96, 0x9c, 0xb1, 0x53, // record: seconds
+            0x17, 0xf8, 0x0e, 0x00, // microseconds
+            0x08, 0x00, 0x00, 0x00, // caplen 8, beyond the snap length
+            0x4e, 0x00, 0x00, 0x00, // origlen 78
+            0x00, 0x26, 0x88, 0xe7, 0x8d, 0x81, 0xa8, 0x20, // 8 bytes of frame
+        ];
+        for grow in [1, 7, 16, 30, usize::MAX] {
+            let (frames, truncated, counters) = parse_windowed(bytes, grow);
+            assert_eq!((frames, truncated), (1, false), "growing by {grow}");
+            assert_eq!(counters.caplen_over_snaplen, 1, "growing by {grow}");
+        }
+    }
+
+    /// An interface description block: link type, snap length and options
+    /// (code, value), in the section's byte order.
+    fn idb(v: &mut Vec<u8>, be: bool, linktype: u16, snaplen: u32, opts: &[(u16, &[u8])]) {
+        let put16 = |x: u16| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+        let mut body = Vec::new();
+        body.extend(put16(linktype));
+        body.extend(put16(0));
+        body.extend(if be {
+            snaplen.to_be_bytes()
+        } else {
+            snaplen.to_le_bytes()
+        });
+        for (code, value) in opts {
+            body.extend(put16(*code));
+            body.extend(put16(value.len() as u16));
+            body.extend_from_slice(value);
+            body.resize(body.len().next_multiple_of(4), 0);
+        }
+        body.extend([0; 4]); // opt_endofopt
+        ng_block(v, be, 1, &body);
+    }
+
+    fn epb(v: &mut Vec<u8>, be: bool, iface: u32, ts: u64, data: &[u8]) {
+        let put = |x: u32| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+        let mut body = Vec::new();
+        for x in [
+            iface,
+            (ts >> 32) as u32,
+            ts as u32,
+            data.len() as u32,
+            data.len() as u32,
+        ] {
+            body.extend(put(x));
+        }
+        body.extend_from_slice(data);
+        ng_block(v, be, 6, &body);
+    }
+
+    fn shb(v: &mut Vec<u8>, be: bool) {
+        let mut body = Vec::new();
+        body.extend(if be {
+            [0x1a, 0x2b, 0x3c, 0x4d]
+        } else {
+            [0x4d, 0x3c, 0x2b, 0x1a]
+        });
+        body.extend(if be { [0, 1, 0, 0] } else { [1, 0, 0, 0] });
+        body.extend([0xff; 8]);
+        ng_block(v, be, 0x0a0d_0d0a, &body);
+    }
+
+    /// if_tsresol (decimal and binary) and if_tsoffset, in sections of
+    /// either byte order: every frame lands on the same instant.
+    #[test]
+    fn pcapng_interface_time_options_in_either_byte_order() {
+        let t0 = 1_700_000_000u64;
+        let want = Timestamp(t0 * 1_000_000 + 250_000); // t0 + 0.25 s
+        for be in [false, true] {
+            let off = |x: u64| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+            let mut f = Vec::new();
+            shb(&mut f, be);
+            idb(&mut f, be, 1, 0, &[]); // microseconds
+            idb(&mut f, be, 101, 0, &[(9, &[4]), (14, &off(t0))]); // 10^-4 s, offset t0
+            idb(&mut f, be, 101, 0, &[(9, &[0x80 | 20])]); // 2^-20 s
+            idb(&mut f, be, 101, 0, &[(9, &[0x80 | 10]), (14, &off(t0))]); // 2^-10 s, offset t0
+            idb(&mut f, be, 101, 0, &[(9, &[0x80 | 64])]); // invalid: microseconds
+            epb(&mut f, be, 0, t0 * 1_000_000 + 250_000, &[0x45]);
+            epb(&mut f, be, 1, 2_500, &[0x45]);
+            epb(&mut f, be, 2, (t0 << 20) + (1 << 18), &[0x45]);
+            epb(&mut f, be, 3, 256, &[0x45]);
+            epb(&mut f, be, 4, t0 * 1_000_000 + 250_000, &[0x45]);
+            let (frames, err, trunc) = parse_all(&f);
+            assert_eq!((err, trunc), (None, false), "be {be}");
+            let times: Vec<Timestamp> = frames.iter().map(|f| f.0).collect();
+            assert_eq!(times, vec![want; 5], "be {be}");
+        }
+    }
+
+    /// Sections of both byte orders in one file, each with its own
+    /// interfaces; blocks of unknown type skipped; a packet block naming an
+    /// interface its section did not declare counted and skipped; a simple
+    /// packet block takes the time of the frame before it.
+    #[test]
+    fn pcapng_sections_unknown_blocks_and_undeclared_interfaces() {
+        let mut f = Vec::new();
+        shb(&mut f, false);
+        idb(&mut f, false, 1, 0, &[]);
+        ng_block(&mut f, false, 0x7000_0bad, &[1, 2, 3, 4]); // a block type nobody defined
+        epb(&mut f, false, 0, 5_000_000, &[0xe0]);
+        epb(&mut f, false, 3, 6_000_000, &[0xe3]); // interface 3 was never declared
+        // Simple packet block: origlen 1, then the byte (padded to 4).
+        ng_block(&mut f, false, 3, &[1, 0, 0, 0, 0xe4]);
+        shb(&mut f, true);
+        epb(&mut f, true, 0, 7_000_000, &[0xe5]); // new section: no interface yet
+        idb(&mut f, true, 101, 0, &[]);
+        ng_block(&mut f, true, 0x7000_0bad, &[9; 8]);
+        epb(&mut f, true, 0, 8_000_000, &[0x45]);
+        let (frames, err, trunc) = parse_all(&f);
+        assert_eq!((err, trunc), (None, false));
+        let got: Vec<(Timestamp, LinkType, Vec<u8>)> = frames;
+        assert_eq!(
+            got,
+            vec![
+                (Timestamp(5_000_000), LinkType::Ethernet, vec![0xe0]),
+                (Timestamp(5_000_000), LinkType::Ethernet, vec![0xe4]),
+                (Timestamp(8_000_000), LinkType::Raw, vec![0x45]),
+            ]
+        );
+        let mut p = CaptureParser::new();
+        let mut pos = 0;
+        while let Ok(Step::Frame(_, n) | Step::Skip(n)) = p.step(&f[pos..], true) {
+            pos += n;
+        }
+        assert_eq!(p.counters.unknown_interface, 2);
+        assert_eq!(p.counters.blocks_skipped, 2);
+    }
+
+    /// Fuzz finding (capture): `bytes_read` was the start of the chunk in
+    /// which reading stopped, so a file that failed inside its first chunk
+    /// reported 0 bytes read, and the same file through a slow pipe (whose
+    /// chunks end elsewhere) another count. It is where reading stopped.
+    #[test]
+    fn fuzz_capture_bytes_read_ends_where_reading_stopped() {
+        let corrupt: &[u8] = &[
+            0xd4, 0xc3, 0xb2, 0xa1, // magic: little-endian, microseconds
+            0x02, 0x00, 0x00, 0x00, // version 2.0
+            0x00, 0x00, 0x00, 0x00, // zone
+            0x00, 0x00, 0x00, 0x00, // sigfigs
+            0x2d, 0x00, 0x00, 0x00, // snaplen 45
+            0xe5, 0x00, 0x00, 0x30, // link type 229 (IPv6), FCS bits set
+            0x9d, 0xcf, 0x30, 0x30, // record at offset 24: seconds
+            0x29, 0x30, 0x30, 0x30, // microseconds
+            0x30, 0x30, 0x30, 0x30, // caplen 808464432: beyond MAX_RECORD
+            0x30, 0x30, 0x30, 0x00, // origlen
+        ];
+        // A good record, then one cut short: reading stops at its header.
+        let mut cut = pcap_header(0xa1b2_c3d4, false, 1);
+        record(&mut cut, false, 1, 0, &[7; 60]);
+        let cut_at = cut.len() as u64;
+        record(&mut cut, false, 2, 0, &[8; 60]);
+        cut.truncate(cut.len() - 30);
+        let mut clean = pcap_header(0xa1b2_c3d4, false, 1);
+        record(&mut clean, false, 1, 0, &[7; 60]);
+        for (bytes, want) in [
+            (corrupt.to_vec(), 24),
+            (cut.clone(), cut_at),
+            (clean.clone(), clean.len() as u64),
+        ] {
+            for step in [usize::MAX, 1, 5, 24, 25, 100] {
+                let input = Input::from_reader(
+                    Path::new("x.pcap"),
+                    Box::new(Trickle {
+                        data: bytes.clone(),
+                        pos: 0,
+                        step,
+                    }),
+                );
+                let (summary, err) = read_frames(
+                    input,
+                    &mut |_: &Frame<'_>, _: FrameBytes<'_>| {},
+                    &Default::default(),
+                );
+                assert_eq!(summary.bytes_read, want, "reads of {step} bytes");
+                if let Some(e) = err {
+                    assert_eq!(e.offset(), Some(want), "reads of {step} bytes");
+                }
+            }
+        }
     }
 }

@@ -186,6 +186,21 @@ pub(crate) fn read_inputs(
         r.source.bytes_read += summary.bytes_read;
         r.source.caplen_over_snaplen += summary.counters.caplen_over_snaplen;
         r.source.pcapng_unknown_interface += summary.counters.unknown_interface;
+        let fc = &summary.counters;
+        if fc.caplen_over_snaplen > 0 {
+            tracing::warn!(
+                "{}: {} records longer than the snap length in the file header; read as captured",
+                path.display(),
+                fc.caplen_over_snaplen
+            );
+        }
+        if fc.unknown_interface > 0 {
+            tracing::warn!(
+                "{}: {} packet blocks name an interface their section does not describe; skipped",
+                path.display(),
+                fc.unknown_interface
+            );
+        }
         if let Some(e) = err {
             tracing::warn!("{e}");
             input_errors.push(e.to_string());
