@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the seed corpora in fuzz/corpus/<target>/ (never committed: they
-# hold data from ../shared) from pcaps/ and, when present, ../shared/pcaps/,
-# and the config seeds from the example and test configs.
+# hold data from ../shared) from pcaps/ and, when present, ../shared/pcaps/
+# and ../shared/rules/; the config seeds from the example and test configs.
 set -eu
 fuzz=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$fuzz")
@@ -18,6 +18,17 @@ mkdir -p "$corpus/config"
 for f in "$repo/backflow.example.toml" "$repo"/tests/data/*.toml "$repo"/pcaps/*/*.toml; do
     [ -f "$f" ] && cp "$f" "$corpus/config/$(basename "$(dirname "$f")")-$(basename "$f")"
 done
-for t in capture decode packet_path config; do
+# Rules: backflow's rule files whole, and every 20th rule of ET Open alone.
+mkdir -p "$corpus/rules"
+for f in "$repo"/rules/*.rules; do
+    [ -f "$f" ] && cp "$f" "$corpus/rules/$(basename "$f")"
+done
+if [ -d "$repo/../shared/rules/et-open" ]; then
+    cat "$repo"/../shared/rules/et-open/*.rules | grep -E '^(alert|drop|pass|reject)' |
+        awk 'NR % 20 == 1' | while IFS= read -r rule; do
+            printf '%s\n' "$rule" > "$corpus/rules/et-$(printf '%s' "$rule" | cksum | cut -d' ' -f1)"
+        done
+fi
+for t in capture decode packet_path config rules; do
     echo "$t: $(ls "$corpus/$t" | wc -l) seeds"
 done
