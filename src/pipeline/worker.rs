@@ -266,22 +266,31 @@ impl Worker {
 
     fn end_all(&mut self, reason: EndReason) {
         loop {
-            let Worker {
-                table,
-                out,
-                ctx,
-                counters,
-                detect,
-                ..
-            } = self;
-            let more = table.drain_some(reason, 4096, &mut |f: &Flow, r| {
-                end_flow(out, ctx, counters, detect, f, r)
-            });
+            let more = self.on_table(|table, on_end| table.drain_some(reason, 4096, on_end));
             if !more {
                 break;
             }
             self.send_events();
         }
+    }
+
+    /// Runs `g` on the flow table with the callback that writes the record
+    /// (and the detectors' end-of-flow alerts) of each flow it ends.
+    fn on_table<R>(
+        &mut self,
+        g: impl FnOnce(&mut FlowTable, &mut dyn FnMut(&Flow, EndReason)) -> R,
+    ) -> R {
+        let Worker {
+            table,
+            out,
+            ctx,
+            counters,
+            detect,
+            ..
+        } = self;
+        g(table, &mut |f: &Flow, r| {
+            end_flow(out, ctx, counters, detect, f, r)
+        })
     }
 
     fn advance(&mut self, ts: Timestamp) {
@@ -326,17 +335,7 @@ impl Worker {
     }
 
     fn expire(&mut self, now: Timestamp) {
-        let Worker {
-            table,
-            out,
-            ctx,
-            counters,
-            detect,
-            ..
-        } = self;
-        table.expire(now, &mut |f: &Flow, r| {
-            end_flow(out, ctx, counters, detect, f, r)
-        });
+        self.on_table(|table, on_end| table.expire(now, on_end));
         if now >= self.next_sweep {
             self.detect.sweep(now);
             self.next_sweep = now.saturating_add(Micros::from_secs(1));
@@ -515,23 +514,11 @@ impl Worker {
             None => {
                 let mut flow = self.new_flow(key, src_is_lo, &d.transport, ip.v6, now);
                 flow.iface = f.iface;
-                let Worker {
-                    table,
-                    out,
-                    ctx,
-                    counters,
-                    detect,
-                    ..
-                } = self;
                 if ip.proto == decode::PROTO_ICMPV6 {
-                    counters.icmpv6_flows += 1;
+                    self.counters.icmpv6_flows += 1;
                 }
-                (
-                    table.insert_hashed(flow, hash, now, &mut |fl: &Flow, r| {
-                        end_flow(out, ctx, counters, detect, fl, r)
-                    }),
-                    true,
-                )
+                let i = self.on_table(|table, on_end| table.insert_hashed(flow, hash, now, on_end));
+                (i, true)
             }
         };
         let Some(flow) = self.table.get_mut(idx) else {
@@ -826,17 +813,7 @@ impl Worker {
         };
         match reason {
             Some(r) => {
-                let Worker {
-                    table,
-                    out,
-                    ctx,
-                    counters,
-                    detect,
-                    ..
-                } = self;
-                table.remove(idx, r, &mut |f: &Flow, r| {
-                    end_flow(out, ctx, counters, detect, f, r)
-                });
+                self.on_table(|table, on_end| table.remove(idx, r, on_end));
                 None
             }
             None => Some(idx),
