@@ -993,14 +993,10 @@ impl Drop for ManagerHandle {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use crate::decode::Addr;
+    use crate::decode::a;
     use crate::time::Micros;
 
     const DAY: u64 = 86_400;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
 
     fn cfg(dir: &Path, name: &str) -> FeedConfig {
         FeedConfig {
@@ -1020,13 +1016,25 @@ mod tests {
         r.table().lookup(&a(ip)).count()
     }
 
+    /// A feed `name` holding `text` in `dir`, and a manager of it alone
+    /// filling `store`.
+    fn one_feed(
+        dir: &Path,
+        name: &str,
+        text: &str,
+        store: &Arc<Reputation>,
+    ) -> (FeedConfig, Manager) {
+        let c = cfg(dir, name);
+        std::fs::write(&c.path, text).unwrap();
+        let m = Manager::new(std::slice::from_ref(&c), store.clone());
+        (c, m)
+    }
+
     #[test]
     fn entries_expire_ttl_after_they_were_last_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), "f");
-        std::fs::write(&c.path, "192.0.2.1\n192.0.2.2\n").unwrap();
         let store = Arc::new(Reputation::new());
-        let mut m = Manager::new(std::slice::from_ref(&c), store.clone());
+        let (c, mut m) = one_feed(dir.path(), "f", "192.0.2.1\n192.0.2.2\n", &store);
         let t0 = 1_700_000_000;
         m.refresh(t0, false);
         assert_eq!(
@@ -1086,10 +1094,8 @@ mod tests {
     #[test]
     fn a_changed_file_is_picked_up_when_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), "h");
-        std::fs::write(&c.path, "192.0.2.1\n").unwrap();
         let store = Arc::new(Reputation::new());
-        let mut m = Manager::new(std::slice::from_ref(&c), store.clone());
+        let (c, mut m) = one_feed(dir.path(), "h", "192.0.2.1\n", &store);
         let t0 = 1_700_000_000;
         m.refresh(t0, false);
         std::fs::write(&c.path, "192.0.2.1\n192.0.2.77\n").unwrap();
@@ -1107,14 +1113,9 @@ mod tests {
     #[test]
     fn a_full_budget_drops_new_entries_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), "cap");
-        std::fs::write(
-            &c.path,
-            "192.0.2.1\n192.0.2.2\n192.0.2.3\n192.0.2.4\n192.0.2.5\n",
-        )
-        .unwrap();
         let store = Arc::new(Reputation::with_max_entries(3));
-        let mut m = Manager::new(std::slice::from_ref(&c), store.clone());
+        let five = "192.0.2.1\n192.0.2.2\n192.0.2.3\n192.0.2.4\n192.0.2.5\n";
+        let (c, mut m) = one_feed(dir.path(), "cap", five, &store);
         let t0 = 1_700_000_000;
         let r = m.refresh(t0, false);
         assert_eq!((r[0].entries, r[0].dropped), (3, 2));
