@@ -424,10 +424,7 @@ impl Default for Policy {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     #[test]
     fn cidrs_match_both_families() {

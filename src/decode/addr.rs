@@ -8,6 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Addr(pub [u8; 16]);
 
+/// An address from its text, for tests: `a("192.0.2.1")`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn a(s: &str) -> Addr {
+    Addr::from(s.parse::<IpAddr>().unwrap())
+}
+
 impl Addr {
     pub fn is_v4(&self) -> bool {
         self.0[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]

@@ -14,6 +14,8 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod addr;
+#[cfg(test)]
+pub(crate) use addr::a;
 pub mod events;
 mod hash;
 

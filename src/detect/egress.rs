@@ -207,11 +207,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::Config;
+    use crate::decode::a;
     use crate::detect::related::FtpSessions;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
 
     fn config() -> Config {
         Config::parse(

@@ -176,10 +176,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::DetectConfig;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     #[test]
     fn spoofed_flood_with_one_syn_per_source() {

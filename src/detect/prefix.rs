@@ -323,10 +323,7 @@ impl PrefixTable {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     fn cidr(s: &str) -> (u128, u8) {
         let c = crate::policy::Cidr::parse(s).unwrap();

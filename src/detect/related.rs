@@ -69,10 +69,7 @@ impl FtpSessions {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     #[test]
     fn data_connections_follow_a_control_session_either_way() {

@@ -277,10 +277,7 @@ impl RoleDetector {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     impl RoleDetector {
         #[allow(clippy::too_many_arguments)]

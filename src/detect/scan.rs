@@ -660,10 +660,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::{Config, DetectConfig};
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     fn run(
         d: &ScanDetector,

@@ -388,10 +388,7 @@ pub fn source_looks_like_server(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     #[test]
     fn key_is_the_same_both_ways() {

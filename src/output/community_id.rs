@@ -86,10 +86,7 @@ pub fn community_id(seed: u16, proto: u8, src: Addr, sport: u16, dst: Addr, dpor
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     /// The spec's baseline (baseline/README.md and baseline_deflt.json, seed 0).
     #[test]

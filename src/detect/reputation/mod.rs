@@ -336,12 +336,9 @@ impl Reputation {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::decode::a;
     use crate::flow::{FlowKey, Initiator};
     use crate::time::Timestamp;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
 
     fn flow(client: &str, server: &str) -> Flow {
         let (key, lo) = FlowKey::new(a(client), 40000, a(server), 443, 6, [0; 2]);
