@@ -73,6 +73,16 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
     /// At most `cap` entries and `max_bytes` bytes (keys, values, their heap
     /// and bookkeeping); entries idle for `idle` are dropped.
     pub fn new(cap: usize, max_bytes: usize, idle: Micros) -> Self {
+        Self::with_limits(cap, max_bytes, idle)
+    }
+
+    /// A detector's tracker: `detect.max_tracked` entries within the
+    /// tracker's share of the memory budget.
+    pub fn tracker(cfg: &crate::config::DetectConfig, idle: Micros) -> Self {
+        Self::with_limits(cfg.max_tracked, cfg.tracker_bytes, idle)
+    }
+
+    fn with_limits(cap: usize, max_bytes: usize, idle: Micros) -> Self {
         let base = Self::base_bytes();
         let cap = cap.min(max_bytes / base).max(1);
         // Not sized for the cap up front: a sweep visits every bucket, so

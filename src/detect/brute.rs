@@ -34,9 +34,8 @@ pub struct BruteDetector {
 impl BruteDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         BruteDetector {
-            map: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
+            map: BoundedMap::tracker(
+                cfg,
                 cfg.brute_force
                     .window
                     .0

@@ -60,16 +60,8 @@ fn proto_name(p: u8) -> &'static str {
 impl EgressDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         EgressDetector {
-            egress: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
-                cfg.egress_violation.window.0,
-            ),
-            smtp: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
-                cfg.outbound_smtp.window.0,
-            ),
+            egress: BoundedMap::tracker(cfg, cfg.egress_violation.window.0),
+            smtp: BoundedMap::tracker(cfg, cfg.outbound_smtp.window.0),
             eg: cfg.egress_violation.clone(),
             sm: cfg.outbound_smtp.clone(),
             ftp: None,

@@ -48,9 +48,8 @@ pub struct FloodDetector {
 impl FloodDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         FloodDetector {
-            map: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
+            map: BoundedMap::tracker(
+                cfg,
                 cfg.syn_flood
                     .window
                     .0

@@ -60,7 +60,7 @@ pub struct ProxyDetector {
 impl ProxyDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         ProxyDetector {
-            map: BoundedMap::new(cfg.max_tracked, cfg.tracker_bytes, cfg.open_proxy.window.0),
+            map: BoundedMap::tracker(cfg, cfg.open_proxy.window.0),
             cfg: cfg.open_proxy.clone(),
         }
     }

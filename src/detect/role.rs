@@ -70,21 +70,9 @@ pub struct RoleDetector {
 impl RoleDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         RoleDetector {
-            learned: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
-                cfg.reversed_role.learned_ttl.0,
-            ),
-            reversed: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
-                cfg.reversed_role.window.0,
-            ),
-            inbound: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
-                cfg.unexpected_inbound.window.0,
-            ),
+            learned: BoundedMap::tracker(cfg, cfg.reversed_role.learned_ttl.0),
+            reversed: BoundedMap::tracker(cfg, cfg.reversed_role.window.0),
+            inbound: BoundedMap::tracker(cfg, cfg.unexpected_inbound.window.0),
             rr: cfg.reversed_role.clone(),
             ui: cfg.unexpected_inbound.clone(),
             server_ports: ServiceSet::default(),

@@ -433,9 +433,8 @@ fn proto_name(p: u8) -> &'static str {
 impl ScanDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
         ScanDetector {
-            map: BoundedMap::new(
-                cfg.max_tracked,
-                cfg.tracker_bytes,
+            map: BoundedMap::tracker(
+                cfg,
                 cfg.port_scan
                     .window
                     .0
