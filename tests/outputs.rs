@@ -85,18 +85,11 @@ impl Feeder {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn backflow");
-        let mut hdr = Vec::new();
-        hdr.extend(0xa1b2_c3d4u32.to_le_bytes());
-        hdr.extend(2u16.to_le_bytes());
-        hdr.extend(4u16.to_le_bytes());
-        hdr.extend([0u8; 8]);
-        hdr.extend(65535u32.to_le_bytes());
-        hdr.extend(1u32.to_le_bytes());
         child
             .stdin
             .as_mut()
             .expect("stdin")
-            .write_all(&hdr)
+            .write_all(&common::pcap_header())
             .expect("header");
         Feeder {
             child,
@@ -109,13 +102,7 @@ impl Feeder {
     fn send(&mut self, n: u32, pace: Duration) {
         let stdin = self.child.stdin.as_mut().expect("stdin");
         for _ in 0..n {
-            let f = frame(self.sent);
-            let mut rec = Vec::new();
-            rec.extend((1_700_000_000 + self.sent).to_le_bytes());
-            rec.extend(0u32.to_le_bytes());
-            rec.extend((f.len() as u32).to_le_bytes());
-            rec.extend((f.len() as u32).to_le_bytes());
-            rec.extend(f);
+            let rec = common::pcap_record(1_700_000_000 + self.sent, &frame(self.sent));
             stdin.write_all(&rec).expect("feed");
             stdin.flush().expect("flush");
             self.sent += 1;

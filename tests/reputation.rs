@@ -189,18 +189,11 @@ impl Feeder {
                 lines.lock().expect("lock").push(l);
             }
         });
-        let mut hdr = Vec::new();
-        hdr.extend(0xa1b2_c3d4u32.to_le_bytes());
-        hdr.extend(2u16.to_le_bytes());
-        hdr.extend(4u16.to_le_bytes());
-        hdr.extend([0u8; 8]);
-        hdr.extend(65535u32.to_le_bytes());
-        hdr.extend(1u32.to_le_bytes());
         child
             .stdin
             .as_mut()
             .expect("stdin")
-            .write_all(&hdr)
+            .write_all(&common::pcap_header())
             .expect("header");
         Feeder {
             child,
@@ -212,12 +205,7 @@ impl Feeder {
 
     /// Sends a frame one second of packet time after the previous one.
     fn send(&mut self, frame: &[u8]) {
-        let mut rec = Vec::new();
-        rec.extend((1_700_000_000 + self.sent).to_le_bytes());
-        rec.extend(0u32.to_le_bytes());
-        rec.extend((frame.len() as u32).to_le_bytes());
-        rec.extend((frame.len() as u32).to_le_bytes());
-        rec.extend(frame);
+        let rec = common::pcap_record(1_700_000_000 + self.sent, frame);
         let stdin = self.child.stdin.as_mut().expect("stdin");
         stdin.write_all(&rec).expect("feed");
         stdin.flush().expect("flush");

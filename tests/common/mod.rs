@@ -52,6 +52,30 @@ pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
     s
 }
 
+/// The header of a classic little-endian pcap: microsecond timestamps,
+/// snap length 65535, Ethernet.
+pub fn pcap_header() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend(0xa1b2_c3d4u32.to_le_bytes());
+    v.extend(2u16.to_le_bytes());
+    v.extend(4u16.to_le_bytes());
+    v.extend([0u8; 8]);
+    v.extend(65535u32.to_le_bytes());
+    v.extend(1u32.to_le_bytes());
+    v
+}
+
+/// One classic pcap record: the whole of `frame`, captured at `secs`
+/// seconds (and no microseconds).
+pub fn pcap_record(secs: u32, frame: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [secs, 0, frame.len() as u32, frame.len() as u32] {
+        v.extend(x.to_le_bytes());
+    }
+    v.extend(frame);
+    v
+}
+
 pub struct Run {
     pub status: i32,
     pub stderr: String,
