@@ -75,22 +75,7 @@ impl Feeder {
         )
         .expect("config");
         let out = outdir.map_or_else(|| dir.path().to_path_buf(), Path::to_path_buf);
-        let mut child = Command::new(common::bin())
-            .args(["read", "-", "--workers", "1", "-c"])
-            .arg(&cfg)
-            .arg("-o")
-            .arg(&out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn backflow");
-        child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(&common::pcap_header())
-            .expect("header");
+        let child = common::start_stdin_read(&[], &cfg, &out);
         Feeder {
             child,
             dir,

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -171,16 +171,7 @@ struct Feeder {
 
 impl Feeder {
     fn start(cfg: &Path, out: &Path) -> Feeder {
-        let mut child = Command::new(common::bin())
-            .args(["read", "-", "--workers", "1", "--log", "info", "-c"])
-            .arg(cfg)
-            .arg("-o")
-            .arg(out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn backflow");
+        let mut child = common::start_stdin_read(&["--log", "info"], cfg, out);
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let lines = stderr.clone();
         let pipe = child.stderr.take().expect("stderr");
@@ -189,12 +180,6 @@ impl Feeder {
                 lines.lock().expect("lock").push(l);
             }
         });
-        child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(&common::pcap_header())
-            .expect("header");
         Feeder {
             child,
             sent: 0,

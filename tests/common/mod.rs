@@ -2,8 +2,9 @@
 //! EVE output, find the public capture corpus beside the repository.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -74,6 +75,31 @@ pub fn pcap_record(secs: u32, frame: &[u8]) -> Vec<u8> {
     }
     v.extend(frame);
     v
+}
+
+/// Starts `backflow read -` with one worker, the config `cfg`, output to
+/// `out` and the `extra` flags (stderr piped), and writes the pcap header to
+/// its standard input; records follow with [`pcap_record`].
+pub fn start_stdin_read(extra: &[&str], cfg: &Path, out: &Path) -> Child {
+    let mut child = Command::new(bin())
+        .args(["read", "-", "--workers", "1"])
+        .args(extra)
+        .arg("-c")
+        .arg(cfg)
+        .arg("-o")
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backflow");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(&pcap_header())
+        .expect("header");
+    child
 }
 
 pub struct Run {
