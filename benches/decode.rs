@@ -1,39 +1,13 @@
 //! Decoding cost per frame: a generated mix of TCP sessions and DNS.
 
-use backflow::capture::Frame;
-use backflow::capture::file::{FrameBytes, Input, read_frames};
+mod common;
+
 use backflow::decode::{FlowHasher, decode, flow_hash};
-use backflow::traffic::{GenOptions, Kind, generate};
+use backflow::traffic::Kind;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn frames(kind: Kind, n: u64) -> Vec<(backflow::capture::LinkType, Vec<u8>)> {
-    let mut buf = Vec::new();
-    generate(
-        &mut buf,
-        &GenOptions {
-            kind,
-            packets: n,
-            concurrent: 1000,
-            seed: 1,
-        },
-    )
-    .expect("generate");
-    let mut out = Vec::new();
-    let input = Input::from_reader(
-        std::path::Path::new("gen"),
-        Box::new(std::io::Cursor::new(buf)),
-    );
-    let (_, err) = read_frames(
-        input,
-        &mut |f: &Frame<'_>, _: FrameBytes<'_>| out.push((f.linktype, f.data.to_vec())),
-        &Default::default(),
-    );
-    assert!(err.is_none());
-    out
-}
-
 fn bench(c: &mut Criterion) {
-    let mixed = frames(Kind::Mixed, 20_000);
+    let (_, mixed) = common::generated(Kind::Mixed, 20_000);
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(mixed.len() as u64));
     g.bench_function("mixed", |b| {

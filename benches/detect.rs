@@ -23,7 +23,10 @@ use backflow::detect::scan::{Outcome, Technique};
 use backflow::detect::{Alert, Detectors, Kind};
 use backflow::pipeline::Engine;
 use backflow::time::Timestamp;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
 use etherparse::PacketBuilder;
 
 /// Packet time of the fixtures: 2023-11-14, microseconds.
@@ -168,115 +171,123 @@ fn workstation_opens() -> Vec<Open> {
         .collect()
 }
 
+/// Times `feed` over a fixture of `events` events, each iteration from
+/// fresh detectors, and checks that it raised exactly `want` alerts, all of
+/// `kind`.
+fn bench_detectors(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    cfg: &Config,
+    name: &str,
+    events: usize,
+    kind: Kind,
+    want: usize,
+    feed: impl Fn(&Detectors, &mut Vec<Alert>),
+) {
+    g.throughput(Throughput::Elements(events as u64));
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || Detectors::new(cfg),
+            |d| {
+                let mut out = Vec::new();
+                feed(&d, &mut out);
+                assert_eq!(count(&out, kind), want, "{:?}", kinds(&out));
+                assert_eq!(out.len(), want);
+                d
+            },
+            BatchSize::LargeInput,
+        )
+    });
+}
+
 fn detectors(c: &mut Criterion) {
     let cfg = config();
     let mut g = c.benchmark_group("detect");
 
     let probes = scan_probes();
-    g.throughput(Throughput::Elements(probes.len() as u64));
-    g.bench_function("scan_probe_refused", |b| {
-        b.iter_batched(
-            || Detectors::new(&cfg),
-            |d| {
-                let mut out = Vec::new();
-                for &(src, dst, port, t) in &probes {
-                    d.scan.on_probe(
-                        &d.policy,
-                        src,
-                        dst,
-                        PROTO_TCP,
-                        port,
-                        Technique::Syn,
-                        t,
-                        &mut out,
-                    );
-                    d.scan.on_outcome(
-                        &d.policy,
-                        src,
-                        dst,
-                        PROTO_TCP,
-                        port,
-                        Outcome::Rejected,
-                        false,
-                        t,
-                        &mut out,
-                    );
-                }
-                assert_eq!(count(&out, Kind::PortScan), 50, "{:?}", kinds(&out));
-                assert_eq!(out.len(), 50);
-                d
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    bench_detectors(
+        &mut g,
+        &cfg,
+        "scan_probe_refused",
+        probes.len(),
+        Kind::PortScan,
+        50,
+        |d, out| {
+            for &(src, dst, port, t) in &probes {
+                d.scan
+                    .on_probe(&d.policy, src, dst, PROTO_TCP, port, Technique::Syn, t, out);
+                d.scan.on_outcome(
+                    &d.policy,
+                    src,
+                    dst,
+                    PROTO_TCP,
+                    port,
+                    Outcome::Rejected,
+                    false,
+                    t,
+                    out,
+                );
+            }
+        },
+    );
 
     let syns = flood_syns();
-    g.throughput(Throughput::Elements(syns.len() as u64));
-    g.bench_function("syn_flood_syn", |b| {
-        b.iter_batched(
-            || Detectors::new(&cfg),
-            |d| {
-                let mut out = Vec::new();
-                let mut flooded = 0usize;
-                for &(src, dst, port, t) in &syns {
-                    flooded += usize::from(d.flood.on_syn(src, dst, port, t, &mut out));
-                }
-                assert_eq!(count(&out, Kind::SynFlood), 20, "{:?}", kinds(&out));
-                assert_eq!(out.len(), 20);
-                // Once reported, the rest of each victim's SYNs are flooded.
-                assert!(flooded > syns.len() * 9 / 10, "{flooded}");
-                d
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    bench_detectors(
+        &mut g,
+        &cfg,
+        "syn_flood_syn",
+        syns.len(),
+        Kind::SynFlood,
+        20,
+        |d, out| {
+            let mut flooded = 0usize;
+            for &(src, dst, port, t) in &syns {
+                flooded += usize::from(d.flood.on_syn(src, dst, port, t, out));
+            }
+            // Once reported, the rest of each victim's SYNs are flooded.
+            assert!(flooded > syns.len() * 9 / 10, "{flooded}");
+        },
+    );
 
     for (name, fixture, want) in [
         ("reversed_role_server_syn", server_port_syns(), 100),
         ("reversed_role_client_syn", client_syns(), 0),
     ] {
-        g.throughput(Throughput::Elements(fixture.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || Detectors::new(&cfg),
-                |d| {
-                    let mut out = Vec::new();
-                    for &(src, sport, dst, dport, t) in &fixture {
-                        // As the worker asks: is the source scanning?
-                        let scanning = d.scan.is_probing(&src, 5);
-                        d.role
-                            .on_syn(&d.policy, src, sport, dst, dport, scanning, t, &mut out);
-                    }
-                    assert_eq!(count(&out, Kind::ReversedRole), want, "{:?}", kinds(&out));
-                    assert_eq!(out.len(), want);
-                    d
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        bench_detectors(
+            &mut g,
+            &cfg,
+            name,
+            fixture.len(),
+            Kind::ReversedRole,
+            want,
+            |d, out| {
+                for &(src, sport, dst, dport, t) in &fixture {
+                    // As the worker asks: is the source scanning?
+                    let scanning = d.scan.is_probing(&src, 5);
+                    d.role
+                        .on_syn(&d.policy, src, sport, dst, dport, scanning, t, out);
+                }
+            },
+        );
     }
 
     for (name, fixture, want) in [
         ("egress_open_denied", db_opens(), 1000),
         ("egress_open_allowed", workstation_opens(), 0),
     ] {
-        g.throughput(Throughput::Elements(fixture.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || Detectors::new(&cfg),
-                |d| {
-                    let mut out = Vec::new();
-                    for &(client, server, port, t) in &fixture {
-                        d.egress
-                            .on_open(&d.policy, client, server, PROTO_TCP, port, t, &mut out);
-                    }
-                    assert_eq!(count(&out, Kind::EgressViolation), want);
-                    assert_eq!(out.len(), want);
-                    d
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        bench_detectors(
+            &mut g,
+            &cfg,
+            name,
+            fixture.len(),
+            Kind::EgressViolation,
+            want,
+            |d, out| {
+                for &(client, server, port, t) in &fixture {
+                    d.egress
+                        .on_open(&d.policy, client, server, PROTO_TCP, port, t, out);
+                }
+            },
+        );
     }
     g.finish();
 }

@@ -4,10 +4,10 @@
 //! of two million entries. ET Open comes from `../shared/rules/et-open`; without
 //! it, only the reputation benchmark runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use backflow::capture::LinkType;
-use backflow::capture::file::{Input, read_frames};
 use backflow::config::{Config, RulesConfig};
 use backflow::decode::{Transport, decode};
 use backflow::detect::reputation::{Entry, FeedInfo, Table};
@@ -16,7 +16,7 @@ use backflow::detect::rules::parser::split_rules;
 use backflow::detect::rules::{FlowBits, FlowFacts, PacketView, RuleSet, Sources};
 use backflow::pipeline::{OutputTarget, ReadOptions, Signals, run_read};
 use backflow::time::Timestamp;
-use backflow::traffic::{GenOptions, Kind, Rng, generate};
+use backflow::traffic::{Kind, Rng};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn et_open() -> Option<PathBuf> {
@@ -79,34 +79,6 @@ fn loadable(files: &[(String, String)]) -> Vec<String> {
     out
 }
 
-fn frames(n: u64) -> (Vec<u8>, Vec<(LinkType, Vec<u8>)>) {
-    let mut buf = Vec::new();
-    generate(
-        &mut buf,
-        &GenOptions {
-            kind: Kind::Mixed,
-            packets: n,
-            concurrent: 1000,
-            seed: 1,
-        },
-    )
-    .expect("generate");
-    let mut out = Vec::new();
-    let input = Input::from_reader(
-        std::path::Path::new("gen"),
-        Box::new(std::io::Cursor::new(buf.clone())),
-    );
-    let (_, err) = read_frames(
-        input,
-        &mut |f: &backflow::capture::Frame<'_>, _: backflow::capture::file::FrameBytes<'_>| {
-            out.push((f.linktype, f.data.to_vec()))
-        },
-        &Default::default(),
-    );
-    assert!(err.is_none());
-    (buf, out)
-}
-
 fn bench_et(c: &mut Criterion) {
     let Some(dir) = et_open() else {
         return;
@@ -136,7 +108,7 @@ fn bench_et(c: &mut Criterion) {
 
     // Decoding and matching alone, packet by packet, with the flow facts a
     // worker would pass (first packet of a direction on SYNs and UDP).
-    let (pcap, fr) = frames(20_000);
+    let (pcap, fr) = common::generated(Kind::Mixed, 20_000);
     g.throughput(Throughput::Elements(fr.len() as u64));
     for (name, src) in &sets {
         let set = build(src);
@@ -171,7 +143,7 @@ fn bench_et(c: &mut Criterion) {
     // The whole read path, one worker, on a larger capture (the time
     // includes loading the rules once per run: see load_et_open).
     drop(pcap);
-    let (pcap, big) = frames(100_000);
+    let (pcap, big) = common::generated(Kind::Mixed, 100_000);
     let n = big.len() as u64;
     drop(big);
     g.throughput(Throughput::Elements(n));

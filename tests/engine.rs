@@ -114,17 +114,23 @@ fn truncated_file_keeps_complete_records_and_names_the_offset() {
     );
 }
 
-#[test]
-fn truncated_input_on_standard_input_names_the_same_offset() {
+/// Runs `backflow read -` with one worker on a fixture fed to its standard
+/// input.
+fn read_stdin(fixture: &str) -> common::Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = std::fs::File::open(pcap("engine/truncated-record.pcap")).expect("fixture");
+    let input = std::fs::File::open(pcap(fixture)).expect("fixture");
     let out = Command::new(common::bin())
         .args(["read", "-", "-q", "--workers", "1", "-o"])
         .arg(dir.path())
         .stdin(Stdio::from(input))
         .output()
         .expect("run");
-    let run = common::finish(out, dir);
+    common::finish(out, dir)
+}
+
+#[test]
+fn truncated_input_on_standard_input_names_the_same_offset() {
+    let run = read_stdin("engine/truncated-record.pcap");
     assert_eq!(run.status, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -254,15 +260,7 @@ fn four_workers_give_the_same_flow_records() {
 
 #[test]
 fn standard_input_reads_like_a_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let input = std::fs::File::open(pcap("engine/multi-iface.pcapng")).expect("fixture");
-    let out = Command::new(common::bin())
-        .args(["read", "-", "-q", "--workers", "1", "-o"])
-        .arg(dir.path())
-        .stdin(Stdio::from(input))
-        .output()
-        .expect("run");
-    let run = common::finish(out, dir);
+    let run = read_stdin("engine/multi-iface.pcapng");
     assert_eq!(run.status, 0, "{}", run.stderr);
     let file = read(&[pcap("engine/multi-iface.pcapng")], &["--workers", "1"]);
     assert_eq!(flow_lines(&run), flow_lines(&file));

@@ -9,23 +9,8 @@ use std::process::Command;
 #[test]
 fn spoofed_flood_is_counted_reported_and_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = dir.path().join("flood.pcap");
     let n = 200_000u64;
-    let st = Command::new(common::bin())
-        .args([
-            "gen-pcap",
-            "--kind",
-            "synflood",
-            "--packets",
-            &n.to_string(),
-            "--seed",
-            "7",
-            "-o",
-        ])
-        .arg(&pcap)
-        .status()
-        .expect("gen-pcap");
-    assert!(st.success());
+    let pcap = flood_pcap(dir.path(), n, 7);
     for workers in ["1", "2"] {
         let run = common::read(std::slice::from_ref(&pcap), &["--workers", workers]);
         assert_eq!(run.status, 0, "{}", run.stderr);
@@ -51,8 +36,8 @@ fn spoofed_flood_is_counted_reported_and_bounded() {
     }
 }
 
-/// Generates a spoofed-source SYN flood of `n` 60-byte frames.
-fn flood_pcap(dir: &std::path::Path, n: u64) -> std::path::PathBuf {
+/// Generates a spoofed-source SYN flood of `n` 60-byte frames from `seed`.
+fn flood_pcap(dir: &std::path::Path, n: u64, seed: u64) -> std::path::PathBuf {
     let pcap = dir.join("flood.pcap");
     let st = Command::new(common::bin())
         .args([
@@ -62,7 +47,7 @@ fn flood_pcap(dir: &std::path::Path, n: u64) -> std::path::PathBuf {
             "--packets",
             &n.to_string(),
             "--seed",
-            "11",
+            &seed.to_string(),
             "-o",
         ])
         .arg(&pcap)
@@ -90,7 +75,7 @@ fn assert_within_budget(stats: &serde_json::Value, cap: u64, workers: usize) {
 fn a_2m_spoofed_flood_under_a_64mib_cap_is_reported_counted_and_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let n = 2_000_000u64;
-    let pcap = flood_pcap(dir.path(), n);
+    let pcap = flood_pcap(dir.path(), n, 11);
     let cfg = dir.path().join("cfg.toml");
     std::fs::write(&cfg, "memory_cap = \"64MiB\"\n").expect("cfg");
     let run = common::read(
@@ -118,7 +103,7 @@ fn a_2m_spoofed_flood_under_a_64mib_cap_is_reported_counted_and_bounded() {
 fn flows_of_a_spoofed_flood_are_shed_at_the_cap_and_flagged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let n = 1_000_000u64;
-    let pcap = flood_pcap(dir.path(), n);
+    let pcap = flood_pcap(dir.path(), n, 11);
     let cfg = dir.path().join("cfg.toml");
     std::fs::write(
         &cfg,

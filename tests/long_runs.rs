@@ -80,14 +80,7 @@ struct Pcap(Vec<u8>);
 
 impl Pcap {
     fn new() -> Pcap {
-        let mut v = Vec::new();
-        v.extend(0xa1b2_c3d4u32.to_le_bytes());
-        v.extend(2u16.to_le_bytes());
-        v.extend(4u16.to_le_bytes());
-        v.extend([0u8; 8]);
-        v.extend(65535u32.to_le_bytes());
-        v.extend(1u32.to_le_bytes());
-        Pcap(v)
+        Pcap(common::pcap_header())
     }
 
     /// A UDP datagram from 192.0.2.1:`sport` to 198.51.100.1:53 at `secs`.
@@ -98,10 +91,7 @@ impl Pcap {
         ]);
         f.extend(sport.to_be_bytes());
         f.extend([0, 53, 0, 12, 0, 0, 1, 2, 3, 4]);
-        for x in [secs, 0, f.len() as u32, f.len() as u32] {
-            self.0.extend(x.to_le_bytes());
-        }
-        self.0.extend(f);
+        self.0.extend(common::pcap_record(secs, &f));
     }
 }
 

@@ -75,29 +75,7 @@ impl Feeder {
         )
         .expect("config");
         let out = outdir.map_or_else(|| dir.path().to_path_buf(), Path::to_path_buf);
-        let mut child = Command::new(common::bin())
-            .args(["read", "-", "--workers", "1", "-c"])
-            .arg(&cfg)
-            .arg("-o")
-            .arg(&out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn backflow");
-        let mut hdr = Vec::new();
-        hdr.extend(0xa1b2_c3d4u32.to_le_bytes());
-        hdr.extend(2u16.to_le_bytes());
-        hdr.extend(4u16.to_le_bytes());
-        hdr.extend([0u8; 8]);
-        hdr.extend(65535u32.to_le_bytes());
-        hdr.extend(1u32.to_le_bytes());
-        child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(&hdr)
-            .expect("header");
+        let child = common::start_stdin_read(&[], &cfg, &out);
         Feeder {
             child,
             dir,
@@ -109,13 +87,7 @@ impl Feeder {
     fn send(&mut self, n: u32, pace: Duration) {
         let stdin = self.child.stdin.as_mut().expect("stdin");
         for _ in 0..n {
-            let f = frame(self.sent);
-            let mut rec = Vec::new();
-            rec.extend((1_700_000_000 + self.sent).to_le_bytes());
-            rec.extend(0u32.to_le_bytes());
-            rec.extend((f.len() as u32).to_le_bytes());
-            rec.extend((f.len() as u32).to_le_bytes());
-            rec.extend(f);
+            let rec = common::pcap_record(1_700_000_000 + self.sent, &frame(self.sent));
             stdin.write_all(&rec).expect("feed");
             stdin.flush().expect("flush");
             self.sent += 1;
@@ -317,18 +289,37 @@ fn redis_outage_with_block_policy_loses_nothing() {
     );
 }
 
+/// Starts rsyslogd in the foreground with `config`, its state and pid
+/// file in `dir`; the caller stops it.
+fn start_rsyslog(bin: &Path, dir: &Path, config: &str) -> Child {
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!("global(workDirectory=\"{}\")\n{config}", dir.display()),
+    )
+    .expect("conf");
+    Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd")
+}
+
 #[test]
 fn rsyslog_receives_eve_over_tcp_and_udp() {
     let Some(bin) = tool("rsyslogd") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let (tcp, udp) = (free_port(), free_port());
     let (out_tcp, out_udp) = (dir.path().join("tcp.log"), dir.path().join("udp.log"));
-    let conf = dir.path().join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{d}")
-module(load="imtcp")
+    let mut rsyslog = start_rsyslog(
+        &bin,
+        dir.path(),
+        &format!(
+            r#"module(load="imtcp")
 module(load="imudp")
 template(name="msgonly" type="string" string="%msg%\n")
 ruleset(name="t") {{ action(type="omfile" file="{t}" template="msgonly") }}
@@ -336,21 +327,10 @@ ruleset(name="u") {{ action(type="omfile" file="{u}" template="msgonly") }}
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="t")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="u")
 "#,
-            d = dir.path().display(),
             t = out_tcp.display(),
             u = out_udp.display()
         ),
-    )
-    .expect("conf");
-    let mut rsyslog = Command::new(bin)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.path().join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rsyslogd");
+    );
     wait_for("rsyslog tcp", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", tcp)).is_ok()
     });
@@ -646,31 +626,19 @@ fn rsyslog_receives_eve_over_the_local_socket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock = dir.path().join("log.sock");
     let out = dir.path().join("local.log");
-    let conf = dir.path().join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{d}")
-module(load="imuxsock" SysSock.Use="off")
+    let mut rsyslog = start_rsyslog(
+        &bin,
+        dir.path(),
+        &format!(
+            r#"module(load="imuxsock" SysSock.Use="off")
 template(name="msgonly" type="string" string="%syslogfacility-text%.%syslogseverity-text% %app-name% %msg%\n")
 ruleset(name="l") {{ action(type="omfile" file="{o}" template="msgonly") }}
 input(type="imuxsock" Socket="{s}" Ruleset="l" UseSpecialParser="off" ParseHostname="on")
 "#,
-            d = dir.path().display(),
             o = out.display(),
             s = sock.display()
         ),
-    )
-    .expect("conf");
-    let mut rsyslog = Command::new(bin)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.path().join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rsyslogd");
+    );
     wait_for("rsyslog socket", Duration::from_secs(10), || sock.exists());
     let run = read_with_outputs(
         &[common::pcap("lab/reversed-role.pcap")],

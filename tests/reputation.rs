@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -171,16 +171,7 @@ struct Feeder {
 
 impl Feeder {
     fn start(cfg: &Path, out: &Path) -> Feeder {
-        let mut child = Command::new(common::bin())
-            .args(["read", "-", "--workers", "1", "--log", "info", "-c"])
-            .arg(cfg)
-            .arg("-o")
-            .arg(out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn backflow");
+        let mut child = common::start_stdin_read(&["--log", "info"], cfg, out);
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let lines = stderr.clone();
         let pipe = child.stderr.take().expect("stderr");
@@ -189,19 +180,6 @@ impl Feeder {
                 lines.lock().expect("lock").push(l);
             }
         });
-        let mut hdr = Vec::new();
-        hdr.extend(0xa1b2_c3d4u32.to_le_bytes());
-        hdr.extend(2u16.to_le_bytes());
-        hdr.extend(4u16.to_le_bytes());
-        hdr.extend([0u8; 8]);
-        hdr.extend(65535u32.to_le_bytes());
-        hdr.extend(1u32.to_le_bytes());
-        child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(&hdr)
-            .expect("header");
         Feeder {
             child,
             sent: 0,
@@ -212,12 +190,7 @@ impl Feeder {
 
     /// Sends a frame one second of packet time after the previous one.
     fn send(&mut self, frame: &[u8]) {
-        let mut rec = Vec::new();
-        rec.extend((1_700_000_000 + self.sent).to_le_bytes());
-        rec.extend(0u32.to_le_bytes());
-        rec.extend((frame.len() as u32).to_le_bytes());
-        rec.extend((frame.len() as u32).to_le_bytes());
-        rec.extend(frame);
+        let rec = common::pcap_record(1_700_000_000 + self.sent, frame);
         let stdin = self.child.stdin.as_mut().expect("stdin");
         stdin.write_all(&rec).expect("feed");
         stdin.flush().expect("flush");

@@ -435,19 +435,9 @@ fn rule_alerts_validate_with_eve_check() {
 
 /// Crafted Ethernet/IPv4/TCP frames in a classic pcap.
 fn write_pcap(path: &Path, frames: &[(u32, Vec<u8>)]) {
-    let mut out = Vec::new();
-    out.extend(0xa1b2_c3d4u32.to_le_bytes());
-    out.extend(2u16.to_le_bytes());
-    out.extend(4u16.to_le_bytes());
-    out.extend([0u8; 8]);
-    out.extend(65535u32.to_le_bytes());
-    out.extend(1u32.to_le_bytes());
+    let mut out = common::pcap_header();
     for (ts, f) in frames {
-        out.extend((1_700_000_000 + ts).to_le_bytes());
-        out.extend(0u32.to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend(f);
+        out.extend(common::pcap_record(1_700_000_000 + ts, f));
     }
     std::fs::write(path, out).expect("pcap");
 }

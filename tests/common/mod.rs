@@ -2,8 +2,9 @@
 //! EVE output, find the public capture corpus beside the repository.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -50,6 +51,55 @@ pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
         );
     }
     s
+}
+
+/// The header of a classic little-endian pcap: microsecond timestamps,
+/// snap length 65535, Ethernet.
+pub fn pcap_header() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend(0xa1b2_c3d4u32.to_le_bytes());
+    v.extend(2u16.to_le_bytes());
+    v.extend(4u16.to_le_bytes());
+    v.extend([0u8; 8]);
+    v.extend(65535u32.to_le_bytes());
+    v.extend(1u32.to_le_bytes());
+    v
+}
+
+/// One classic pcap record: the whole of `frame`, captured at `secs`
+/// seconds (and no microseconds).
+pub fn pcap_record(secs: u32, frame: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [secs, 0, frame.len() as u32, frame.len() as u32] {
+        v.extend(x.to_le_bytes());
+    }
+    v.extend(frame);
+    v
+}
+
+/// Starts `backflow read -` with one worker, the config `cfg`, output to
+/// `out` and the `extra` flags (stderr piped), and writes the pcap header to
+/// its standard input; records follow with [`pcap_record`].
+pub fn start_stdin_read(extra: &[&str], cfg: &Path, out: &Path) -> Child {
+    let mut child = Command::new(bin())
+        .args(["read", "-", "--workers", "1"])
+        .args(extra)
+        .arg("-c")
+        .arg(cfg)
+        .arg("-o")
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backflow");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(&pcap_header())
+        .expect("header");
+    child
 }
 
 pub struct Run {

@@ -28,33 +28,38 @@ const MAX_DEPTH: usize = 16;
 /// Variables referring to variables: deeper is taken for a cycle.
 const MAX_VAR_DEPTH: usize = 16;
 
-/// An address expression as written.
+/// An address or port expression as written: the grammar both share
+/// around a literal of each kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AddrExpr {
+pub enum Expr<L> {
     Any,
     Var(String),
-    /// A network (a single address has the full prefix); `prefix` counts
-    /// bits of its own family.
-    Net {
-        ip: IpAddr,
-        prefix: u8,
-    },
-    /// An inclusive range `a-b`.
-    Range(IpAddr, IpAddr),
-    List(Vec<AddrExpr>),
-    Not(Box<AddrExpr>),
+    Lit(L),
+    List(Vec<Expr<L>>),
+    Not(Box<Expr<L>>),
 }
 
+/// An address expression as written.
+pub type AddrExpr = Expr<AddrLit>;
 /// A port expression as written.
+pub type PortExpr = Expr<PortLit>;
+
+/// An address literal.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PortExpr {
-    Any,
-    Var(String),
+pub enum AddrLit {
+    /// A network (a single address has the full prefix); `prefix` counts
+    /// bits of its own family.
+    Net { ip: IpAddr, prefix: u8 },
+    /// An inclusive range `a-b`.
+    Range(IpAddr, IpAddr),
+}
+
+/// A port literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortLit {
     Port(u16),
     /// `lo:hi`, `lo:` or `:hi`.
     Range(Option<u16>, Option<u16>),
-    List(Vec<PortExpr>),
-    Not(Box<PortExpr>),
 }
 
 /// A parse error: byte offset in the expression and the reason.
@@ -73,34 +78,14 @@ impl ExprError {
     }
 }
 
-/// Shared shape of both expression grammars.
-trait Atom: Sized {
+/// What differs between the two grammars: the literal and its name.
+trait Literal: Sized {
     const WHAT: &'static str;
-    fn any() -> Self;
-    fn var(name: String) -> Self;
-    fn list(items: Vec<Self>) -> Self;
-    fn not(inner: Self) -> Self;
     fn literal(s: &str) -> Result<Self, String>;
-    fn is_any(&self) -> bool;
 }
 
-impl Atom for AddrExpr {
+impl Literal for AddrLit {
     const WHAT: &'static str = "address";
-    fn any() -> Self {
-        AddrExpr::Any
-    }
-    fn var(name: String) -> Self {
-        AddrExpr::Var(name)
-    }
-    fn list(items: Vec<Self>) -> Self {
-        AddrExpr::List(items)
-    }
-    fn not(inner: Self) -> Self {
-        AddrExpr::Not(Box::new(inner))
-    }
-    fn is_any(&self) -> bool {
-        *self == AddrExpr::Any
-    }
     fn literal(s: &str) -> Result<Self, String> {
         if let Some((a, b)) = s.split_once('-') {
             let (Ok(a), Ok(b)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>()) else {
@@ -111,7 +96,7 @@ impl Atom for AddrExpr {
                     "`{s}`: range ends are out of order or of two families"
                 ));
             }
-            return Ok(AddrExpr::Range(a, b));
+            return Ok(AddrLit::Range(a, b));
         }
         let c = Cidr::parse(s)
             .map_err(|_| format!("`{s}` is not an address, CIDR, range, variable or `any`"))?;
@@ -121,27 +106,12 @@ impl Atom for AddrExpr {
         } else {
             c.prefix
         };
-        Ok(AddrExpr::Net { ip, prefix })
+        Ok(AddrLit::Net { ip, prefix })
     }
 }
 
-impl Atom for PortExpr {
+impl Literal for PortLit {
     const WHAT: &'static str = "port";
-    fn any() -> Self {
-        PortExpr::Any
-    }
-    fn var(name: String) -> Self {
-        PortExpr::Var(name)
-    }
-    fn list(items: Vec<Self>) -> Self {
-        PortExpr::List(items)
-    }
-    fn not(inner: Self) -> Self {
-        PortExpr::Not(Box::new(inner))
-    }
-    fn is_any(&self) -> bool {
-        *self == PortExpr::Any
-    }
     fn literal(s: &str) -> Result<Self, String> {
         let num = |t: &str| -> Result<u16, String> {
             t.parse::<u16>()
@@ -159,9 +129,9 @@ impl Atom for PortExpr {
                 {
                     return Err(format!("`{s}`: range is backwards"));
                 }
-                Ok(PortExpr::Range(lo, hi))
+                Ok(PortLit::Range(lo, hi))
             }
-            None => Ok(PortExpr::Port(num(s)?)),
+            None => Ok(PortLit::Port(num(s)?)),
         }
     }
 }
@@ -182,21 +152,21 @@ impl Cursor<'_> {
     }
 }
 
-fn parse_expr<T: Atom>(c: &mut Cursor<'_>, depth: usize) -> Result<T, ExprError> {
+fn parse_expr<L: Literal>(c: &mut Cursor<'_>, depth: usize) -> Result<Expr<L>, ExprError> {
     if depth > MAX_DEPTH {
         return Err(ExprError::new(c.pos, "nested too deeply"));
     }
     c.skip_ws();
     match c.peek() {
-        None => Err(ExprError::new(c.pos, format!("missing {}", T::WHAT))),
+        None => Err(ExprError::new(c.pos, format!("missing {}", L::WHAT))),
         Some(b'!') => {
             c.pos += 1;
             let at = c.pos;
-            let inner = parse_expr::<T>(c, depth + 1)?;
-            if inner.is_any() {
+            let inner = parse_expr::<L>(c, depth + 1)?;
+            if matches!(inner, Expr::Any) {
                 return Err(ExprError::new(at, "`!any` matches nothing"));
             }
-            Ok(T::not(inner))
+            Ok(Expr::Not(Box::new(inner)))
         }
         Some(b'[') => {
             let open = c.pos;
@@ -207,13 +177,13 @@ fn parse_expr<T: Atom>(c: &mut Cursor<'_>, depth: usize) -> Result<T, ExprError>
                 if c.peek() == Some(b']') && items.is_empty() {
                     return Err(ExprError::new(c.pos, "empty list"));
                 }
-                items.push(parse_expr::<T>(c, depth + 1)?);
+                items.push(parse_expr::<L>(c, depth + 1)?);
                 c.skip_ws();
                 match c.peek() {
                     Some(b',') => c.pos += 1,
                     Some(b']') => {
                         c.pos += 1;
-                        return Ok(T::list(items));
+                        return Ok(Expr::List(items));
                     }
                     None => return Err(ExprError::new(open, "`[` is never closed")),
                     Some(_) => return Err(ExprError::new(c.pos, "expected `,` or `]`")),
@@ -229,10 +199,10 @@ fn parse_expr<T: Atom>(c: &mut Cursor<'_>, depth: usize) -> Result<T, ExprError>
             }
             let tok = c.s.get(start..c.pos).unwrap_or("");
             if tok.is_empty() {
-                return Err(ExprError::new(start, format!("missing {}", T::WHAT)));
+                return Err(ExprError::new(start, format!("missing {}", L::WHAT)));
             }
             if tok.eq_ignore_ascii_case("any") {
-                return Ok(T::any());
+                return Ok(Expr::Any);
             }
             if let Some(name) = tok.strip_prefix('$') {
                 if name.is_empty()
@@ -245,16 +215,18 @@ fn parse_expr<T: Atom>(c: &mut Cursor<'_>, depth: usize) -> Result<T, ExprError>
                         format!("`{tok}` is not a variable name"),
                     ));
                 }
-                return Ok(T::var(name.to_string()));
+                return Ok(Expr::Var(name.to_string()));
             }
-            T::literal(tok).map_err(|r| ExprError::new(start, r))
+            L::literal(tok)
+                .map(Expr::Lit)
+                .map_err(|r| ExprError::new(start, r))
         }
     }
 }
 
-fn parse_whole<T: Atom>(s: &str) -> Result<T, ExprError> {
+fn parse_whole<L: Literal>(s: &str) -> Result<Expr<L>, ExprError> {
     let mut c = Cursor { s, pos: 0 };
-    let e = parse_expr::<T>(&mut c, 0)?;
+    let e = parse_expr::<L>(&mut c, 0)?;
     c.skip_ws();
     if c.pos < s.len() {
         return Err(ExprError::new(
@@ -267,31 +239,23 @@ fn parse_whole<T: Atom>(s: &str) -> Result<T, ExprError> {
 
 impl AddrExpr {
     pub fn parse(s: &str) -> Result<AddrExpr, ExprError> {
-        parse_whole::<AddrExpr>(s)
+        parse_whole::<AddrLit>(s)
     }
 }
 
 impl PortExpr {
     pub fn parse(s: &str) -> Result<PortExpr, ExprError> {
-        parse_whole::<PortExpr>(s)
+        parse_whole::<PortLit>(s)
     }
 }
 
-impl fmt::Display for AddrExpr {
+impl<L: fmt::Display> fmt::Display for Expr<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AddrExpr::Any => f.write_str("any"),
-            AddrExpr::Var(n) => write!(f, "${n}"),
-            AddrExpr::Net { ip, prefix } => {
-                let full = if ip.is_ipv4() { 32 } else { 128 };
-                if *prefix == full {
-                    write!(f, "{ip}")
-                } else {
-                    write!(f, "{ip}/{prefix}")
-                }
-            }
-            AddrExpr::Range(a, b) => write!(f, "{a}-{b}"),
-            AddrExpr::List(v) => {
+            Expr::Any => f.write_str("any"),
+            Expr::Var(n) => write!(f, "${n}"),
+            Expr::Lit(l) => write!(f, "{l}"),
+            Expr::List(v) => {
                 f.write_str("[")?;
                 for (i, x) in v.iter().enumerate() {
                     if i > 0 {
@@ -301,18 +265,32 @@ impl fmt::Display for AddrExpr {
                 }
                 f.write_str("]")
             }
-            AddrExpr::Not(x) => write!(f, "!{x}"),
+            Expr::Not(x) => write!(f, "!{x}"),
         }
     }
 }
 
-impl fmt::Display for PortExpr {
+impl fmt::Display for AddrLit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortExpr::Any => f.write_str("any"),
-            PortExpr::Var(n) => write!(f, "${n}"),
-            PortExpr::Port(p) => write!(f, "{p}"),
-            PortExpr::Range(lo, hi) => {
+            AddrLit::Net { ip, prefix } => {
+                let full = if ip.is_ipv4() { 32 } else { 128 };
+                if *prefix == full {
+                    write!(f, "{ip}")
+                } else {
+                    write!(f, "{ip}/{prefix}")
+                }
+            }
+            AddrLit::Range(a, b) => write!(f, "{a}-{b}"),
+        }
+    }
+}
+
+impl fmt::Display for PortLit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortLit::Port(p) => write!(f, "{p}"),
+            PortLit::Range(lo, hi) => {
                 if let Some(l) = lo {
                     write!(f, "{l}")?;
                 }
@@ -322,17 +300,6 @@ impl fmt::Display for PortExpr {
                 }
                 Ok(())
             }
-            PortExpr::List(v) => {
-                f.write_str("[")?;
-                for (i, x) in v.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{x}")?;
-                }
-                f.write_str("]")
-            }
-            PortExpr::Not(x) => write!(f, "!{x}"),
         }
     }
 }
@@ -431,12 +398,6 @@ impl AddrSet {
         self.minus(o).is_empty()
     }
 
-    fn union(&self, o: &AddrSet) -> AddrSet {
-        let mut v = self.ranges.clone();
-        v.extend_from_slice(&o.ranges);
-        AddrSet::from_ranges(v)
-    }
-
     fn complement(&self) -> AddrSet {
         let mut out = Vec::new();
         let mut next: Option<u128> = Some(0);
@@ -450,25 +411,6 @@ impl AddrSet {
         }
         if let Some(n) = next {
             out.push((n, u128::MAX));
-        }
-        AddrSet { ranges: out }
-    }
-
-    fn minus(&self, o: &AddrSet) -> AddrSet {
-        let c = o.complement();
-        let mut out = Vec::new();
-        let (mut i, mut j) = (0, 0);
-        while let (Some(a), Some(b)) = (self.ranges.get(i), c.ranges.get(j)) {
-            let lo = a.0.max(b.0);
-            let hi = a.1.min(b.1);
-            if lo <= hi {
-                out.push((lo, hi));
-            }
-            if a.1 < b.1 {
-                i += 1;
-            } else {
-                j += 1;
-            }
         }
         AddrSet { ranges: out }
     }
@@ -509,7 +451,48 @@ impl PortSet {
         let i = self.ranges.partition_point(|r| r.0 <= p);
         i > 0 && self.ranges.get(i - 1).is_some_and(|r| p <= r.1)
     }
+}
 
+/// The set operations resolution needs, for both kinds of set.
+trait RangeSet: Clone + Default {
+    fn any() -> Self;
+    fn union(&self, o: &Self) -> Self;
+    fn minus(&self, o: &Self) -> Self;
+}
+
+impl RangeSet for AddrSet {
+    fn any() -> Self {
+        AddrSet::any()
+    }
+    fn union(&self, o: &AddrSet) -> AddrSet {
+        let mut v = self.ranges.clone();
+        v.extend_from_slice(&o.ranges);
+        AddrSet::from_ranges(v)
+    }
+    fn minus(&self, o: &AddrSet) -> AddrSet {
+        let c = o.complement();
+        let mut out = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while let (Some(a), Some(b)) = (self.ranges.get(i), c.ranges.get(j)) {
+            let lo = a.0.max(b.0);
+            let hi = a.1.min(b.1);
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+            if a.1 < b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        AddrSet { ranges: out }
+    }
+}
+
+impl RangeSet for PortSet {
+    fn any() -> Self {
+        PortSet::any()
+    }
     fn union(&self, o: &PortSet) -> PortSet {
         let mut v = self.ranges.clone();
         v.extend_from_slice(&o.ranges);
@@ -517,7 +500,6 @@ impl PortSet {
             ranges: normalize(v),
         }
     }
-
     fn minus(&self, o: &PortSet) -> PortSet {
         let mut out = Vec::new();
         for &(lo, hi) in &self.ranges {
@@ -647,7 +629,7 @@ impl<'v> Resolver<'v> {
     }
 
     pub fn addrs(&mut self, e: &AddrExpr) -> Result<AddrSet, ResolveError> {
-        let s = self.addrs_at(e, 0)?;
+        let s = self.resolve_at(e, 0)?;
         if s.is_empty() {
             return Err(ResolveError::Empty);
         }
@@ -655,18 +637,18 @@ impl<'v> Resolver<'v> {
     }
 
     pub fn ports(&mut self, e: &PortExpr) -> Result<PortSet, ResolveError> {
-        let s = self.ports_at(e, 0)?;
+        let s = self.resolve_at(e, 0)?;
         if s.is_empty() {
             return Err(ResolveError::Empty);
         }
         Ok(s)
     }
 
-    fn addr_var(&mut self, name: &str, depth: usize) -> Result<AddrSet, ResolveError> {
-        if name == "HOME_NET" {
-            return Ok(self.vars.home.clone());
+    fn var_at<L: Kind>(&mut self, name: &str, depth: usize) -> Result<L::Set, ResolveError> {
+        if let Some(s) = L::builtin(self.vars, name) {
+            return Ok(s);
         }
-        if let Some(s) = self.addr_cache.get(name) {
+        if let Some(s) = L::cache(self).get(name) {
             return Ok(s.clone());
         }
         if depth > MAX_VAR_DEPTH {
@@ -677,99 +659,94 @@ impl<'v> Resolver<'v> {
             .get(name)
             .ok_or_else(|| ResolveError::UnknownVar(name.to_string()))?;
         let e =
-            AddrExpr::parse(text).map_err(|e| ResolveError::BadVar(name.to_string(), e.reason))?;
-        let s = self.addrs_at(&e, depth + 1)?;
-        self.addr_cache.insert(name.to_string(), s.clone());
+            parse_whole::<L>(text).map_err(|e| ResolveError::BadVar(name.to_string(), e.reason))?;
+        let s = self.resolve_at(&e, depth + 1)?;
+        L::cache(self).insert(name.to_string(), s.clone());
         Ok(s)
     }
 
-    fn port_var(&mut self, name: &str, depth: usize) -> Result<PortSet, ResolveError> {
-        if let Some(s) = self.port_cache.get(name) {
-            return Ok(s.clone());
-        }
-        if depth > MAX_VAR_DEPTH {
-            return Err(ResolveError::Cycle(name.to_string()));
-        }
-        let text = self
-            .vars
-            .get(name)
-            .ok_or_else(|| ResolveError::UnknownVar(name.to_string()))?;
-        let e =
-            PortExpr::parse(text).map_err(|e| ResolveError::BadVar(name.to_string(), e.reason))?;
-        let s = self.ports_at(&e, depth + 1)?;
-        self.port_cache.insert(name.to_string(), s.clone());
-        Ok(s)
-    }
-
-    fn addrs_at(&mut self, e: &AddrExpr, depth: usize) -> Result<AddrSet, ResolveError> {
+    /// A list is its positive members minus its negated ones; with no
+    /// positive member it starts from everything.
+    fn resolve_at<L: Kind>(&mut self, e: &Expr<L>, depth: usize) -> Result<L::Set, ResolveError> {
         Ok(match e {
-            AddrExpr::Any => AddrSet::any(),
-            AddrExpr::Var(n) => self.addr_var(n, depth)?,
-            AddrExpr::Net { ip, prefix } => {
+            Expr::Any => L::Set::any(),
+            Expr::Var(n) => self.var_at::<L>(n, depth)?,
+            Expr::Lit(l) => l.set(),
+            Expr::Not(inner) => L::Set::any().minus(&self.resolve_at(inner, depth)?),
+            Expr::List(items) => {
+                let (mut pos, mut neg) = (L::Set::default(), L::Set::default());
+                let mut any_pos = false;
+                for it in items {
+                    match it {
+                        Expr::Not(inner) => neg = neg.union(&self.resolve_at(inner, depth)?),
+                        _ => {
+                            any_pos = true;
+                            pos = pos.union(&self.resolve_at(it, depth)?);
+                        }
+                    }
+                }
+                if !any_pos {
+                    pos = L::Set::any();
+                }
+                pos.minus(&neg)
+            }
+        })
+    }
+}
+
+/// How a literal of each kind resolves: its set, the variables that are
+/// not in [`Vars`] and where resolved variables are cached.
+trait Kind: Literal {
+    type Set: RangeSet;
+    fn set(&self) -> Self::Set;
+    fn builtin(vars: &Vars, name: &str) -> Option<Self::Set>;
+    fn cache<'r>(r: &'r mut Resolver<'_>) -> &'r mut HashMap<String, Self::Set>;
+}
+
+impl Kind for AddrLit {
+    type Set = AddrSet;
+    fn set(&self) -> AddrSet {
+        let range = match self {
+            AddrLit::Net { ip, prefix } => {
                 let a = Addr::from(*ip);
                 let bits = if ip.is_ipv4() {
                     prefix.saturating_add(96)
                 } else {
                     *prefix
                 };
-                let (lo, hi) = prefix_range(addr_u128(&a), bits);
-                AddrSet {
-                    ranges: vec![(lo, hi)],
-                }
+                prefix_range(addr_u128(&a), bits)
             }
-            AddrExpr::Range(a, b) => AddrSet {
-                ranges: vec![(addr_u128(&Addr::from(*a)), addr_u128(&Addr::from(*b)))],
-            },
-            AddrExpr::Not(inner) => AddrSet::any().minus(&self.addrs_at(inner, depth)?),
-            AddrExpr::List(items) => {
-                let (mut pos, mut neg) = (AddrSet::default(), AddrSet::default());
-                let mut any_pos = false;
-                for it in items {
-                    match it {
-                        AddrExpr::Not(inner) => neg = neg.union(&self.addrs_at(inner, depth)?),
-                        _ => {
-                            any_pos = true;
-                            pos = pos.union(&self.addrs_at(it, depth)?);
-                        }
-                    }
-                }
-                if !any_pos {
-                    pos = AddrSet::any();
-                }
-                pos.minus(&neg)
-            }
-        })
+            AddrLit::Range(a, b) => (addr_u128(&Addr::from(*a)), addr_u128(&Addr::from(*b))),
+        };
+        AddrSet {
+            ranges: vec![range],
+        }
     }
+    /// `$HOME_NET` is the policy's home networks.
+    fn builtin(vars: &Vars, name: &str) -> Option<AddrSet> {
+        (name == "HOME_NET").then(|| vars.home.clone())
+    }
+    fn cache<'r>(r: &'r mut Resolver<'_>) -> &'r mut HashMap<String, AddrSet> {
+        &mut r.addr_cache
+    }
+}
 
-    fn ports_at(&mut self, e: &PortExpr, depth: usize) -> Result<PortSet, ResolveError> {
-        Ok(match e {
-            PortExpr::Any => PortSet::any(),
-            PortExpr::Var(n) => self.port_var(n, depth)?,
-            PortExpr::Port(p) => PortSet {
-                ranges: vec![(*p, *p)],
-            },
-            PortExpr::Range(lo, hi) => PortSet {
-                ranges: vec![(lo.unwrap_or(0), hi.unwrap_or(u16::MAX))],
-            },
-            PortExpr::Not(inner) => PortSet::any().minus(&self.ports_at(inner, depth)?),
-            PortExpr::List(items) => {
-                let (mut pos, mut neg) = (PortSet::default(), PortSet::default());
-                let mut any_pos = false;
-                for it in items {
-                    match it {
-                        PortExpr::Not(inner) => neg = neg.union(&self.ports_at(inner, depth)?),
-                        _ => {
-                            any_pos = true;
-                            pos = pos.union(&self.ports_at(it, depth)?);
-                        }
-                    }
-                }
-                if !any_pos {
-                    pos = PortSet::any();
-                }
-                pos.minus(&neg)
-            }
-        })
+impl Kind for PortLit {
+    type Set = PortSet;
+    fn set(&self) -> PortSet {
+        let range = match self {
+            PortLit::Port(p) => (*p, *p),
+            PortLit::Range(lo, hi) => (lo.unwrap_or(0), hi.unwrap_or(u16::MAX)),
+        };
+        PortSet {
+            ranges: vec![range],
+        }
+    }
+    fn builtin(_: &Vars, _: &str) -> Option<PortSet> {
+        None
+    }
+    fn cache<'r>(r: &'r mut Resolver<'_>) -> &'r mut HashMap<String, PortSet> {
+        &mut r.port_cache
     }
 }
 

@@ -168,75 +168,48 @@ fn contents_are_prefiltered_and_verified() {
          alert udp any any -> any any (msg:\"magic\"; content:\"|DE AD BE EF|\"; offset:2; sid:11;)\n\
          alert tcp any any -> any 80 (msg:\"no host\"; content:\"GET \"; depth:4; content:!\"Host|3a|\"; nocase; sid:12;)\n",
     );
-    assert_eq!(
-        sids(&s, tcp("1.1.1.1", 1, "2.2.2.2", 21, ACK, b"USER ROOT\r\n")),
-        vec![10]
-    );
-    assert_eq!(
-        sids(
-            &s,
-            tcp(
-                "1.1.1.1",
-                1,
-                "2.2.2.2",
-                21,
-                ACK,
-                b"USER administrator root\r\n"
-            )
+    let (c, sv) = ("1.1.1.1", "2.2.2.2");
+    let cases: [(PacketView<'_>, &[u32], &str); 8] = [
+        (tcp(c, 1, sv, 21, ACK, b"USER ROOT\r\n"), &[10], "nocase"),
+        (
+            tcp(c, 1, sv, 21, ACK, b"USER administrator root\r\n"),
+            &[],
+            "second content past within",
         ),
-        vec![] as Vec<u32>
-    );
-    assert_eq!(
-        sids(&s, tcp("1.1.1.1", 1, "2.2.2.2", 21, ACK, b"xUSER root")),
-        vec![] as Vec<u32>
-    );
-    assert_eq!(
-        sids(
-            &s,
-            udp("1.1.1.1", 1, "2.2.2.2", 9, b"\x00\x00\xde\xad\xbe\xef")
+        (
+            tcp(c, 1, sv, 21, ACK, b"xUSER root"),
+            &[],
+            "first content past depth",
         ),
-        vec![11]
-    );
-    assert_eq!(
-        sids(&s, udp("1.1.1.1", 1, "2.2.2.2", 9, b"\xde\xad\xbe\xef")),
-        vec![] as Vec<u32>
-    );
-    assert_eq!(
-        sids(
-            &s,
-            tcp(
-                "1.1.1.1",
-                1,
-                "2.2.2.2",
-                21,
-                ACK,
-                b"\x00\x00\xde\xad\xbe\xef"
-            )
+        (
+            udp(c, 1, sv, 9, b"\x00\x00\xde\xad\xbe\xef"),
+            &[11],
+            "hex content at offset",
         ),
-        vec![] as Vec<u32>,
-        "udp rule"
-    );
-    assert_eq!(
-        sids(
-            &s,
-            tcp("1.1.1.1", 1, "2.2.2.2", 80, ACK, b"GET / HTTP/1.0\r\n\r\n")
+        (
+            udp(c, 1, sv, 9, b"\xde\xad\xbe\xef"),
+            &[],
+            "hex content before offset",
         ),
-        vec![12]
-    );
-    assert_eq!(
-        sids(
-            &s,
-            tcp(
-                "1.1.1.1",
-                1,
-                "2.2.2.2",
-                80,
-                ACK,
-                b"GET / HTTP/1.1\r\nhost: a\r\n"
-            )
+        (
+            tcp(c, 1, sv, 21, ACK, b"\x00\x00\xde\xad\xbe\xef"),
+            &[],
+            "udp rule",
         ),
-        vec![] as Vec<u32>
-    );
+        (
+            tcp(c, 1, sv, 80, ACK, b"GET / HTTP/1.0\r\n\r\n"),
+            &[12],
+            "negated content absent",
+        ),
+        (
+            tcp(c, 1, sv, 80, ACK, b"GET / HTTP/1.1\r\nhost: a\r\n"),
+            &[],
+            "negated content present",
+        ),
+    ];
+    for (p, want, why) in cases {
+        assert_eq!(sids(&s, p), want, "{why}");
+    }
 }
 
 #[test]
