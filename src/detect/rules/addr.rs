@@ -759,10 +759,7 @@ pub fn is_v4_everything(s: &AddrSet) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<IpAddr>().unwrap())
-    }
+    use crate::decode::a;
 
     fn vars() -> Vars {
         let home: Vec<Cidr> = ["10.0.0.0/8", "fd00::/8"]

@@ -6,12 +6,9 @@ use std::collections::BTreeMap;
 
 use super::addr::Vars;
 use super::*;
+use crate::decode::a;
 use crate::decode::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::detect::{Alert, Endpoint, Kind};
-
-fn a(s: &str) -> Addr {
-    Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-}
 
 fn set_with(rules: &str, threshold: Option<&str>) -> RuleSet {
     let home = vec![Cidr::parse("10.0.0.0/8").unwrap()];

@@ -554,12 +554,9 @@ fn split_field(s: &str) -> Result<(String, String), String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::decode::a;
     use crate::detect::rules::addr::Vars;
     use std::collections::BTreeMap;
-
-    fn a(s: &str) -> Addr {
-        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-    }
 
     fn spec(s: &str) -> ThresholdSpec {
         ThresholdSpec::parse_option(s, false).unwrap()
