@@ -39,6 +39,10 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// How long a real server (redis-server, rsyslogd) and backflow get to
+/// start, connect and deliver, on a CI machine that may be busy building.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let t = Instant::now();
     while !ok() {
@@ -129,7 +133,7 @@ impl Redis {
             .spawn()
             .expect("redis-server");
         let r = Redis { child, port };
-        wait_for("redis", Duration::from_secs(10), || r.client().is_some());
+        wait_for("redis", PATIENCE, || r.client().is_some());
         r
     }
     fn client(&self) -> Option<redis::Connection> {
@@ -221,7 +225,7 @@ fn redis_outage(policy: &str) -> (u64, u64, Vec<String>, String) {
         None,
     );
     feed.send(20, Duration::from_millis(30));
-    wait_for("events in redis", Duration::from_secs(10), || {
+    wait_for("events in redis", PATIENCE, || {
         !redis.list("eve").is_empty()
     });
     let before = redis.list("eve");
@@ -331,7 +335,7 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="u")
             u = out_udp.display()
         ),
     );
-    wait_for("rsyslog tcp", Duration::from_secs(10), || {
+    wait_for("rsyslog tcp", PATIENCE, || {
         std::net::TcpStream::connect(("127.0.0.1", tcp)).is_ok()
     });
     let cfg = dir.path().join("cfg.toml");
@@ -360,7 +364,7 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="u")
             .filter_map(|l| serde_json::from_str(l.trim()).ok())
             .collect()
     };
-    wait_for("rsyslog files", Duration::from_secs(10), || {
+    wait_for("rsyslog files", PATIENCE, || {
         parsed(&out_tcp).len() >= want.len() && parsed(&out_udp).len() >= want_alert_flow.len()
     });
     let _ = rsyslog.kill();
@@ -388,7 +392,7 @@ fn sighup_rotation_keeps_every_event_exactly_once() {
     let mut feed = Feeder::start("", None);
     feed.send(15, Duration::from_millis(20));
     let eve = feed.dir.path().join("eve.json");
-    wait_for("first events on disk", Duration::from_secs(10), || {
+    wait_for("first events on disk", PATIENCE, || {
         !eve_lines(&eve).is_empty()
     });
     let rotated = feed.dir.path().join("eve.json.1");
@@ -597,7 +601,7 @@ fn redis_channel_subscribers_receive_the_alerts() {
             }
         }
     });
-    wait_for("subscription", Duration::from_secs(10), || {
+    wait_for("subscription", PATIENCE, || {
         subscribed.load(std::sync::atomic::Ordering::SeqCst)
     });
     let run = read_with_outputs(
@@ -639,7 +643,7 @@ input(type="imuxsock" Socket="{s}" Ruleset="l" UseSpecialParser="off" ParseHostn
             s = sock.display()
         ),
     );
-    wait_for("rsyslog socket", Duration::from_secs(10), || sock.exists());
+    wait_for("rsyslog socket", PATIENCE, || sock.exists());
     let run = read_with_outputs(
         &[common::pcap("lab/reversed-role.pcap")],
         &format!(
@@ -664,9 +668,7 @@ input(type="imuxsock" Socket="{s}" Ruleset="l" UseSpecialParser="off" ParseHostn
             })
             .collect()
     };
-    wait_for("rsyslog file", Duration::from_secs(10), || {
-        parsed().len() >= want.len()
-    });
+    wait_for("rsyslog file", PATIENCE, || parsed().len() >= want.len());
     let _ = rsyslog.kill();
     let _ = rsyslog.wait();
     let got = parsed();
