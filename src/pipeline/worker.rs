@@ -41,10 +41,9 @@ pub(crate) enum Emit {
 }
 
 /// How many frames ahead of the one being processed the worker prefetches
-/// the frame's headers.
+/// the frame's headers, and (half as far) decodes the frame to prefetch its
+/// flow's slot.
 const PREFETCH_AHEAD: usize = 8;
-/// How many frames ahead the worker decodes, to prefetch their flow slots.
-const DECODE_AHEAD: usize = PREFETCH_AHEAD / 2;
 
 /// The ports of a frame's flow key: the transport's; for ICMP, the type of
 /// the request side of the exchange and the code.
@@ -238,14 +237,6 @@ impl Worker {
                     }
                     let data = batch.data.bytes();
                     let frame = |f: &FrameRef| data.get(f.offset..f.offset + f.len as usize);
-                    let decode = |f: &FrameRef| {
-                        let bytes = frame(f).unwrap_or(&[]);
-                        let snap = f.orig_len as usize > bytes.len();
-                        (snap, decode::decode(f.linktype, bytes, snap))
-                    };
-                    // Frames decoded ahead of their turn, by position modulo
-                    // DECODE_AHEAD.
-                    let mut decoded = [None; DECODE_AHEAD];
                     for (i, f) in batch.frames.iter().enumerate() {
                         // The frames were written by another core, the flow
                         // slots touched long ago: start loading what the
@@ -253,20 +244,12 @@ impl Worker {
                         if let Some(ahead) = batch.frames.get(i + PREFETCH_AHEAD).and_then(frame) {
                             hint::prefetch(ahead.get(..64).unwrap_or(ahead));
                         }
-                        let slot = decoded.get_mut(i % DECODE_AHEAD);
-                        let (snap, d) = match slot {
-                            Some(s) => {
-                                let this = s.take().unwrap_or_else(|| decode(f));
-                                if let Some(g) = batch.frames.get(i + DECODE_AHEAD) {
-                                    let next = decode(g);
-                                    self.prefetch_flow(&next.1);
-                                    *s = Some(next);
-                                }
-                                this
-                            }
-                            None => decode(f),
-                        };
-                        self.decoded_packet(f, snap, d);
+                        if let Some(g) = batch.frames.get(i + PREFETCH_AHEAD / 2)
+                            && let Some(ahead) = frame(g)
+                        {
+                            self.prefetch_flow(g, ahead);
+                        }
+                        self.packet(f, frame(f).unwrap_or(&[]));
                         if self.out.buf.len() >= MAX_BATCH_BYTES {
                             self.send_events();
                         }
@@ -392,7 +375,9 @@ impl Worker {
 
     /// Starts loading the flow slot of a frame to come (a hint; a frame
     /// that has no flow or is not in the table is skipped).
-    fn prefetch_flow(&self, d: &decode::Decoded<'_>) {
+    fn prefetch_flow(&self, f: &FrameRef, data: &[u8]) {
+        let snap = f.orig_len as usize > data.len();
+        let d = decode::decode(f.linktype, data, snap);
         if let Some(ip) = d.ip
             && ip.fragment != Fragment::Later
             && !matches!(d.transport, Transport::None)
@@ -404,12 +389,6 @@ impl Worker {
     }
 
     fn packet(&mut self, f: &FrameRef, data: &[u8]) {
-        let snap = f.orig_len as usize > data.len();
-        self.decoded_packet(f, snap, decode::decode(f.linktype, data, snap));
-    }
-
-    /// One frame, decoded; `snap`: it was cut short by the snap length.
-    fn decoded_packet(&mut self, f: &FrameRef, snap: bool, d: decode::Decoded<'_>) {
         // A file source makes frame times monotonic; several live
         // interfaces each are, but not together: never step back.
         let now = self.clock.map_or(f.ts, |c| c.max(f.ts));
@@ -426,9 +405,11 @@ impl Worker {
             LinkType::Null | LinkType::Loop => c.null += 1,
             LinkType::Other(_) => c.unknown_linktype += 1,
         }
+        let snap = f.orig_len as usize > data.len();
         if snap {
             c.snap_truncated += 1;
         }
+        let d = decode::decode(f.linktype, data, snap);
         if d.vlan_count >= 1 {
             c.vlan += 1;
         }
