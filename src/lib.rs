@@ -19,7 +19,6 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
-pub mod hint;
 pub mod memory;
 pub mod output;
 pub mod pipeline;

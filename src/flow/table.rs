@@ -183,18 +183,6 @@ impl FlowTable {
         self.hasher.hash_one(key)
     }
 
-    /// Starts loading the slot a key of this hash most likely has (the
-    /// first slot whose index tag matches; a hint, no result changes).
-    pub fn prefetch(&self, hash: u64) {
-        if let Some(slot) = self
-            .index
-            .find(hash, |_| true)
-            .and_then(|&i| self.slots.get(i as usize))
-        {
-            crate::hint::prefetch(slot);
-        }
-    }
-
     pub fn in_emergency(&self) -> bool {
         self.emergency
     }

@@ -19,7 +19,6 @@ use crate::config::Config;
 use crate::decode::{self, Addr, Fragment, Transport, tcp_flags};
 use crate::detect::{self, Alert, Detectors, bits, scan};
 use crate::flow::{self, EndReason, Flow, FlowKey, FlowTable, Initiator, TO_SERVER};
-use crate::hint;
 use crate::output::eve::{self, EveBatch, EveContext, PacketRef};
 use crate::stats::Counters;
 use crate::time::{Micros, Timestamp};
@@ -40,23 +39,22 @@ pub(crate) enum Emit {
     Collect(Vec<OutMsg>),
 }
 
-/// How many frames ahead of the one being processed the worker prefetches
-/// the frame's headers, and (half as far) decodes the frame to prefetch its
-/// flow's slot.
-const PREFETCH_AHEAD: usize = 8;
+/// How many frames ahead of the one being processed the worker prefetches.
+const PREFETCH_AHEAD: usize = 4;
 
-/// The ports of a frame's flow key: the transport's; for ICMP, the type of
-/// the request side of the exchange and the code.
-fn key_ports(v6: bool, t: &Transport<'_>) -> (u16, u16) {
-    match *t {
-        Transport::Tcp(t) => (t.sport, t.dport),
-        Transport::Udp { sport, dport, .. } | Transport::Sctp { sport, dport } => (sport, dport),
-        Transport::Icmp { type_, code, .. } => {
-            let (_, request) = flow::icmp_request_type(v6, type_);
-            (u16::from(request), u16::from(code))
-        }
-        Transport::Other | Transport::None => (0, 0),
-    }
+/// Asks the CPU to start loading the first cache line of `bytes` (a hint:
+/// no effect on results, nothing on other architectures).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch(bytes: &[u8]) {
+    // SAFETY: a prefetch reads nothing the program sees and never faults,
+    // whatever the address; SSE is part of the x86_64 baseline.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// A worker hands its records on once they reach this size, so a burst of
@@ -238,16 +236,10 @@ impl Worker {
                     let data = batch.data.bytes();
                     let frame = |f: &FrameRef| data.get(f.offset..f.offset + f.len as usize);
                     for (i, f) in batch.frames.iter().enumerate() {
-                        // The frames were written by another core, the flow
-                        // slots touched long ago: start loading what the
-                        // frames ahead will need while this one runs.
-                        if let Some(ahead) = batch.frames.get(i + PREFETCH_AHEAD).and_then(frame) {
-                            hint::prefetch(ahead.get(..64).unwrap_or(ahead));
-                        }
-                        if let Some(g) = batch.frames.get(i + PREFETCH_AHEAD / 2)
-                            && let Some(ahead) = frame(g)
-                        {
-                            self.prefetch_flow(g, ahead);
+                        // The frames were written by another core: start
+                        // loading the next one's headers while this one runs.
+                        if let Some(next) = batch.frames.get(i + PREFETCH_AHEAD).and_then(frame) {
+                            prefetch(next);
                         }
                         self.packet(f, frame(f).unwrap_or(&[]));
                         if self.out.buf.len() >= MAX_BATCH_BYTES {
@@ -373,21 +365,6 @@ impl Worker {
         }
     }
 
-    /// Starts loading the flow slot of a frame to come (a hint; a frame
-    /// that has no flow or is not in the table is skipped).
-    fn prefetch_flow(&self, f: &FrameRef, data: &[u8]) {
-        let snap = f.orig_len as usize > data.len();
-        let d = decode::decode(f.linktype, data, snap);
-        if let Some(ip) = d.ip
-            && ip.fragment != Fragment::Later
-            && !matches!(d.transport, Transport::None)
-        {
-            let (sport, dport) = key_ports(ip.v6, &d.transport);
-            let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-            self.table.prefetch(self.table.hash(&key));
-        }
-    }
-
     fn packet(&mut self, f: &FrameRef, data: &[u8]) {
         // A file source makes frame times monotonic; several live
         // interfaces each are, but not together: never step back.
@@ -439,7 +416,7 @@ impl Worker {
             Fragment::Later => c.frag_later += 1,
             Fragment::None => {}
         }
-        match d.transport {
+        let (sport, dport) = match d.transport {
             Transport::Tcp(t) => {
                 c.tcp += 1;
                 match t.flags & (tcp_flags::SYN | tcp_flags::ACK) {
@@ -450,14 +427,31 @@ impl Worker {
                 if t.flags & tcp_flags::RST != 0 {
                     c.tcp_rst += 1;
                 }
+                (t.sport, t.dport)
             }
-            Transport::Udp { .. } => c.udp += 1,
-            Transport::Icmp { .. } if ip.v6 => c.icmpv6 += 1,
-            Transport::Icmp { .. } => c.icmpv4 += 1,
-            Transport::Sctp { .. } | Transport::Other => c.other_ip += 1,
-            Transport::None => {}
-        }
-        let (sport, dport) = key_ports(ip.v6, &d.transport);
+            Transport::Udp { sport, dport, .. } => {
+                c.udp += 1;
+                (sport, dport)
+            }
+            Transport::Icmp { type_, code, .. } => {
+                if ip.v6 {
+                    c.icmpv6 += 1;
+                } else {
+                    c.icmpv4 += 1;
+                }
+                let (_, request) = flow::icmp_request_type(ip.v6, type_);
+                (u16::from(request), u16::from(code))
+            }
+            Transport::Sctp { sport, dport } => {
+                c.other_ip += 1;
+                (sport, dport)
+            }
+            Transport::Other => {
+                c.other_ip += 1;
+                (0, 0)
+            }
+            Transport::None => (0, 0),
+        };
         // Later fragments carry no ports and cannot be placed in a flow;
         // frames whose transport header did not decode neither.
         let trackable = ip.fragment != Fragment::Later && !matches!(d.transport, Transport::None);
