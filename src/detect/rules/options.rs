@@ -928,12 +928,19 @@ pub fn parse_option(
             }
             return Ok(());
         }
-        "depth" | "offset" | "within" => {
-            let n: u32 = parse_num(value(raw).map_err(at_value)?).map_err(|_| {
-                at_value(Reason::BadValue(format!(
-                    "`{}` is not a number (variables from byte_extract are not supported)",
-                    raw.unwrap_or("").trim()
-                )))
+        "depth" | "offset" | "within" | "distance" => {
+            // `distance` may be negative (back from the previous match).
+            let n: i64 = value(raw).map_err(at_value).and_then(|v| {
+                let n = parse_num::<i64>(v).ok().filter(|n| match keyword {
+                    "distance" => i32::try_from(*n).is_ok(),
+                    _ => u32::try_from(*n).is_ok(),
+                });
+                n.ok_or_else(|| {
+                    at_value(Reason::BadValue(format!(
+                        "`{}` is not a number (variables from byte_extract are not supported)",
+                        v.trim()
+                    )))
+                })
             })?;
             let c = last_content(opts, keyword).map_err(|r| (None, r))?;
             if c.startswith {
@@ -942,15 +949,21 @@ pub fn parse_option(
                     Reason::Conflict(format!("`{keyword}` cannot follow `startswith`")),
                 ));
             }
-            let (slot, other) = match keyword {
-                "depth" => (&mut c.depth, c.distance.is_some() || c.within.is_some()),
-                "offset" => (&mut c.offset, c.distance.is_some() || c.within.is_some()),
-                _ => (&mut c.within, c.depth.is_some() || c.offset.is_some()),
+            let given = match keyword {
+                "depth" => c.depth.is_some(),
+                "offset" => c.offset.is_some(),
+                "within" => c.within.is_some(),
+                _ => c.distance.is_some(),
             };
-            if slot.is_some() {
+            let mixed = if matches!(keyword, "within" | "distance") {
+                c.depth.is_some() || c.offset.is_some()
+            } else {
+                c.distance.is_some() || c.within.is_some()
+            };
+            if given {
                 return Err((None, Reason::Conflict(format!("`{keyword}` given twice"))));
             }
-            if other {
+            if mixed {
                 return Err((
                     None,
                     Reason::Conflict(
@@ -958,41 +971,19 @@ pub fn parse_option(
                     ),
                 ));
             }
-            *slot = Some(n);
-            let len = u32::try_from(c.pattern.len()).unwrap_or(u32::MAX);
+            // In range for each: checked above.
+            match keyword {
+                "depth" => c.depth = u32::try_from(n).ok(),
+                "offset" => c.offset = u32::try_from(n).ok(),
+                "within" => c.within = u32::try_from(n).ok(),
+                _ => c.distance = i32::try_from(n).ok(),
+            }
+            let len = i64::try_from(c.pattern.len()).unwrap_or(i64::MAX);
             if matches!(keyword, "depth" | "within") && n < len {
                 return Err(at_value(Reason::BadValue(format!(
                     "{keyword} {n} is shorter than the content ({len} bytes)"
                 ))));
             }
-            return Ok(());
-        }
-        "distance" => {
-            let n: i32 = parse_num(value(raw).map_err(at_value)?).map_err(|_| {
-                at_value(Reason::BadValue(format!(
-                    "`{}` is not a number (variables from byte_extract are not supported)",
-                    raw.unwrap_or("").trim()
-                )))
-            })?;
-            let c = last_content(opts, keyword).map_err(|r| (None, r))?;
-            if c.startswith {
-                return Err((
-                    None,
-                    Reason::Conflict("`distance` cannot follow `startswith`".into()),
-                ));
-            }
-            if c.distance.is_some() {
-                return Err((None, Reason::Conflict("`distance` given twice".into())));
-            }
-            if c.depth.is_some() || c.offset.is_some() {
-                return Err((
-                    None,
-                    Reason::Conflict(
-                        "a content cannot mix absolute (offset, depth) and relative (distance, within) modifiers".into(),
-                    ),
-                ));
-            }
-            c.distance = Some(n);
             return Ok(());
         }
         "fast_pattern" => {
