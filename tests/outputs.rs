@@ -719,27 +719,35 @@ fn a_sink_that_cannot_flush_reports_what_it_lost() {
     );
 }
 
-#[test]
-fn size_rotation_keeps_every_event_in_the_kept_files() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("cfg.toml");
+/// Reads the lab's inbound SYN scan with one worker into `DIR/out` through
+/// a file output rotating at `size` and keeping `keep` files; returns the
+/// output directory.
+fn read_rotating(dir: &std::path::Path, size: &str, keep: u32) -> std::path::PathBuf {
+    let cfg = dir.join("cfg.toml");
     std::fs::write(
         &cfg,
-        "[[outputs]]\ntype = \"file\"\nrotate_size = \"64KiB\"\nkeep = 100\n",
+        format!("[[outputs]]\ntype = \"file\"\nrotate_size = \"{size}\"\nkeep = {keep}\n"),
     )
     .expect("cfg");
-    let out = dir.path().join("out");
-    let files = [common::pcap("lab/inbound-scan-syn.pcap")];
-    let rotated = Command::new(common::bin())
+    let out = dir.join("out");
+    let st = Command::new(common::bin())
         .arg("read")
-        .args(&files)
+        .arg(common::pcap("lab/inbound-scan-syn.pcap"))
         .args(["-q", "--workers", "1", "-c"])
         .arg(&cfg)
         .arg("-o")
         .arg(&out)
         .status()
         .expect("run");
-    assert!(rotated.success());
+    assert!(st.success());
+    out
+}
+
+#[test]
+fn size_rotation_keeps_every_event_in_the_kept_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = read_rotating(dir.path(), "64KiB", 100);
+    let files = [common::pcap("lab/inbound-scan-syn.pcap")];
     // The same run without rotation, with a config beside the other (rules
     // are found relative to the config file).
     let plain_cfg = dir.path().join("plain.toml");
@@ -787,23 +795,7 @@ fn size_rotation_keeps_every_event_in_the_kept_files() {
 #[test]
 fn size_rotation_keeps_at_most_keep_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("cfg.toml");
-    std::fs::write(
-        &cfg,
-        "[[outputs]]\ntype = \"file\"\nrotate_size = \"16KiB\"\nkeep = 2\n",
-    )
-    .expect("cfg");
-    let out = dir.path().join("out");
-    let st = Command::new(common::bin())
-        .arg("read")
-        .arg(common::pcap("lab/inbound-scan-syn.pcap"))
-        .args(["-q", "--workers", "1", "-c"])
-        .arg(&cfg)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run");
-    assert!(st.success());
+    let out = read_rotating(dir.path(), "16KiB", 2);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .expect("out dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
