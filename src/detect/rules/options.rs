@@ -660,14 +660,31 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
 
 impl fmt::Display for Opt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Opt::Content(c) => return write!(f, "{c}"),
+        if let Opt::Content(c) = self {
+            return write!(f, "{c}");
+        }
+        let body = OptBody(self).to_string();
+        // A value ending in a backslash (free text: metadata, reference)
+        // would escape the terminating `;`; values are trimmed when parsed,
+        // so a space keeps the text as it was.
+        let pad = if body.ends_with('\\') { " " } else { "" };
+        write!(f, "{body}{pad};")
+    }
+}
+
+/// An option as `keyword:value`, without the terminating `;`.
+struct OptBody<'a>(&'a Opt);
+
+impl fmt::Display for OptBody<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Opt::Content(c) => write!(f, "{c}")?,
             Opt::Msg(m) => {
                 f.write_str("msg:")?;
                 write_quoted(f, m)?;
             }
             Opt::Sid(n) | Opt::Rev(n) | Opt::Gid(n) | Opt::Ack(n) | Opt::Seq(n) => {
-                write!(f, "{}:{n}", self.keyword())?
+                write!(f, "{}:{n}", self.0.keyword())?
             }
             Opt::Classtype(c) => write!(f, "classtype:{c}")?,
             Opt::Priority(p) => write!(f, "priority:{p}")?,
@@ -685,7 +702,7 @@ impl fmt::Display for Opt {
             Opt::Flow(x) => write!(f, "flow:{x}")?,
             Opt::Dsize(c) => write!(f, "dsize:{c}")?,
             Opt::Ttl(c) | Opt::IpProto(c) | Opt::Itype(c) | Opt::Icode(c) => {
-                write!(f, "{}:{c}", self.keyword())?
+                write!(f, "{}:{c}", self.0.keyword())?
             }
             Opt::Window { negated, size } => {
                 write!(f, "window:{}{size}", if *negated { "!" } else { "" })?
@@ -695,7 +712,7 @@ impl fmt::Display for Opt {
             Opt::Flowbits(b) => write!(f, "flowbits:{b}")?,
             Opt::Detector(k) => write!(f, "detector:{k}")?,
         }
-        f.write_str(";")
+        Ok(())
     }
 }
 

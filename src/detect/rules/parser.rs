@@ -663,6 +663,22 @@ mod tests {
         }
     }
 
+    /// A free-text value ending in a backslash (`packe\ ;`: the space
+    /// is trimmed) printed as `packe\;`, whose `\;` escapes the end of
+    /// the option.
+    #[test]
+    fn fuzz_rules_value_ending_in_a_backslash_prints_back() {
+        for s in [
+            "alert tcp any any -> any 23 (msg:\"m\"; metadata:created_at 2010_09_23, from the packe\\ ;)",
+            "alert tcp any any -> any 23 (reference:url,example.com/a\\ ; sid:1;)",
+        ] {
+            let r = parse_rule(s).unwrap();
+            let printed = r.to_string();
+            let again = parse_rule(&printed).unwrap_or_else(|e| panic!("{printed}: {e:?}"));
+            assert_eq!(again, r, "{printed}");
+        }
+    }
+
     const SAMPLE: &str = "alert tcp [1.1.1.1,!$HOME_NET] any -> any [80,8000:] (msg:\"x\\;y\"; content:!\"a|41 42|\"; depth:4; flags:S+,12; flow:established,to_server; threshold: type limit, track by_src, count 1, seconds 1; flowbits:set,a.b; sid:1;)";
 
     proptest::proptest! {
