@@ -439,6 +439,43 @@ pub struct Manager {
     cats: Categories,
 }
 
+impl FeedState {
+    /// Offers a listing (category, score, last seen) of `net` to the
+    /// records of its family: the feed's state, or that family's pending
+    /// records.
+    fn offer(
+        &mut self,
+        net: Net,
+        (cat, score, last_seen): (u16, u8, u32),
+        (p4, p6): (&mut Pending<u32>, &mut Pending<V6>),
+        room: &mut Room,
+        rule: Rule,
+    ) -> Offered {
+        match net {
+            Net::V4(base, prefix) => {
+                let r = Rec {
+                    base,
+                    prefix,
+                    cat,
+                    score,
+                    last_seen,
+                };
+                offer(&mut self.v4, p4, room, r, rule)
+            }
+            Net::V6(base, prefix) => {
+                let r = Rec {
+                    base,
+                    prefix,
+                    cat,
+                    score,
+                    last_seen,
+                };
+                offer(&mut self.v6, p6, room, r, rule)
+            }
+        }
+    }
+}
+
 fn stat(path: &Path) -> Option<(u128, u64)> {
     let m = std::fs::metadata(path).ok()?;
     let mtime = m
@@ -691,28 +728,14 @@ impl Manager {
                 return;
             };
             let score = l.score.unwrap_or(cfg.score);
-            match split_net(l.base, l.prefix) {
-                Net::V4(base, prefix) => {
-                    let r = Rec {
-                        base,
-                        prefix,
-                        cat,
-                        score,
-                        last_seen,
-                    };
-                    offer(&mut f.v4, &mut p4, &mut room, r, observe);
-                }
-                Net::V6(base, prefix) => {
-                    let r = Rec {
-                        base,
-                        prefix,
-                        cat,
-                        score,
-                        last_seen,
-                    };
-                    offer(&mut f.v6, &mut p6, &mut room, r, observe);
-                }
-            }
+            let net = split_net(l.base, l.prefix);
+            f.offer(
+                net,
+                (cat, score, last_seen),
+                (&mut p4, &mut p6),
+                &mut room,
+                observe,
+            );
         });
         for e in &summary.errors {
             tracing::warn!("reputation feed `{}`: {e}", cfg.name);
@@ -812,28 +835,9 @@ impl Manager {
                 continue;
             };
             let last_seen = secs(seen);
-            let offered = match split_net(addr_u128(&c.addr), c.prefix) {
-                Net::V4(base, prefix) => {
-                    let r = Rec {
-                        base,
-                        prefix,
-                        cat,
-                        score,
-                        last_seen,
-                    };
-                    offer(&mut f.v4, &mut p4, &mut room, r, Rule::Merge)
-                }
-                Net::V6(base, prefix) => {
-                    let r = Rec {
-                        base,
-                        prefix,
-                        cat,
-                        score,
-                        last_seen,
-                    };
-                    offer(&mut f.v6, &mut p6, &mut room, r, Rule::Merge)
-                }
-            };
+            let net = split_net(addr_u128(&c.addr), c.prefix);
+            let listing = (cat, score, last_seen);
+            let offered = f.offer(net, listing, (&mut p4, &mut p6), &mut room, Rule::Merge);
             let now_changed = match offered {
                 Offered::Updated => true,
                 Offered::Added => last_seen > 0,
