@@ -11,16 +11,7 @@ use backflow::capture::{Frame, LinkType};
 use backflow::time::Timestamp;
 
 /// The link types the decoder understands, in selector order.
-pub const LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::Sll,
-    LinkType::Sll2,
-    LinkType::Raw,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::Null,
-    LinkType::Loop,
-];
+pub const LINKS: [LinkType; 8] = LinkType::DECODED;
 
 /// Selector bit: the frame is snap-truncated.
 pub const SNAP: u8 = 0x80;

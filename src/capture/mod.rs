@@ -40,6 +40,18 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type the decoder understands.
+    pub const DECODED: [LinkType; 8] = [
+        LinkType::Ethernet,
+        LinkType::Sll,
+        LinkType::Sll2,
+        LinkType::Raw,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
     pub fn from_number(n: u32) -> LinkType {
         // The upper bits of the pcap header's field carry FCS information.
         match n & 0x0fff_ffff {
