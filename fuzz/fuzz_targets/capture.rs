@@ -27,6 +27,18 @@ struct Rec {
     iface: u32,
 }
 
+impl Rec {
+    fn of(f: &Frame<'_>) -> Rec {
+        Rec {
+            ts: f.ts,
+            linktype: f.linktype,
+            data: f.data.to_vec(),
+            orig_len: f.orig_len,
+            iface: f.iface,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Stop {
     End,
@@ -56,13 +68,7 @@ fn windowed(bytes: &[u8], mut grow: impl FnMut() -> usize) -> (Vec<Rec>, Stop, F
                     "frame took {used} of {}",
                     window.len()
                 );
-                out.push(Rec {
-                    ts: f.ts,
-                    linktype: f.linktype,
-                    data: f.data.to_vec(),
-                    orig_len: f.orig_len,
-                    iface: f.iface,
-                });
+                out.push(Rec::of(&f));
                 assert!(f.orig_len as usize >= f.data.len());
                 pos += used;
             }
@@ -135,13 +141,7 @@ fn read_path(reader: Box<dyn std::io::Read + Send>) -> Read {
                     Some(f.data)
                 );
             }
-            out.push(Rec {
-                ts: f.ts,
-                linktype: f.linktype,
-                data: f.data.to_vec(),
-                orig_len: f.orig_len,
-                iface: f.iface,
-            });
+            out.push(Rec::of(f));
         },
         &AtomicBool::new(false),
     );
