@@ -12,11 +12,13 @@
 //!   bytes): per protocol class (TCP, UDP, other), flow direction and
 //!   whether source and destination are in `$HOME_NET`, and then by port
 //!   like the other rules, multi-pattern scans of the lower-cased payload
-//!   (aho-corasick: Teddy searchers for groups of up to 256 patterns, a
-//!   DFA beyond) name the rules to check;
+//!   name the rules to check: one scanner per pair of destination and
+//!   source port groups, built on first use (aho-corasick: Teddy searchers
+//!   of up to 64 patterns each for sets of up to 256, a DFA beyond), plus
+//!   one over only the first bytes for patterns anchored there (`depth`);
 //! - other rules are grouped per protocol class by destination port, else
-//!   by source port, else "any port": a table of 65536 entries gives a
-//!   port's group.
+//!   by source port, else "any port": a two-level table over the 65536
+//!   ports gives a port's group.
 //!
 //! A packet's candidates are then checked in full: protocol, addresses,
 //! ports, `flow`, packet options, contents (with backtracking over
@@ -29,7 +31,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem;
@@ -265,9 +267,18 @@ impl CContent {
     }
 }
 
+/// A rule's prefilter pattern.
+#[derive(Clone, Debug)]
+pub(super) struct Fast {
+    pub bytes: Vec<u8>,
+    /// The payload offset it must end by, when its content is anchored
+    /// there (`depth`, `startswith`): a scan beyond finds nothing new.
+    pub end: Option<u32>,
+}
+
 /// The prefilter pattern of a rule's contents: the `fast_pattern` one, else
 /// the longest non-negated one.
-pub(super) fn fast_pattern(contents: &[Content]) -> Option<(Vec<u8>, bool)> {
+pub(super) fn fast_pattern(contents: &[Content]) -> Option<Fast> {
     let chosen = contents
         .iter()
         .find(|c| c.fast_pattern.is_some() && !c.negated)
@@ -286,7 +297,16 @@ pub(super) fn fast_pattern(contents: &[Content]) -> Option<(Vec<u8>, bool)> {
             .unwrap_or_else(|| chosen.pattern.clone()),
         _ => chosen.pattern.clone(),
     };
-    Some((bytes, chosen.nocase))
+    let end = if chosen.is_relative() {
+        None
+    } else if chosen.startswith {
+        u32::try_from(chosen.pattern.len()).ok()
+    } else {
+        chosen
+            .depth
+            .map(|d| chosen.offset.unwrap_or(0).saturating_add(d))
+    };
+    Some(Fast { bytes, end })
 }
 
 /// A rule ready to match.
@@ -297,7 +317,7 @@ pub(super) struct CRule {
     pub flow: Option<FlowOpt>,
     pub checks: Vec<Check>,
     pub contents: Vec<CContent>,
-    pub fast: Option<(Vec<u8>, bool)>,
+    pub fast: Option<Fast>,
     /// (bit, must be set).
     pub bit_tests: Vec<(u16, bool)>,
     /// (bit, set or unset), applied in order on a match.
@@ -375,9 +395,59 @@ fn class_of(proto: u8) -> usize {
     }
 }
 
-/// Port → group of variants, for all 65536 ports.
+/// Port → group number, in two levels: 256 blocks of 256 ports, where a
+/// block whose ports all share one group holds it directly. (A flat table
+/// is 256 KB; a rule set has dozens of them, and looked up with random
+/// client ports they missed the cache on nearly every packet.)
+struct PortMap {
+    /// A group, or `PortMap::TABLE` plus the index of the block's table.
+    blocks: Box<[u32]>,
+    tables: Vec<Box<[u32]>>,
+}
+
+impl PortMap {
+    const TABLE: u32 = 1 << 31;
+
+    /// From a group for each of the 65536 ports (at most 2^31 groups).
+    fn new(flat: &[u32]) -> PortMap {
+        let mut blocks = Vec::with_capacity(256);
+        let mut tables: Vec<Box<[u32]>> = Vec::new();
+        for block in flat.chunks(256) {
+            let first = block.first().copied().unwrap_or(0);
+            if block.iter().all(|g| *g == first) {
+                blocks.push(first);
+            } else {
+                blocks.push(Self::TABLE | u32::try_from(tables.len()).unwrap_or(0));
+                tables.push(block.into());
+            }
+        }
+        PortMap {
+            blocks: blocks.into_boxed_slice(),
+            tables,
+        }
+    }
+
+    fn get(&self, port: u16) -> u32 {
+        let b = self
+            .blocks
+            .get(usize::from(port >> 8))
+            .copied()
+            .unwrap_or(0);
+        if b & Self::TABLE == 0 {
+            return b;
+        }
+        self.tables
+            .get((b & !Self::TABLE) as usize)
+            .and_then(|t| t.get(usize::from(port & 0xff)))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Port → group of items (rule variants, or patterns), for all 65536
+/// ports; group 0 is the empty one.
 struct PortIndex {
-    map: Vec<u32>,
+    map: PortMap,
     groups: Vec<Box<[u32]>>,
 }
 
@@ -428,12 +498,20 @@ impl PortIndex {
                 slots.fill(gid);
             }
         }
-        Some(PortIndex { map, groups })
+        Some(PortIndex {
+            map: PortMap::new(&map),
+            groups,
+        })
+    }
+
+    fn group(&self, port: u16) -> u32 {
+        self.map.get(port)
     }
 
     fn get(&self, port: u16) -> &[u32] {
-        let g = self.map.get(usize::from(port)).copied().unwrap_or(0);
-        self.groups.get(g as usize).map_or(&[], |b| b)
+        self.groups
+            .get(self.group(port) as usize)
+            .map_or(&[], |b| b)
     }
 }
 
@@ -441,13 +519,48 @@ impl PortIndex {
 /// two of binary occurs everywhere): their rules are grouped by port and
 /// checked in full instead.
 const MIN_FAST_PATTERN: usize = 3;
-/// Patterns per Teddy searcher, and searchers per group before a single
-/// automaton is cheaper.
-const TEDDY_PATTERNS: usize = 32;
-const TEDDY_MAX_SEARCHERS: usize = 8;
+/// Patterns per Teddy searcher (one pass of "fat" Teddy over 64 costs
+/// less than two of "slim" Teddy over 32 each), and searchers per set
+/// before a single automaton is cheaper.
+const TEDDY_PATTERNS: usize = 64;
+const TEDDY_MAX_SEARCHERS: usize = 4;
 
-/// One Teddy searcher: its patterns' ids, and for each the ids of the
-/// group's patterns that are its prefixes.
+/// The order to give a Teddy searcher `chunk`'s patterns in (indices into
+/// `chunk`). Teddy puts the pattern added `p`-th into bucket `B - 1 - p % B`
+/// (B = 16 above 32 patterns with AVX2, else 8), and reports a bucket's
+/// candidates where the payload's low and high nibbles are among those of
+/// its patterns' first bytes. Patterns sorted by those nibbles and handed
+/// out in runs keep each bucket's nibble sets small; dealt out round-robin
+/// from sorted order, as they were, every bucket held the whole range, and
+/// on text a bucket of letter patterns fired at most positions.
+fn bucket_order(chunk: &[&Vec<u8>]) -> Vec<usize> {
+    let n = chunk.len();
+    let buckets = if n > 32 { 16 } else { 8 };
+    let key = |p: &Vec<u8>| -> Vec<u8> {
+        let head = p.get(..p.len().min(4)).unwrap_or(p);
+        head.iter()
+            .map(|b| b & 0x0f)
+            .chain(head.iter().map(|b| b >> 4))
+            .collect()
+    };
+    let mut sorted: Vec<usize> = (0..n).collect();
+    sorted.sort_by_key(|&i| chunk.get(i).map(|p| key(p)));
+    // Bucket j takes the positions p with B - 1 - p % B == j: that many
+    // consecutive patterns of the sorted order.
+    let mut runs: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); buckets];
+    let mut next = sorted.into_iter();
+    for (j, run) in runs.iter_mut().enumerate() {
+        let col = buckets - 1 - j;
+        let size = (n + buckets - 1 - col) / buckets;
+        run.extend(next.by_ref().take(size));
+    }
+    (0..n)
+        .filter_map(|p| runs.get_mut(buckets - 1 - p % buckets)?.pop_front())
+        .collect()
+}
+
+/// One Teddy searcher: its patterns' ids (in the order given to it), and
+/// for each the ids of the group's patterns that are its prefixes.
 struct TeddyGroup {
     searcher: aho_corasick::packed::Searcher,
     ids: Vec<u32>,
@@ -472,8 +585,8 @@ impl Automaton {
     /// One scanner over every fast pattern of the group, lower-cased, run
     /// on the lower-cased payload: a single pass finds case-sensitive and
     /// `nocase` patterns alike (contents are verified with their case
-    /// afterwards). Small groups (up to 256 patterns) use aho-corasick's
-    /// packed Teddy searchers, several times faster per byte than an
+    /// afterwards). Sets of up to 256 patterns use aho-corasick's packed
+    /// Teddy searchers, several times faster per byte than an
     /// automaton; larger ones one Aho-Corasick DFA (one table lookup per
     /// byte), else the library's choice.
     fn build(patterns: HashMap<Vec<u8>, Vec<u32>>) -> Option<Automaton> {
@@ -513,23 +626,24 @@ impl Automaton {
         }
         let mut groups = Vec::new();
         for (g, chunk) in pats.chunks(TEDDY_PATTERNS).enumerate() {
+            let base = g * TEDDY_PATTERNS;
+            let order = bucket_order(chunk);
             let searcher = aho_corasick::packed::Config::new()
                 .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
                 .builder()
-                .extend(chunk)
+                .extend(order.iter().filter_map(|&i| chunk.get(i)))
                 .build()?;
-            let base = g * TEDDY_PATTERNS;
-            let ids: Vec<u32> = (base..base + chunk.len())
-                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-                .collect();
-            let prefixes = chunk
+            let id = |i: usize| u32::try_from(base + i).unwrap_or(u32::MAX);
+            let ids: Vec<u32> = order.iter().map(|&i| id(i)).collect();
+            let prefixes = order
                 .iter()
+                .filter_map(|&i| chunk.get(i))
                 .map(|p| {
                     chunk
                         .iter()
                         .enumerate()
                         .filter(|(_, q)| q.len() < p.len() && p.starts_with(q))
-                        .map(|(j, _)| u32::try_from(base + j).unwrap_or(u32::MAX))
+                        .map(|(j, _)| id(j))
                         .collect()
                 })
                 .collect();
@@ -601,59 +715,262 @@ fn home_states(side: &AddrSet, home: &AddrSet) -> Vec<bool> {
     v
 }
 
-/// The payload rules of one bucket, split by port as the other rules are:
-/// those with destination ports, else source ports, get a scanner per port
-/// group; the rest one scanner for any port.
+/// Most pairs of port groups one bucket builds scanners for.
+const MAX_PAIRS: usize = 1024;
+/// Pattern copies the paired scanners of a whole rule set may hold (ET
+/// Open's needs about 133,000; each costs a few hundred bytes once its
+/// scanner is built); buckets past it scan their groups one by one.
+const PAIRED_PATTERNS: usize = 262_144;
+/// Any-port patterns beyond this many scan on their own rather than being
+/// copied into the scanner of every pair of port groups.
+const MAX_SHARED_ANY: usize = 128;
+/// No scanner.
+const NO_SCANNER: u32 = u32::MAX;
+
+/// The payload rules of one bucket. A rule names destination ports, else
+/// source ports, else none, and a packet needs the patterns of its
+/// destination port's group, of its source port's group and of the
+/// any-port rules. Each pair of a destination and a source port group gets
+/// one scanner over all three: a Teddy pass over a few dozen patterns costs
+/// little more than one over a few, and three scanners cost three passes
+/// over the payload. Rule sets that would need too many pairs, or pairs
+/// past Teddy's size, scan each group on its own.
 #[derive(Default)]
 struct PatternGroups {
-    any: Option<Automaton>,
-    by_dport: Option<PortScanners>,
-    by_sport: Option<PortScanners>,
+    dport: Option<PortMap>,
+    sport: Option<PortMap>,
+    /// Whether `pairs` has a column per source port group (else one, and
+    /// the source port groups scan on their own).
+    paired: bool,
+    columns: usize,
+    /// Scanner per (destination port group, column).
+    pairs: Vec<u32>,
+    /// Scanner per source port group, when not paired.
+    by_sport: Vec<u32>,
+    /// The any-port patterns' scanner, when they scan on their own.
+    any: u32,
+    entries: Vec<Entry>,
+    /// Each set's parts (head, rest), in `parts`.
+    sets: Vec<[u32; 2]>,
+    parts: Vec<Part>,
+    /// Each part's scanner, built on first use: only the pairs of port
+    /// groups that traffic meets cost build time and memory.
+    scanners: Box<[OnceLock<Option<Automaton>>]>,
 }
 
-/// Port → group, and each group's scanner.
-struct PortScanners {
-    index: PortIndex,
-    scanners: Vec<Option<Automaton>>,
+/// Entries scanned over the first `end` bytes of a payload.
+struct Part {
+    entries: Box<[u32]>,
+    end: usize,
 }
 
-impl PortScanners {
-    /// `items`: (ports, variant, lower-cased pattern).
-    fn build(items: &[(PortSet, u32, Vec<u8>)]) -> Option<PortScanners> {
-        let keyed: Vec<(PortSet, u32)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, (ports, _, _))| (ports.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect();
-        let index = PortIndex::build(&keyed)?;
-        let scanners = index
-            .groups
-            .iter()
-            .map(|group| {
-                let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-                for &i in group.iter() {
-                    if let Some((_, vid, pat)) = items.get(i as usize) {
-                        m.entry(pat.clone()).or_default().push(*vid);
-                    }
+impl PatternGroups {
+    /// `budget`: pattern copies left for paired scanners.
+    fn build(items: BucketItems, budget: &mut usize) -> PatternGroups {
+        let BucketItems {
+            entries,
+            any,
+            dport,
+            sport,
+        } = items;
+        let dix = PortIndex::build(&dport);
+        let six = PortIndex::build(&sport);
+        let none: Vec<Box<[u32]>> = vec![Box::new([])];
+        let dgroups = dix.as_ref().map_or(&none, |x| &x.groups);
+        let sgroups = six.as_ref().map_or(&none, |x| &x.groups);
+        let largest = |gs: &[Box<[u32]>]| gs.iter().map(|g| g.len()).max().unwrap_or(0);
+        let shared_any = if any.len() <= MAX_SHARED_ANY {
+            any.len()
+        } else {
+            0
+        };
+        let total = |gs: &[Box<[u32]>]| gs.iter().map(|g| g.len()).sum::<usize>();
+        let pairs = dgroups.len().saturating_mul(sgroups.len());
+        let copies = sgroups
+            .len()
+            .saturating_mul(total(dgroups))
+            .saturating_add(dgroups.len().saturating_mul(total(sgroups)))
+            .saturating_add(pairs.saturating_mul(shared_any));
+        let paired = pairs <= MAX_PAIRS
+            && copies <= *budget
+            && shared_any + largest(dgroups) + largest(sgroups)
+                <= TEDDY_PATTERNS * TEDDY_MAX_SEARCHERS;
+        if paired {
+            *budget -= copies;
+        }
+
+        let mut b = ScannerSets::default();
+        let mut g = PatternGroups {
+            paired,
+            columns: if paired { sgroups.len() } else { 1 },
+            any: NO_SCANNER,
+            ..PatternGroups::default()
+        };
+        if paired {
+            let shared: &[u32] = if shared_any > 0 { &any } else { &[] };
+            for d in dgroups {
+                for s in sgroups {
+                    let ids: Vec<u32> = shared
+                        .iter()
+                        .chain(d.iter())
+                        .chain(s.iter())
+                        .copied()
+                        .collect();
+                    g.pairs.push(b.intern(ids));
                 }
-                Automaton::build(m)
-            })
-            .collect();
-        Some(PortScanners { index, scanners })
+            }
+            if shared_any == 0 {
+                g.any = b.intern(any);
+            }
+        } else {
+            g.pairs = dgroups.iter().map(|d| b.intern(d.to_vec())).collect();
+            g.by_sport = sgroups.iter().map(|s| b.intern(s.to_vec())).collect();
+            g.any = b.intern(any);
+        }
+        let (sets, parts) = b.split(&entries);
+        g.scanners = parts.iter().map(|_| OnceLock::new()).collect();
+        g.sets = sets;
+        g.parts = parts;
+        g.entries = entries;
+        g.dport = dix.map(|x| x.map);
+        g.sport = six.map(|x| x.map);
+        g
     }
 
-    fn get(&self, port: u16) -> Option<&Automaton> {
-        let g = self.index.map.get(usize::from(port)).copied().unwrap_or(0);
-        self.scanners.get(g as usize).and_then(Option::as_ref)
+    /// Part `i`'s scanner (built on first use) and how far it scans.
+    fn part(&self, i: u32) -> Option<(&Automaton, usize)> {
+        let cell = self.scanners.get(i as usize)?;
+        let part = self.parts.get(i as usize)?;
+        let a = cell.get_or_init(|| {
+            let mut patterns: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+            for &e in part.entries.iter() {
+                if let Some(e) = self.entries.get(e as usize) {
+                    patterns
+                        .entry(e.pattern.clone())
+                        .or_default()
+                        .push(e.variant);
+                }
+            }
+            Automaton::build(patterns)
+        });
+        a.as_ref().map(|a| (a, part.end))
     }
+
+    /// The scanners for a packet between these ports, each with how far
+    /// into the payload it scans.
+    fn scanners(&self, sport: u16, dport: u16) -> [Option<(&Automaton, usize)>; 6] {
+        let dg = self.dport.as_ref().map_or(0, |m| m.get(dport)) as usize;
+        let sg = self.sport.as_ref().map_or(0, |m| m.get(sport)) as usize;
+        let col = if self.paired { sg } else { 0 };
+        let [a, b, c] = [
+            self.pairs.get(dg * self.columns + col),
+            self.by_sport.get(sg),
+            Some(&self.any),
+        ]
+        .map(|set| {
+            set.and_then(|&i| self.sets.get(i as usize))
+                .copied()
+                .unwrap_or([NO_SCANNER; 2])
+        });
+        [a[0], a[1], b[0], b[1], c[0], c[1]].map(|i| self.part(i))
+    }
+}
+
+/// The distinct sets of a bucket's pattern entries, each one scanner.
+#[derive(Default)]
+struct ScannerSets {
+    sets: Vec<Box<[u32]>>,
+    interned: HashMap<Vec<u32>, u32>,
+}
+
+impl ScannerSets {
+    /// The scanner over these entries (`NO_SCANNER` for none).
+    fn intern(&mut self, mut ids: Vec<u32>) -> u32 {
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return NO_SCANNER;
+        }
+        if let Some(&i) = self.interned.get(&ids) {
+            return i;
+        }
+        let i = u32::try_from(self.sets.len()).unwrap_or(NO_SCANNER);
+        self.sets.push(ids.clone().into_boxed_slice());
+        self.interned.insert(ids, i);
+        i
+    }
+
+    /// Each set as (head, rest) parts: the patterns anchored within the
+    /// first `HEAD` bytes are scanned only that far (a packet of 1,400
+    /// bytes scans them over a few dozen), the rest over the whole payload.
+    fn split(&self, entries: &[Entry]) -> (Vec<[u32; 2]>, Vec<Part>) {
+        let mut parts: Vec<Part> = Vec::new();
+        let mut add = |ids: Vec<u32>, end: usize| {
+            if ids.is_empty() {
+                return NO_SCANNER;
+            }
+            parts.push(Part {
+                entries: ids.into_boxed_slice(),
+                end,
+            });
+            u32::try_from(parts.len() - 1).unwrap_or(NO_SCANNER)
+        };
+        let mut sets = Vec::with_capacity(self.sets.len());
+        for ids in &self.sets {
+            let end_of = |i: &u32| {
+                entries
+                    .get(*i as usize)
+                    .and_then(|e| e.end)
+                    .map(|e| e as usize)
+                    .filter(|e| *e <= HEAD)
+            };
+            let (head, rest): (Vec<u32>, Vec<u32>) = ids.iter().partition(|i| end_of(i).is_some());
+            if !rest.is_empty() && scan_cost(rest.len() + head.len()) <= scan_cost(rest.len()) {
+                // The whole set scans as fast as its rest: one pass.
+                sets.push([NO_SCANNER, add(ids.to_vec(), usize::MAX)]);
+                continue;
+            }
+            let end = head.iter().filter_map(end_of).max().unwrap_or(0);
+            sets.push([add(head, end), add(rest, usize::MAX)]);
+        }
+        (sets, parts)
+    }
+}
+
+/// Payload bytes a set's head part scans at most.
+const HEAD: usize = 128;
+
+/// The relative cost per byte of scanning for `n` patterns: Teddy
+/// searchers of 64 ("fat", 5), the last one "slim" (3) when it has 32 or
+/// fewer; a DFA beyond 256 patterns.
+fn scan_cost(n: usize) -> usize {
+    if n > TEDDY_PATTERNS * TEDDY_MAX_SEARCHERS {
+        return 100;
+    }
+    let last = match n % TEDDY_PATTERNS {
+        0 => 0,
+        1..=32 => 3,
+        _ => 5,
+    };
+    5 * (n / TEDDY_PATTERNS) + last
+}
+
+/// One rule variant's fast pattern in a bucket.
+struct Entry {
+    /// Lower-cased.
+    pattern: Vec<u8>,
+    variant: u32,
+    end: Option<u32>,
 }
 
 /// What a bucket's rules are collected in while building.
 #[derive(Default)]
 struct BucketItems {
-    any: HashMap<Vec<u8>, Vec<u32>>,
-    dport: Vec<(PortSet, u32, Vec<u8>)>,
-    sport: Vec<(PortSet, u32, Vec<u8>)>,
+    entries: Vec<Entry>,
+    /// Entries by the ports their rules name.
+    any: Vec<u32>,
+    dport: Vec<(PortSet, u32)>,
+    sport: Vec<(PortSet, u32)>,
 }
 
 #[derive(Default)]
@@ -754,7 +1071,10 @@ impl MatcherBuilder {
                 continue;
             }
             for &c in r.classes() {
-                if let Some((pat, _)) = r.fast.as_ref().filter(|(p, _)| p.len() >= MIN_FAST_PATTERN)
+                if let Some(fast) = r
+                    .fast
+                    .as_ref()
+                    .filter(|f| f.bytes.len() >= MIN_FAST_PATTERN)
                 {
                     let dirs: &[bool] = match r.flow.and_then(|f| f.to_server) {
                         Some(true) => &[true],
@@ -763,7 +1083,7 @@ impl MatcherBuilder {
                     };
                     let srcs = home_states(&v.sides.src, &home);
                     let dsts = home_states(&v.sides.dst, &home);
-                    let lower = pat.to_ascii_lowercase();
+                    let lower = fast.bytes.to_ascii_lowercase();
                     for &d in dirs {
                         for &sh in &srcs {
                             for &dh in &dsts {
@@ -774,12 +1094,18 @@ impl MatcherBuilder {
                                     continue;
                                 };
                                 let s = &v.sides;
+                                let e = u32::try_from(items.entries.len()).unwrap_or(u32::MAX);
+                                items.entries.push(Entry {
+                                    pattern: lower.clone(),
+                                    variant: vid,
+                                    end: fast.end,
+                                });
                                 if c != CLASS_OTHER && !s.dport.is_any() {
-                                    items.dport.push((s.dport.clone(), vid, lower.clone()));
+                                    items.dport.push((s.dport.clone(), e));
                                 } else if c != CLASS_OTHER && !s.sport.is_any() {
-                                    items.sport.push((s.sport.clone(), vid, lower.clone()));
+                                    items.sport.push((s.sport.clone(), e));
                                 } else {
-                                    items.any.entry(lower.clone()).or_default().push(vid);
+                                    items.any.push(e);
                                 }
                             }
                         }
@@ -800,16 +1126,13 @@ impl MatcherBuilder {
                 }
             }
         }
+        let mut budget = PAIRED_PATTERNS;
         for (c, ci) in classes.iter_mut().enumerate() {
             ci.by_dport = by_dport.get(c).and_then(|l| PortIndex::build(l));
             ci.by_sport = by_sport.get(c).and_then(|l| PortIndex::build(l));
             if let Some(buckets) = patterns.get_mut(c) {
                 for (slot, items) in ci.patterns.iter_mut().zip(buckets.iter_mut()) {
-                    *slot = PatternGroups {
-                        any: Automaton::build(std::mem::take(&mut items.any)),
-                        by_dport: PortScanners::build(&items.dport),
-                        by_sport: PortScanners::build(&items.sport),
-                    };
+                    *slot = PatternGroups::build(std::mem::take(items), &mut budget);
                 }
             }
         }
@@ -898,17 +1221,13 @@ impl Matcher {
                         self.home.contains(&p.dst),
                     );
                     if let Some(g) = ci.patterns.get(b) {
-                        let scanners = [
-                            g.any.as_ref(),
-                            g.by_dport.as_ref().and_then(|x| x.get(p.dport)),
-                            g.by_sport.as_ref().and_then(|x| x.get(p.sport)),
-                        ];
-                        for a in scanners.into_iter().flatten() {
+                        for (a, end) in g.scanners(p.sport, p.dport).into_iter().flatten() {
                             if !lowered {
                                 lower_into(lower, p.payload);
                                 lowered = true;
                             }
-                            prefilter(a, lower, cands, seen_patterns, touched);
+                            let hay = lower.get(..end.min(lower.len())).unwrap_or(lower);
+                            prefilter(a, hay, cands, seen_patterns, touched);
                         }
                     }
                 }
@@ -1238,6 +1557,237 @@ mod tests {
                     .map(|(i, _)| i as u32)
                     .collect();
                 assert_eq!(found, want, "{name} on {:?}", String::from_utf8_lossy(hay));
+            }
+        }
+    }
+
+    /// The two-level port map gives every port the group a flat table
+    /// would, with ranges that start and end inside blocks and across them.
+    #[test]
+    fn port_map_matches_a_flat_table() {
+        let set = |r: &[(u16, u16)]| PortSet::from_ranges(r.to_vec());
+        let items = [
+            (set(&[(0, 0), (80, 80), (65535, 65535)]), 1),
+            (set(&[(250, 770)]), 2),
+            (set(&[(1024, 65535)]), 3),
+            (set(&[(8000, 8080), (512, 767)]), 4),
+        ];
+        let ix = PortIndex::build(&items).unwrap();
+        for port in 0..=u16::MAX {
+            let want: Vec<u32> = items
+                .iter()
+                .filter(|(s, _)| s.contains(port))
+                .map(|(_, v)| *v)
+                .collect();
+            assert_eq!(ix.get(port), &want[..], "port {port}");
+        }
+        // Uniform blocks hold their group directly: only the blocks where
+        // a range starts or ends need a table.
+        assert!(ix.map.tables.len() <= 8, "{} tables", ix.map.tables.len());
+    }
+
+    /// Rules with `n_dport` single destination ports, `n_sport` single
+    /// source ports and two any-port patterns, some anchored at the start.
+    fn bucket_items(n_dport: u16, n_sport: u16) -> BucketItems {
+        let mut items = BucketItems::default();
+        let mut add = |pattern: String, end: Option<u32>| {
+            let e = u32::try_from(items.entries.len()).unwrap();
+            items.entries.push(Entry {
+                pattern: pattern.into_bytes(),
+                variant: e,
+                end,
+            });
+            e
+        };
+        let mut dport = Vec::new();
+        for i in 0..n_dport {
+            dport.push((
+                PortSet::from_ranges(vec![(1000 + i, 1000 + i)]),
+                add(format!("dst{i}x"), None),
+            ));
+        }
+        dport.push((
+            PortSet::from_ranges(vec![(1000, 1000 + n_dport)]),
+            add("head-d".into(), Some(8)),
+        ));
+        let mut sport = Vec::new();
+        for i in 0..n_sport {
+            sport.push((
+                PortSet::from_ranges(vec![(80 + i, 80 + i)]),
+                add(format!("src{i}y"), None),
+            ));
+        }
+        items.any = vec![add("anywhere".into(), None), add("first".into(), Some(5))];
+        items.dport = dport;
+        items.sport = sport;
+        items
+    }
+
+    /// The variants a packet's scanners name; those they must name (the
+    /// pattern occurs within its window: its `end` when anchored within the
+    /// head, else anywhere); and those they may name (the pattern occurs).
+    fn scanned(
+        g: &PatternGroups,
+        sport: u16,
+        dport: u16,
+        lower: &[u8],
+    ) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        let (mut cands, mut seen, mut touched) = (Vec::new(), Vec::new(), Vec::new());
+        for (a, end) in g.scanners(sport, dport).into_iter().flatten() {
+            let hay = lower.get(..end.min(lower.len())).unwrap_or(lower);
+            prefilter(a, hay, &mut cands, &mut seen, &mut touched);
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        let occurs = |within: bool| -> Vec<u32> {
+            let n = u32::try_from(g.entries.len()).unwrap();
+            (0..n)
+                .filter(|&e| {
+                    let entry = &g.entries[e as usize];
+                    let pat = std::str::from_utf8(&entry.pattern).unwrap();
+                    let num = || pat[3..pat.len() - 1].parse::<u16>().unwrap();
+                    let ports = match &pat[..3] {
+                        "dst" => dport == 1000 + num(),
+                        "src" => sport == 80 + num(),
+                        "hea" => (1000..2000).contains(&dport),
+                        _ => true,
+                    };
+                    let hay = match entry.end {
+                        Some(end) if within && end as usize <= HEAD => {
+                            &lower[..lower.len().min(end as usize)]
+                        }
+                        _ => lower,
+                    };
+                    ports && hay.windows(pat.len()).any(|w| w == pat.as_bytes())
+                })
+                .collect()
+        };
+        (cands, occurs(true), occurs(false))
+    }
+
+    fn assert_between(got: &[u32], must: &[u32], may: &[u32], what: &str) {
+        assert!(
+            must.iter().all(|e| got.contains(e)),
+            "{what}: missed: {got:?} lacks some of {must:?}"
+        );
+        assert!(
+            got.iter().all(|e| may.contains(e)),
+            "{what}: named a pattern that is absent: {got:?} vs {may:?}"
+        );
+    }
+
+    /// Paired scanners, and the fallback to one scanner per group when the
+    /// pairs would be too many or past the budget, both name every rule
+    /// whose pattern occurs in its window and none whose pattern is absent,
+    /// and the paired scanners need one pass where the groups alone need
+    /// three.
+    #[test]
+    fn pattern_groups_find_what_their_ports_allow() {
+        for (n_dport, n_sport, budget, paired) in [
+            (5, 4, PAIRED_PATTERNS, true),
+            (40, 30, PAIRED_PATTERNS, false),
+            (5, 4, 20, false),
+        ] {
+            let mut left = budget;
+            let g = PatternGroups::build(bucket_items(n_dport, n_sport), &mut left);
+            assert_eq!(g.paired, paired);
+            assert_eq!(left < budget, paired);
+            let payload = "first dst3x src2y anywhere dst4x head-d src9y".to_string();
+            let late = format!("{} first head-d", "-".repeat(200));
+            for lower in [payload.as_bytes(), late.as_bytes(), b"nothing"] {
+                for (sport, dport) in [(82, 1003), (89, 1004), (80, 999), (5000, 1000 + n_dport)] {
+                    let (got, must, may) = scanned(&g, sport, dport, lower);
+                    let what = format!(
+                        "ports {sport}->{dport} on {:?}",
+                        String::from_utf8_lossy(lower)
+                    );
+                    assert_between(&got, &must, &may, &what);
+                }
+            }
+            let passes = g
+                .scanners(82, 1003)
+                .iter()
+                .flatten()
+                .filter(|(_, end)| *end == usize::MAX)
+                .count();
+            assert_eq!(passes, if paired { 1 } else { 3 });
+        }
+    }
+
+    /// Anchored patterns that would make the whole-payload scan slower get
+    /// a scan of their own over the first bytes only: found there, not
+    /// after.
+    #[test]
+    fn anchored_patterns_scan_the_head_only() {
+        let mut items = BucketItems::default();
+        for i in 0..70u32 {
+            let (pattern, end) = if i < 60 {
+                (format!("rest{i:02}"), None)
+            } else {
+                (format!("anc{i:02}"), Some(10))
+            };
+            items.entries.push(Entry {
+                pattern: pattern.into_bytes(),
+                variant: i,
+                end,
+            });
+            items.any.push(i);
+        }
+        let g = PatternGroups::build(items, &mut PAIRED_PATTERNS.clone());
+        let ends: Vec<usize> = g
+            .scanners(1, 2)
+            .iter()
+            .flatten()
+            .map(|(_, end)| *end)
+            .collect();
+        assert_eq!(ends, [10, usize::MAX]);
+        let (got, must, _) = scanned(&g, 1, 2, b"anc61 rest07 anc62");
+        assert_eq!((&got, &must), (&vec![7, 61], &vec![7, 61]));
+        // A set whose anchored patterns cost the whole scan nothing is one pass.
+        let mut items = BucketItems::default();
+        for i in 0..20u32 {
+            items.entries.push(Entry {
+                pattern: format!("pat{i:02}").into_bytes(),
+                variant: i,
+                end: (i >= 15).then_some(10),
+            });
+            items.any.push(i);
+        }
+        let g = PatternGroups::build(items, &mut PAIRED_PATTERNS.clone());
+        assert_eq!(g.scanners(1, 2).iter().flatten().count(), 1);
+    }
+
+    /// The order handed to Teddy is a permutation, and puts each bucket's
+    /// patterns next to each other in nibble order.
+    #[test]
+    fn bucket_order_hands_out_runs() {
+        for n in 1..=TEDDY_PATTERNS {
+            let pats: Vec<Vec<u8>> = (0..n)
+                .map(|i| format!("{:02}pat", (i * 37) % 101).into_bytes())
+                .collect();
+            let refs: Vec<&Vec<u8>> = pats.iter().collect();
+            let order = bucket_order(&refs);
+            let mut seen = order.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n = {n}");
+            let buckets = if n > 32 { 16 } else { 8 };
+            for j in 0..buckets {
+                let mut members: Vec<&Vec<u8>> = (0..n)
+                    .filter(|p| buckets - 1 - p % buckets == j)
+                    .map(|p| refs[order[p]])
+                    .collect();
+                members.sort();
+                // A bucket's first bytes: one run of the sorted patterns.
+                let all_sorted = {
+                    let mut v = refs.clone();
+                    v.sort();
+                    v
+                };
+                if let (Some(first), Some(last)) = (members.first(), members.last()) {
+                    let lo = all_sorted.iter().position(|p| p == first).unwrap();
+                    let hi = all_sorted.iter().position(|p| p == last).unwrap();
+                    assert_eq!(hi - lo + 1, members.len(), "n = {n}, bucket {j}");
+                }
             }
         }
     }
