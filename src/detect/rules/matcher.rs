@@ -528,31 +528,72 @@ const TEDDY_MAX_SEARCHERS: usize = 4;
 /// The order to give a Teddy searcher `chunk`'s patterns in (indices into
 /// `chunk`). Teddy puts the pattern added `p`-th into bucket `B - 1 - p % B`
 /// (B = 16 above 32 patterns with AVX2, else 8), and reports a bucket's
-/// candidates where the payload's low and high nibbles are among those of
-/// its patterns' first bytes. Patterns sorted by those nibbles and handed
-/// out in runs keep each bucket's nibble sets small; dealt out round-robin
-/// from sorted order, as they were, every bucket held the whole range, and
-/// on text a bucket of letter patterns fired at most positions.
+/// candidates where each of the payload's next few bytes has a low and a
+/// high nibble among those its patterns have at that place. Each bucket is
+/// filled greedily with the patterns that widen those nibble sets least;
+/// dealt out round-robin from sorted order, as they were, every bucket held
+/// most nibbles, and on text a bucket of letter patterns fired at most
+/// positions.
 fn bucket_order(chunk: &[&Vec<u8>]) -> Vec<usize> {
     let n = chunk.len();
     let buckets = if n > 32 { 16 } else { 8 };
-    let key = |p: &Vec<u8>| -> Vec<u8> {
-        let head = p.get(..p.len().min(4)).unwrap_or(p);
-        head.iter()
-            .map(|b| b & 0x0f)
-            .chain(head.iter().map(|b| b >> 4))
-            .collect()
+    let width = chunk.iter().map(|p| p.len()).min().unwrap_or(0).min(4);
+    // Per place: the set of low nibbles, then the set of high ones.
+    let masks = |p: &Vec<u8>| -> [u16; 8] {
+        let mut m = [0u16; 8];
+        for (i, b) in p.iter().take(width).enumerate() {
+            if let Some(slot) = m.get_mut(i) {
+                *slot = 1 << (b & 0x0f);
+            }
+            if let Some(slot) = m.get_mut(4 + i) {
+                *slot = 1 << (b >> 4);
+            }
+        }
+        m
     };
-    let mut sorted: Vec<usize> = (0..n).collect();
-    sorted.sort_by_key(|&i| chunk.get(i).map(|p| key(p)));
-    // Bucket j takes the positions p with B - 1 - p % B == j: that many
-    // consecutive patterns of the sorted order.
+    // How many nibble sequences a bucket with these sets accepts.
+    let volume = |m: &[u16; 8]| -> u64 {
+        m.iter()
+            .filter(|x| **x != 0)
+            .map(|x| u64::from(x.count_ones()))
+            .product()
+    };
+    let union = |a: &[u16; 8], b: &[u16; 8]| -> [u16; 8] {
+        let mut u = *a;
+        for (x, y) in u.iter_mut().zip(b) {
+            *x |= y;
+        }
+        u
+    };
+    let all: Vec<[u16; 8]> = chunk.iter().map(|p| masks(p)).collect();
+    let mut left: Vec<usize> = (0..n).collect();
+    left.sort_by_key(|&i| chunk.get(i));
+    // Bucket j takes the positions p with B - 1 - p % B == j.
     let mut runs: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); buckets];
-    let mut next = sorted.into_iter();
     for (j, run) in runs.iter_mut().enumerate() {
         let col = buckets - 1 - j;
         let size = (n + buckets - 1 - col) / buckets;
-        run.extend(next.by_ref().take(size));
+        if size == 0 || left.is_empty() {
+            continue;
+        }
+        let seed = left.remove(0);
+        let mut acc = all.get(seed).copied().unwrap_or_default();
+        run.push_back(seed);
+        while run.len() < size && !left.is_empty() {
+            let best = (0..left.len())
+                .min_by_key(|&k| {
+                    let m = left
+                        .get(k)
+                        .and_then(|&i| all.get(i))
+                        .copied()
+                        .unwrap_or_default();
+                    volume(&union(&acc, &m))
+                })
+                .unwrap_or(0);
+            let i = left.remove(best);
+            acc = union(&acc, &all.get(i).copied().unwrap_or_default());
+            run.push_back(i);
+        }
     }
     (0..n)
         .filter_map(|p| runs.get_mut(buckets - 1 - p % buckets)?.pop_front())
@@ -1757,38 +1798,32 @@ mod tests {
         assert_eq!(g.scanners(1, 2).iter().flatten().count(), 1);
     }
 
-    /// The order handed to Teddy is a permutation, and puts each bucket's
-    /// patterns next to each other in nibble order.
+    /// The order handed to Teddy is a permutation, and fills each bucket
+    /// with patterns that share their first bytes' nibbles where sorted
+    /// order would not: sixteen families of four patterns that differ only
+    /// in their first byte each end up in one bucket.
     #[test]
-    fn bucket_order_hands_out_runs() {
+    fn bucket_order_groups_like_patterns() {
         for n in 1..=TEDDY_PATTERNS {
             let pats: Vec<Vec<u8>> = (0..n)
                 .map(|i| format!("{:02}pat", (i * 37) % 101).into_bytes())
                 .collect();
             let refs: Vec<&Vec<u8>> = pats.iter().collect();
-            let order = bucket_order(&refs);
-            let mut seen = order.clone();
+            let mut seen = bucket_order(&refs);
             seen.sort_unstable();
             assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n = {n}");
-            let buckets = if n > 32 { 16 } else { 8 };
-            for j in 0..buckets {
-                let mut members: Vec<&Vec<u8>> = (0..n)
-                    .filter(|p| buckets - 1 - p % buckets == j)
-                    .map(|p| refs[order[p]])
-                    .collect();
-                members.sort();
-                // A bucket's first bytes: one run of the sorted patterns.
-                let all_sorted = {
-                    let mut v = refs.clone();
-                    v.sort();
-                    v
-                };
-                if let (Some(first), Some(last)) = (members.first(), members.last()) {
-                    let lo = all_sorted.iter().position(|p| p == first).unwrap();
-                    let hi = all_sorted.iter().position(|p| p == last).unwrap();
-                    assert_eq!(hi - lo + 1, members.len(), "n = {n}, bucket {j}");
-                }
-            }
+        }
+        let pats: Vec<Vec<u8>> = (0..64u8)
+            .map(|i| vec![b'a' + i % 4, b'a' + i / 4, b'q', b'a' + i / 4, b'z'])
+            .collect();
+        let refs: Vec<&Vec<u8>> = pats.iter().collect();
+        let order = bucket_order(&refs);
+        for j in 0..16 {
+            let families: std::collections::BTreeSet<u8> = (0..64)
+                .filter(|p| 15 - p % 16 == j)
+                .map(|p| pats[order[p]][1])
+                .collect();
+            assert_eq!(families.len(), 1, "bucket {j} mixes families {families:?}");
         }
     }
 
