@@ -118,6 +118,17 @@ struct Rec<B> {
 }
 
 impl<B: Base> Rec<B> {
+    /// `base/prefix` as a listing (category, score, last seen) has it.
+    fn listed(base: B, prefix: u8, (cat, score, last_seen): (u16, u8, u32)) -> Rec<B> {
+        Rec {
+            base,
+            prefix,
+            cat,
+            score,
+            last_seen,
+        }
+    }
+
     fn key(&self) -> (B, u8, u16) {
         (self.base, self.prefix, self.cat)
     }
@@ -446,32 +457,26 @@ impl FeedState {
     fn offer(
         &mut self,
         net: Net,
-        (cat, score, last_seen): (u16, u8, u32),
+        listing: (u16, u8, u32),
         (p4, p6): (&mut Pending<u32>, &mut Pending<V6>),
         room: &mut Room,
         rule: Rule,
     ) -> Offered {
         match net {
-            Net::V4(base, prefix) => {
-                let r = Rec {
-                    base,
-                    prefix,
-                    cat,
-                    score,
-                    last_seen,
-                };
-                offer(&mut self.v4, p4, room, r, rule)
-            }
-            Net::V6(base, prefix) => {
-                let r = Rec {
-                    base,
-                    prefix,
-                    cat,
-                    score,
-                    last_seen,
-                };
-                offer(&mut self.v6, p6, room, r, rule)
-            }
+            Net::V4(base, prefix) => offer(
+                &mut self.v4,
+                p4,
+                room,
+                Rec::listed(base, prefix, listing),
+                rule,
+            ),
+            Net::V6(base, prefix) => offer(
+                &mut self.v6,
+                p6,
+                room,
+                Rec::listed(base, prefix, listing),
+                rule,
+            ),
         }
     }
 }
