@@ -523,6 +523,9 @@ const MIN_FAST_PATTERN: usize = 3;
 /// less than two of "slim" Teddy over 32 each), and searchers per set
 /// before a single automaton is cheaper.
 const TEDDY_PATTERNS: usize = 64;
+/// Up to this many patterns, aho-corasick builds "slim" Teddy (8 buckets,
+/// 32 bytes a step); above, "fat" Teddy (16 buckets, 16 bytes a step).
+const TEDDY_SLIM: usize = 32;
 const TEDDY_MAX_SEARCHERS: usize = 4;
 
 /// The order to give a Teddy searcher `chunk`'s patterns in (indices into
@@ -536,7 +539,7 @@ const TEDDY_MAX_SEARCHERS: usize = 4;
 /// positions.
 fn bucket_order(chunk: &[&Vec<u8>]) -> Vec<usize> {
     let n = chunk.len();
-    let buckets = if n > 32 { 16 } else { 8 };
+    let buckets = if n > TEDDY_SLIM { 16 } else { 8 };
     let width = chunk.iter().map(|p| p.len()).min().unwrap_or(0).min(4);
     // Per place: the set of low nibbles, then the set of high ones.
     let masks = |p: &Vec<u8>| -> [u16; 8] {
@@ -990,7 +993,7 @@ fn scan_cost(n: usize) -> usize {
     }
     let last = match n % TEDDY_PATTERNS {
         0 => 0,
-        1..=32 => 3,
+        1..=TEDDY_SLIM => 3,
         _ => 5,
     };
     5 * (n / TEDDY_PATTERNS) + last
