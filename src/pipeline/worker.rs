@@ -724,11 +724,12 @@ impl Worker {
         if created {
             det.reputation.on_new_flow(policy, flow, &mut self.alerts);
         }
-        let flow_id = self.ctx.flow_id(flow);
+        // Only a decode event needs the flow id here (alerts compute theirs).
+        let flow_id = d.event.map(|_| self.ctx.flow_id(flow));
         self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
         if let Some(e) = d.event {
-            self.decode_event(e, f, now, tuple, Some(flow_id), vlan);
+            self.decode_event(e, f, now, tuple, flow_id, vlan);
         }
     }
 
