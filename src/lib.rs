@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 pub mod capture;
 pub mod config;
 pub mod decode;

@@ -102,29 +102,6 @@ struct Slot {
     next: u32,
 }
 
-/// Asks the CPU to start loading every cache line of `slot` at once: a
-/// packet reads most of its flow's slot, and its lines would otherwise
-/// come one after another as the fields are first read.
-#[inline(always)]
-#[allow(unsafe_code)]
-fn prefetch_slot(slot: &Slot) {
-    let base: *const u8 = (slot as *const Slot).cast();
-    let mut off = 0;
-    while off < std::mem::size_of::<Slot>() {
-        // SAFETY: a prefetch reads nothing the program sees and never
-        // faults, whatever the address; SSE is part of the x86_64 baseline.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                base.wrapping_add(off).cast(),
-            )
-        };
-        off += 64;
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = base;
-}
-
 #[derive(Clone, Copy, Debug)]
 struct List {
     head: u32,
@@ -220,7 +197,10 @@ impl FlowTable {
         self.index
             .find(hash, |&i| {
                 slots.get(i as usize).is_some_and(|s| {
-                    prefetch_slot(s);
+                    // A packet reads most of its flow's slot: ask for all
+                    // of its lines at once rather than one after another
+                    // as its fields are first read.
+                    crate::cache::prefetch_all(s);
                     s.flow.in_table() && s.flow.key == *key
                 })
             })

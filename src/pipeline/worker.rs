@@ -42,21 +42,6 @@ pub(crate) enum Emit {
 /// How many frames ahead of the one being processed the worker prefetches.
 const PREFETCH_AHEAD: usize = 4;
 
-/// Asks the CPU to start loading the first cache line of `bytes` (a hint:
-/// no effect on results, nothing on other architectures).
-#[inline(always)]
-#[allow(unsafe_code)]
-fn prefetch(bytes: &[u8]) {
-    // SAFETY: a prefetch reads nothing the program sees and never faults,
-    // whatever the address; SSE is part of the x86_64 baseline.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
 /// A worker hands its records on once they reach this size, so a burst of
 /// records (thousands of flows ending at once) never builds one huge batch.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -239,7 +224,7 @@ impl Worker {
                         // The frames were written by another core: start
                         // loading the next one's headers while this one runs.
                         if let Some(next) = batch.frames.get(i + PREFETCH_AHEAD).and_then(frame) {
-                            prefetch(next);
+                            crate::cache::prefetch(next.as_ptr());
                         }
                         self.packet(f, frame(f).unwrap_or(&[]));
                         if self.out.buf.len() >= MAX_BATCH_BYTES {
