@@ -583,30 +583,26 @@ impl Buckets {
         });
         for (_, i) in by_rate {
             // Of equals, the fullest bucket: patterns differing in a nibble
-            // or two share one.
-            let mut best: Option<(f64, usize, usize)> = None;
+            // or two share one. (added, members, bucket, its new rate)
+            let mut best: Option<(f64, usize, usize, f64)> = None;
             for (j, run) in b.runs.iter().enumerate() {
                 if run.len() >= cap(j) {
                     continue;
                 }
                 let rate = b.union(run.iter().copied().chain([i])).accept_rate(width);
                 let added = rate - b.rates.get(j).copied().unwrap_or(0.0);
-                let better = best.is_none_or(|(a, len, _)| {
+                let better = best.is_none_or(|(a, len, _, _)| {
                     added < a * (1.0 - 1e-9) || (added <= a * (1.0 + 1e-9) && run.len() > len)
                 });
                 if better {
-                    best = Some((added, run.len(), j));
+                    best = Some((added, run.len(), j, rate));
                 }
             }
-            let Some((_, _, j)) = best else { continue };
-            if let Some(run) = b.runs.get_mut(j) {
+            let Some((_, _, j, rate)) = best else {
+                continue;
+            };
+            if let (Some(run), Some(r)) = (b.runs.get_mut(j), b.rates.get_mut(j)) {
                 run.push(i);
-            }
-            let rate = b
-                .runs
-                .get(j)
-                .map_or(0.0, |run| b.union(run.iter().copied()).accept_rate(width));
-            if let Some(r) = b.rates.get_mut(j) {
                 *r = rate;
             }
         }
