@@ -656,11 +656,16 @@ mod tests {
             "alert tcp any any -> any any (content:\"abcdef\"; fast_pattern:1,3; content:\"zz\"; distance:-2; within:10; fast_pattern:only; sid:8;)",
             "alert ip any [80,443] -> any any (content:\"GET\"; startswith; content:\"x\"; endswith; nocase; sid:9;)",
         ] {
-            let r = parse_rule(s).unwrap();
-            let printed = r.to_string();
-            let again = parse_rule(&printed).unwrap_or_else(|e| panic!("{printed}: {e:?}"));
-            assert_eq!(again, r, "{printed}");
+            assert_prints_back(s);
         }
+    }
+
+    /// `s` parses, prints, and parses again to the same rule.
+    fn assert_prints_back(s: &str) {
+        let r = parse_rule(s).unwrap();
+        let printed = r.to_string();
+        let again = parse_rule(&printed).unwrap_or_else(|e| panic!("{printed}: {e:?}"));
+        assert_eq!(again, r, "{printed}");
     }
 
     /// A free-text value ending in a backslash (`packe\ ;`: the space
@@ -672,10 +677,7 @@ mod tests {
             "alert tcp any any -> any 23 (msg:\"m\"; metadata:created_at 2010_09_23, from the packe\\ ;)",
             "alert tcp any any -> any 23 (reference:url,example.com/a\\ ; sid:1;)",
         ] {
-            let r = parse_rule(s).unwrap();
-            let printed = r.to_string();
-            let again = parse_rule(&printed).unwrap_or_else(|e| panic!("{printed}: {e:?}"));
-            assert_eq!(again, r, "{printed}");
+            assert_prints_back(s);
         }
     }
 
