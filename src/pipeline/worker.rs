@@ -66,6 +66,16 @@ impl Emit {
     }
 }
 
+/// Hands the records in `out` on (if any), leaving a fresh batch.
+fn send_batch(out: &mut EveBatch, emit: &mut Emit) {
+    if !out.is_empty() {
+        let fresh = emit.fresh_batch();
+        let mut batch = std::mem::replace(out, fresh);
+        batch.ready = Some(Instant::now());
+        emit.send(OutMsg::Events(batch));
+    }
+}
+
 /// Per-event-name rate limit of anomaly records.
 pub(crate) struct RateLimit {
     limit: u32,
@@ -273,17 +283,13 @@ impl Worker {
     }
 
     fn end_all(&mut self, reason: EndReason) {
-        loop {
-            let more = self.on_table(|table, on_end| table.drain_some(reason, 4096, on_end));
-            if !more {
-                break;
-            }
-            self.send_events();
-        }
+        self.on_table(|table, on_end| table.drain(reason, on_end));
     }
 
     /// Runs `g` on the flow table with the callback that writes the record
-    /// (and the detectors' end-of-flow alerts) of each flow it ends.
+    /// (and the detectors' end-of-flow alerts) of each flow it ends, handing
+    /// the records on whenever they fill a batch (ending every flow at the
+    /// end of the input writes one record per tracked flow).
     fn on_table<R>(
         &mut self,
         g: impl FnOnce(&mut FlowTable, &mut dyn FnMut(&Flow, EndReason)) -> R,
@@ -294,10 +300,14 @@ impl Worker {
             ctx,
             counters,
             detect,
+            emit,
             ..
         } = self;
         g(table, &mut |f: &Flow, r| {
-            end_flow(out, ctx, counters, detect, f, r)
+            end_flow(out, ctx, counters, detect, f, r);
+            if out.buf.len() >= MAX_BATCH_BYTES {
+                send_batch(out, emit);
+            }
         })
     }
 
@@ -334,12 +344,7 @@ impl Worker {
     }
 
     fn send_events(&mut self) {
-        if !self.out.is_empty() {
-            let fresh = self.emit.fresh_batch();
-            let mut batch = std::mem::replace(&mut self.out, fresh);
-            batch.ready = Some(Instant::now());
-            self.emit.send(OutMsg::Events(batch));
-        }
+        send_batch(&mut self.out, &mut self.emit);
     }
 
     fn expire(&mut self, now: Timestamp) {
