@@ -108,6 +108,29 @@ struct List {
     tail: u32,
 }
 
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+    };
+}
+
+/// Marks a flow as out of the table (and, when the table is in emergency
+/// mode and the run is not ending, as ended by it), then hands it to
+/// `on_end`: what ending a flow means, one at a time or all at once.
+fn hand_over(
+    flow: &mut Flow,
+    reason: EndReason,
+    emergency: bool,
+    on_end: &mut dyn FnMut(&Flow, EndReason),
+) {
+    flow.set_in_table(false);
+    if emergency && reason != EndReason::Shutdown {
+        flow.set_emergency(true);
+    }
+    on_end(flow, reason);
+}
+
 pub struct FlowTable {
     /// Slot numbers, by the hash of their flow's key.
     index: HashTable<u32>,
@@ -159,10 +182,7 @@ impl FlowTable {
             live: 0,
             slots: Vec::with_capacity(cap),
             free: Vec::new(),
-            lists: [List {
-                head: NIL,
-                tail: NIL,
-            }; CLASSES],
+            lists: [List::EMPTY; CLASSES],
             cfg,
             emergency: false,
             counters: TableCounters::default(),
@@ -315,11 +335,7 @@ impl FlowTable {
         if !slot.flow.in_table() {
             return;
         }
-        slot.flow.set_in_table(false);
-        if emergency && reason != EndReason::Shutdown {
-            slot.flow.set_emergency(true);
-        }
-        on_end(&slot.flow, reason);
+        hand_over(&mut slot.flow, reason, emergency, on_end);
         let hash = self.hasher.hash_one(slot.flow.key);
         self.unlink(idx);
         if let Ok(e) = self.index.find_entry(hash, |&i| i == idx) {
@@ -461,29 +477,20 @@ impl FlowTable {
     /// (per-flow index removal was a third of the time of ending a million
     /// flows: each one a cache miss in an index of megabytes).
     pub fn drain(&mut self, reason: EndReason, on_end: &mut dyn FnMut(&Flow, EndReason)) {
-        let emergency = self.emergency && reason != EndReason::Shutdown;
+        let emergency = self.emergency;
         let mut ended = 0u64;
         for class in 0..CLASSES {
             let mut i = self.lists.get(class).map_or(NIL, |l| l.head);
             while let Some(slot) = self.slots.get_mut(i as usize) {
                 i = slot.next;
-                slot.flow.set_in_table(false);
-                if emergency {
-                    slot.flow.set_emergency(true);
-                }
-                on_end(&slot.flow, reason);
+                hand_over(&mut slot.flow, reason, emergency, on_end);
                 ended += 1;
             }
         }
         self.index.clear();
         self.slots.clear();
         self.free.clear();
-        for l in &mut self.lists {
-            *l = List {
-                head: NIL,
-                tail: NIL,
-            };
-        }
+        self.lists = [List::EMPTY; CLASSES];
         self.live = 0;
         self.count_ended(reason, ended);
     }

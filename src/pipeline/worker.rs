@@ -76,6 +76,13 @@ fn send_batch(out: &mut EveBatch, emit: &mut Emit) {
     }
 }
 
+/// Hands the records in `out` on once they reach [`MAX_BATCH_BYTES`].
+fn send_if_full(out: &mut EveBatch, emit: &mut Emit) {
+    if out.buf.len() >= MAX_BATCH_BYTES {
+        send_batch(out, emit);
+    }
+}
+
 /// Per-event-name rate limit of anomaly records.
 pub(crate) struct RateLimit {
     limit: u32,
@@ -237,9 +244,7 @@ impl Worker {
                             crate::cache::prefetch(next.as_ptr());
                         }
                         self.packet(f, frame(f).unwrap_or(&[]));
-                        if self.out.buf.len() >= MAX_BATCH_BYTES {
-                            self.send_events();
-                        }
+                        send_if_full(&mut self.out, &mut self.emit);
                     }
                     if let Some(now) = self.clock {
                         self.expire(now);
@@ -305,9 +310,7 @@ impl Worker {
         } = self;
         g(table, &mut |f: &Flow, r| {
             end_flow(out, ctx, counters, detect, f, r);
-            if out.buf.len() >= MAX_BATCH_BYTES {
-                send_batch(out, emit);
-            }
+            send_if_full(out, emit);
         })
     }
 
