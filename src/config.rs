@@ -445,6 +445,8 @@ pub struct Config {
     pub server_ports: ServiceSet,
     /// `detect.reversed_role.exceptions`, parsed.
     pub reversed_role_exceptions: ServiceSet,
+    /// `detect.callback.exceptions`, parsed.
+    pub callback_exceptions: ServiceSet,
     /// `detect.port_scan.ignore`, parsed.
     pub port_scan_ignore: ServiceSet,
     /// `[[outputs]]`; empty means the default (`eve.filename` in the output directory).
@@ -547,6 +549,10 @@ impl Config {
         let reversed_role_exceptions = ports(
             &raw.detect.reversed_role.exceptions,
             "detect.reversed_role.exceptions",
+        )?;
+        let callback_exceptions = ports(
+            &raw.detect.callback.exceptions,
+            "detect.callback.exceptions",
         )?;
         let port_scan_ignore = ports(&raw.detect.port_scan.ignore, "detect.port_scan.ignore")?;
         let d = &raw.detect;
@@ -709,6 +715,7 @@ impl Config {
             detect,
             server_ports,
             reversed_role_exceptions,
+            callback_exceptions,
             port_scan_ignore,
             outputs,
             rules,
@@ -938,6 +945,7 @@ pub struct DetectConfig {
     pub server_ports: Vec<String>,
     pub reversed_role: ReversedRoleConfig,
     pub unexpected_inbound: UnexpectedInboundConfig,
+    pub callback: CallbackConfig,
     pub port_scan: PortScanConfig,
     pub syn_flood: SynFloodConfig,
     pub brute_force: BruteForceConfig,
@@ -977,6 +985,7 @@ impl Default for DetectConfig {
             .collect(),
             reversed_role: ReversedRoleConfig::default(),
             unexpected_inbound: UnexpectedInboundConfig::default(),
+            callback: CallbackConfig::default(),
             port_scan: PortScanConfig::default(),
             syn_flood: SynFloodConfig::default(),
             brute_force: BruteForceConfig::default(),
@@ -1058,6 +1067,27 @@ impl Default for UnexpectedInboundConfig {
             enabled: true,
             window: secs(3600),
             admin_ports: vec![22, 23, 3389, 5900, 5985, 5986, 445, 135, 139],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    pub enabled: bool,
+    /// How long after an inbound session a connection back to its client
+    /// counts; also the re-report interval.
+    pub window: Dur,
+    /// Destination ports a server may connect back on (ident by default).
+    pub exceptions: Vec<String>,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            enabled: true,
+            window: secs(600),
+            exceptions: vec!["tcp/113".into()],
         }
     }
 }

@@ -22,8 +22,11 @@ pub const DEFAULT_CAP: u64 = 1 << 30;
 /// The smallest `memory_cap` accepted.
 pub const MIN_CAP: u64 = 16 << 20;
 
-/// Trackers that share the detectors' part of the budget.
-pub const DETECT_TRACKERS: u64 = 10;
+/// Trackers that share the detectors' part of the budget: scanners, flood
+/// victims, brute-force sources, the role detector's four (learned server
+/// ports, reversed roles, inbound sessions, served clients), egress and
+/// SMTP incidents, open proxies, FTP pairs.
+pub const DETECT_TRACKERS: u64 = 11;
 
 /// Input read ahead and shared with the workers at most (chunks in flight).
 pub const INPUT_BYTES: u64 = crate::capture::file::CHUNK as u64 * crate::capture::file::POOL as u64;

@@ -388,6 +388,58 @@ fn normal_traffic_under_a_policy_that_describes_it_raises_nothing() {
     }
 }
 
+/// The Honeynet attack trace: an attacker's sessions to the victim's 445
+/// (the exploit), 1957 (a shell) and 1080, and in between the victim's own
+/// connection from an ephemeral port back to the attacker's 8884 (the
+/// payload download). With the victim's network declared home: three
+/// unexpected inbound sessions and one callback, both severity 1 where the
+/// compromise is, and nothing else (the connection out is from port 36296,
+/// so it is not a reversed role).
+#[test]
+fn an_exploited_server_calls_its_attacker_back() {
+    let Some(shared) = shared_or_skip("attack trace callback") else {
+        return;
+    };
+    let policy = common::repo().join("tests/data/attack-trace-policy.toml");
+    let file = shared.join("pcaps/scans/honeynet_attack_trace.pcap");
+    let a = alerts(&file, &["-c", policy.to_str().unwrap_or("")]);
+    let mut got: Vec<String> = a
+        .iter()
+        .map(|x| {
+            let al = &x["alert"];
+            format!(
+                "{} {} -> {}:{} severity {}",
+                al["metadata"]["detector"][0].as_str().unwrap_or(""),
+                al["source"]["ip"].as_str().unwrap_or(""),
+                al["target"]["ip"].as_str().unwrap_or(""),
+                al["target"]["port"],
+                al["severity"]
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "callback 192.150.11.111 -> 98.114.205.102:8884 severity 1",
+            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1080 severity 2",
+            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1957 severity 2",
+            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:445 severity 1",
+        ]
+    );
+    let cb = a
+        .iter()
+        .find(|x| x["alert"]["metadata"]["detector"][0] == "callback")
+        .expect("callback");
+    // The session it follows is the shell on 1957, 2.9 s before.
+    assert_eq!(cb["alert"]["metadata"]["served_port"], 1957);
+    assert_eq!(cb["src_port"], 36296);
+    assert!(
+        cb["flow_id"].is_u64() && cb["community_id"].is_string(),
+        "{cb}"
+    );
+}
+
 #[test]
 fn alerts_on_the_corpus_validate_with_eve_check() {
     let Some(shared) = shared_or_skip("eve-check on alerts") else {

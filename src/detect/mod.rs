@@ -65,10 +65,12 @@ pub enum Kind {
     OpenProxy,
     /// A flow endpoint listed in a reputation feed.
     Reputation,
+    /// A home host connects back to an outside client it just served.
+    Callback,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::ReversedRole,
         Kind::UnexpectedInbound,
         Kind::PortScan,
@@ -79,6 +81,7 @@ impl Kind {
         Kind::OutboundSmtp,
         Kind::OpenProxy,
         Kind::Reputation,
+        Kind::Callback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Kind {
             Kind::OutboundSmtp => "outbound_smtp",
             Kind::OpenProxy => "open_proxy",
             Kind::Reputation => "reputation",
+            Kind::Callback => "callback",
         }
     }
 
@@ -123,6 +127,9 @@ impl Kind {
             Kind::Reputation => {
                 "BACKFLOW reputation: flow with an address listed in a reputation feed"
             }
+            Kind::Callback => {
+                "BACKFLOW callback: a host connected back to an outside client it had just served"
+            }
         }
     }
 
@@ -138,6 +145,7 @@ impl Kind {
             Kind::OutboundSmtp => "Potentially Bad Traffic",
             Kind::OpenProxy => "Potentially Bad Traffic",
             Kind::Reputation => "Misc Attack",
+            Kind::Callback => "Potentially Bad Traffic",
         }
     }
 }
@@ -458,7 +466,7 @@ impl Detectors {
         match kind {
             Kind::PortScan | Kind::PortSweep => self.scan.usage().shed,
             Kind::SynFlood => self.flood.usage().shed,
-            Kind::ReversedRole | Kind::UnexpectedInbound => self.role.usage().shed,
+            Kind::ReversedRole | Kind::UnexpectedInbound | Kind::Callback => self.role.usage().shed,
             Kind::BruteForce => self.brute.usage().shed,
             Kind::EgressViolation | Kind::OutboundSmtp => self.egress.usage().shed,
             Kind::OpenProxy => self.proxy.usage().shed,

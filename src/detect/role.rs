@@ -1,11 +1,22 @@
-//! `reversed_role` (a host's server port opens a connection) and
+//! `reversed_role` (a host's server port opens a connection),
 //! `unexpected_inbound` (the outside completes a handshake with a home host
-//! on a port it does not publish).
+//! on a port it does not publish) and `callback` (a home host opens a
+//! connection to an outside client it has just served).
 //!
 //! A port is a server port of a host when the policy says the host publishes
 //! it, when the host was seen answering a SYN on it (SYN-ACK), or when it is
 //! in `detect.server_ports` (well-known service ports) and the host is a
 //! home host.
+//!
+//! A callback is what an exploited server does next: the attacker's session
+//! in, then the server's own connection out to the attacker (a reverse
+//! shell, a payload download), from an ephemeral port, so that
+//! `reversed_role` does not see it. Servers connecting back to their
+//! clients for a living are the exceptions: ident (tcp/113,
+//! `detect.callback.exceptions`), FTP active data (a related connection of
+//! a control session), and peers that serve each other the same service
+//! (mail servers, DNS, SIP: the connection back goes to the port the client
+//! came in on).
 
 use std::sync::Arc;
 
@@ -14,7 +25,7 @@ use serde_json::json;
 use super::bounded::{BoundedMap, Expiring, Usage};
 use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
-use crate::config::{Config, ReversedRoleConfig, UnexpectedInboundConfig};
+use crate::config::{CallbackConfig, Config, ReversedRoleConfig, UnexpectedInboundConfig};
 use crate::decode::{Addr, PROTO_TCP};
 use crate::policy::{Direction, Policy, ServiceSet};
 use crate::time::Timestamp;
@@ -56,14 +67,43 @@ impl Incident {
     }
 }
 
+/// A home host and an outside client it served: the last inbound session,
+/// and the connections back to the client since.
+#[derive(Debug)]
+struct Served {
+    /// When the last inbound session completed its handshake.
+    at: Timestamp,
+    /// Its server port, and whether the host publishes that port.
+    port: u16,
+    published: bool,
+    /// Connections back (SYNs) and the distinct ports they went to (as
+    /// seen one after another).
+    back: Option<Timestamp>,
+    syns: u64,
+    ports: u64,
+    last_port: u16,
+    last_seen: Timestamp,
+    reported: Reported,
+}
+
+impl Expiring for Served {
+    fn last_seen(&self) -> Timestamp {
+        self.last_seen
+    }
+}
+
 pub struct RoleDetector {
     learned: BoundedMap<(Addr, u16), Seen>,
     reversed: BoundedMap<(Addr, u16), Incident>,
     inbound: BoundedMap<(Addr, Addr, u16), Incident>,
+    /// (home host, outside client) of inbound sessions.
+    served: BoundedMap<(Addr, Addr), Served>,
     rr: ReversedRoleConfig,
     ui: UnexpectedInboundConfig,
+    cb: CallbackConfig,
     server_ports: ServiceSet,
     exceptions: ServiceSet,
+    cb_exceptions: ServiceSet,
     ftp: Option<Arc<FtpSessions>>,
 }
 
@@ -73,10 +113,13 @@ impl RoleDetector {
             learned: BoundedMap::tracker(cfg, cfg.reversed_role.learned_ttl.0),
             reversed: BoundedMap::tracker(cfg, cfg.reversed_role.window.0),
             inbound: BoundedMap::tracker(cfg, cfg.unexpected_inbound.window.0),
+            served: BoundedMap::tracker(cfg, cfg.callback.window.0),
             rr: cfg.reversed_role.clone(),
             ui: cfg.unexpected_inbound.clone(),
+            cb: cfg.callback.clone(),
             server_ports: ServiceSet::default(),
             exceptions: ServiceSet::default(),
+            cb_exceptions: ServiceSet::default(),
             ftp: None,
         }
     }
@@ -92,6 +135,7 @@ impl RoleDetector {
     pub fn with_ports(mut self, config: &Config) -> Self {
         self.server_ports = config.server_ports.clone();
         self.exceptions = config.reversed_role_exceptions.clone();
+        self.cb_exceptions = config.callback_exceptions.clone();
         self
     }
 
@@ -99,10 +143,11 @@ impl RoleDetector {
         self.learned.sweep(now);
         self.reversed.sweep(now);
         self.inbound.sweep(now);
+        self.served.sweep(now);
     }
 
     pub fn usage(&self) -> Usage {
-        self.learned.usage() + self.reversed.usage() + self.inbound.usage()
+        self.learned.usage() + self.reversed.usage() + self.inbound.usage() + self.served.usage()
     }
 
     /// `server` answered a SYN on `port`.
@@ -161,6 +206,7 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
+        self.callback(policy, src, dst, dport, now, out);
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return;
         }
@@ -201,6 +247,72 @@ impl RoleDetector {
         );
     }
 
+    /// A SYN from `src` to `dst:dport`: a callback when `src` is a home host
+    /// that served `dst` (an outside client) within the window, on another
+    /// port than the one `dst` came in on.
+    fn callback(
+        &self,
+        policy: &Policy,
+        src: Addr,
+        dst: Addr,
+        dport: u16,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if !self.cb.enabled
+            || self.cb_exceptions.contains(PROTO_TCP, dport)
+            || policy.direction(&src, &dst) != Direction::Outbound
+            || self
+                .ftp
+                .as_ref()
+                .is_some_and(|f| f.is_data(src, dst, dport))
+        {
+            return;
+        }
+        let window = self.cb.window.0;
+        self.served.with_existing(&(src, dst), |s| {
+            if s.port == dport || now.since(s.at) > window {
+                return;
+            }
+            s.back.get_or_insert(now);
+            s.syns += 1;
+            if s.last_port != dport || s.ports == 0 {
+                s.ports += 1;
+                s.last_port = dport;
+            }
+            s.last_seen = now;
+            if !s.reported.due(now, window, s.syns) {
+                return;
+            }
+            s.reported.mark(now, s.syns);
+            // An unexpected session in, or a way out to a port no service
+            // uses (a reverse shell's listener), is the compromise pattern;
+            // a published server calling a client's web or mail port back
+            // may be business (webhooks).
+            let severity = if !s.published || !self.server_ports.contains(PROTO_TCP, dport) {
+                1
+            } else {
+                2
+            };
+            out.push(
+                Alert::new(
+                    Kind::Callback,
+                    severity,
+                    Endpoint::host(src),
+                    Endpoint::service(dst, dport),
+                )
+                .with("direction", json!(["outbound"]))
+                .with("served_port", s.port)
+                .with("served_port_published", s.published)
+                .with("served_at", ts(s.at))
+                .with("seconds_after_session", now.since(s.at).0 as f64 / 1e6)
+                .with("syns", s.syns)
+                .with("ports", s.ports)
+                .with("first_seen", ts(s.back.unwrap_or(now))),
+            );
+        });
+    }
+
     /// A handshake completed from `client` to `server:port`.
     #[allow(clippy::too_many_arguments)]
     pub fn on_handshake(
@@ -217,9 +329,36 @@ impl RoleDetector {
         if let Some(ftp) = &self.ftp {
             ftp.on_handshake(client, server, port, now);
         }
+        if policy.direction(&client, &server) != Direction::Inbound {
+            return;
+        }
+        let published = policy.publishes(&server, PROTO_TCP, port);
+        if self.cb.enabled {
+            let served = |s: &mut Served| {
+                s.at = now;
+                s.port = port;
+                s.published = published;
+                s.last_seen = now;
+            };
+            self.served.update(
+                &(server, client),
+                now,
+                || Served {
+                    at: now,
+                    port,
+                    published,
+                    back: None,
+                    syns: 0,
+                    ports: 0,
+                    last_port: 0,
+                    last_seen: now,
+                    reported: Reported::default(),
+                },
+                served,
+            );
+        }
         if !self.ui.enabled
-            || policy.direction(&client, &server) != Direction::Inbound
-            || policy.publishes(&server, PROTO_TCP, port)
+            || published
             || self
                 .ftp
                 .as_ref()
@@ -498,6 +637,155 @@ mod tests {
         );
         assert_eq!(out.len(), 3);
         assert_eq!(out[2].evidence["reason"], json!(["answered_syn_before"]));
+    }
+
+    /// An outside client's session in, then the home host's own connection
+    /// out to that client: a callback, once per window, severity 1 when the
+    /// session in was to an unpublished port or the way out goes to a port
+    /// no service uses. Not: back to the port the client came in on
+    /// (peers), ident, after the window, to another outside host, from a
+    /// host that was never connected to, or inside the home network.
+    #[test]
+    fn connections_back_to_a_client_just_served() {
+        let c = Config::parse(
+            "[[hosts]]\naddr = [\"10.0.0.10\", \"fd00::10\"]\nservices = [\"tcp/443\", \"tcp/25\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let d = RoleDetector::new(&c.detect).with_ports(&c);
+        let mut out = Vec::new();
+        let secs = |s: u64| Timestamp(s * 1_000_000);
+        let hs = |client: &str, server: &str, port: u16, t: Timestamp, out: &mut Vec<Alert>| {
+            d.on_handshake(&c.policy, a(client), a(server), port, (1, 1), t, t, out);
+        };
+        let syn = |src: &str, dst: &str, dport: u16, t: Timestamp, out: &mut Vec<Alert>| {
+            d.on_syn(&c.policy, a(src), 40000, a(dst), dport, false, t, out);
+        };
+        // No session in yet: an ordinary client connection.
+        syn("10.0.0.10", "203.0.113.9", 4444, secs(1), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // The web server serves 203.0.113.9 on its published 443...
+        hs("203.0.113.9", "10.0.0.10", 443, secs(10), &mut out);
+        // ... and 30 s later calls it back on 4444, twice, then 8080.
+        syn("10.0.0.10", "203.0.113.9", 4444, secs(40), &mut out);
+        syn("10.0.0.10", "203.0.113.9", 4444, secs(41), &mut out);
+        syn("10.0.0.10", "203.0.113.9", 8080, secs(42), &mut out);
+        assert_eq!(out.len(), 1, "one incident per window: {out:?}");
+        let cb = &out[0];
+        assert_eq!(cb.kind(), Some(Kind::Callback));
+        assert_eq!(cb.severity, 1, "4444 is no service's port");
+        assert_eq!(cb.source, Endpoint::host(a("10.0.0.10")));
+        assert_eq!(cb.target, Endpoint::service(a("203.0.113.9"), 4444));
+        assert_eq!(cb.evidence["served_port"], json!(443));
+        assert_eq!(cb.evidence["served_port_published"], json!(true));
+        assert_eq!(cb.evidence["seconds_after_session"], json!(30.0));
+        // Reported again one window (10 min) after the first report, with
+        // the counts of every connection back since the session.
+        hs("203.0.113.9", "10.0.0.10", 443, secs(500), &mut out);
+        syn("10.0.0.10", "203.0.113.9", 4444, secs(641), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].evidence["syns"], json!(4));
+        assert_eq!(out[1].evidence["ports"], json!(3));
+
+        // A published server calling a client's web port back: severity 2.
+        hs("198.51.100.7", "10.0.0.10", 443, secs(1000), &mut out);
+        syn("10.0.0.10", "198.51.100.7", 443, secs(1001), &mut out);
+        assert_eq!(out.len(), 2, "back to the port the client came in on");
+        syn("10.0.0.10", "198.51.100.7", 80, secs(1002), &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2].severity, 2);
+
+        // Not callbacks: ident; mail peers; another outside host; after
+        // the window; internal clients; a home host that was never served.
+        hs("198.51.100.8", "10.0.0.10", 443, secs(2000), &mut out);
+        syn("10.0.0.10", "198.51.100.8", 113, secs(2001), &mut out);
+        hs("198.51.100.25", "10.0.0.10", 25, secs(2000), &mut out);
+        syn("10.0.0.10", "198.51.100.25", 25, secs(2002), &mut out);
+        syn("10.0.0.10", "198.51.100.99", 4444, secs(2003), &mut out);
+        syn(
+            "10.0.0.10",
+            "198.51.100.8",
+            4444,
+            secs(2000 + 601),
+            &mut out,
+        );
+        hs("10.0.0.77", "10.0.0.10", 443, secs(3000), &mut out);
+        syn("10.0.0.10", "10.0.0.77", 4444, secs(3001), &mut out);
+        syn("10.0.0.11", "198.51.100.25", 4444, secs(3002), &mut out);
+        assert_eq!(out.len(), 3, "{out:?}");
+
+        // IPv6, and a session in to an unpublished port: severity 1 even
+        // back to a web port.
+        hs("2001:db8::9", "fd00::10", 8000, secs(4000), &mut out);
+        assert_eq!(out.len(), 4, "the session in is itself unexpected");
+        syn("fd00::10", "2001:db8::9", 443, secs(4005), &mut out);
+        assert_eq!(out.len(), 5);
+        assert_eq!(out[4].kind(), Some(Kind::Callback));
+        assert_eq!(out[4].severity, 1);
+        assert_eq!(out[4].evidence["served_port_published"], json!(false));
+    }
+
+    /// An active FTP data connection goes from the server back to its
+    /// client: related to the control session, not a callback.
+    #[test]
+    fn active_ftp_data_is_not_a_callback() {
+        let c = Config::parse(
+            "[[hosts]]\naddr = \"10.0.0.21\"\nservices = [\"tcp/21\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ftp = Arc::new(FtpSessions::new(
+            100,
+            usize::MAX,
+            crate::time::Micros::from_secs(3600),
+        ));
+        let d = RoleDetector::new(&c.detect).with_ports(&c).with_ftp(ftp);
+        let mut out = Vec::new();
+        let (server, client) = (a("10.0.0.21"), a("192.0.2.50"));
+        d.on_handshake(
+            &c.policy,
+            client,
+            server,
+            21,
+            (1, 1),
+            Timestamp(0),
+            Timestamp(1),
+            &mut out,
+        );
+        d.on_syn(
+            &c.policy,
+            server,
+            20,
+            client,
+            40123,
+            false,
+            Timestamp(2),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // Without the control session on 21 the same SYN would be one.
+        d.on_handshake(
+            &c.policy,
+            a("192.0.2.51"),
+            server,
+            22,
+            (1, 1),
+            Timestamp(0),
+            Timestamp(3),
+            &mut out,
+        );
+        d.on_syn(
+            &c.policy,
+            server,
+            20,
+            a("192.0.2.51"),
+            40123,
+            false,
+            Timestamp(4),
+            &mut out,
+        );
+        let kinds: Vec<_> = out.iter().map(|x| x.kind()).collect();
+        assert_eq!(kinds, [Some(Kind::UnexpectedInbound), Some(Kind::Callback)]);
     }
 
     /// Passive FTP data connections to a published FTP server, and active
