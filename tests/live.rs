@@ -406,6 +406,73 @@ fn curl_nmap_and_hping3_traffic_is_tracked_and_detected() {
     drop(lab);
 }
 
+/// The outside (192.0.2.1) fetches a page from the home web server
+/// (192.0.2.2:80, published), then the web server fetches from the outside
+/// client's port 4444 (curl against a python HTTP server there: a payload
+/// download after an exploit): a `callback` naming both, severity 1 (4444
+/// is no service's port); the session in raises nothing.
+#[test]
+fn a_server_fetching_from_its_client_is_a_callback() {
+    if !can_run("live callback", &["curl", "python3"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.http_server();
+    let a = lab.a.clone();
+    lab.spawn(
+        &a,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "4444",
+            "--bind",
+            "192.0.2.1",
+        ],
+    );
+    let bf = Backflow::start(
+        &lab.b,
+        &lab.veth_b,
+        "home_nets = [\"192.0.2.2/32\"]\n[[hosts]]\naddr = \"192.0.2.2\"\nservices = [\"tcp/80\"]\n",
+        &[],
+    );
+    let o = lab.run(
+        &lab.a,
+        &["curl", "-s", "-o", "/dev/null", "http://192.0.2.2/"],
+    );
+    assert!(o.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = lab.run(
+            &lab.b,
+            &["curl", "-s", "-o", "/dev/null", "http://192.0.2.1:4444/"],
+        );
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener on 4444 did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr, records, _dir) = bf.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = alerts_by_kind(&records);
+    let kinds: Vec<&String> = alerts.keys().collect();
+    assert_eq!(kinds, ["callback"], "{alerts:?}");
+    let cb = alerts["callback"][0];
+    let al = &cb["alert"];
+    assert_eq!(al["source"]["ip"], "192.0.2.2", "{cb}");
+    assert_eq!(al["target"]["ip"], "192.0.2.1", "{cb}");
+    assert_eq!(al["target"]["port"], 4444, "{cb}");
+    assert_eq!(al["severity"], 1, "{cb}");
+    assert_eq!(al["metadata"]["served_port"], 80, "{cb}");
+    assert_eq!(cb["in_iface"], lab.veth_b.as_str());
+    drop(lab);
+}
+
 #[test]
 fn a_vanished_interface_is_reopened_and_the_others_keep_running() {
     if !can_run("interface removal", &["curl", "python3"]) {
