@@ -406,11 +406,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let ftp = Arc::new(FtpSessions::new(
-            100,
-            usize::MAX,
-            crate::time::Micros::from_secs(3600),
-        ));
+        let ftp = FtpSessions::for_tests();
         let d = EgressDetector::new(&c.detect).with_ftp(ftp.clone());
         let mut out = Vec::new();
         let (ws, db, srv) = (a("10.77.8.15"), a("10.77.9.30"), a("198.51.100.153"));

@@ -56,6 +56,12 @@ impl FtpSessions {
         port >= 1024 && self.pairs.with_existing(&pair(a, b), |_| ()).is_some()
     }
 
+    /// Sessions remembered for an hour, as the detectors' are.
+    #[cfg(test)]
+    pub fn for_tests() -> std::sync::Arc<FtpSessions> {
+        std::sync::Arc::new(FtpSessions::new(100, usize::MAX, Micros::from_secs(3600)))
+    }
+
     pub fn sweep(&self, now: Timestamp) {
         self.pairs.sweep(now);
     }

@@ -457,6 +457,20 @@ mod tests {
         (RoleDetector::new(&c.detect).with_ports(&c), c)
     }
 
+    /// A detector that knows FTP control sessions, with `addr` publishing
+    /// tcp/21.
+    fn ftp_server_detector(addr: &str) -> (RoleDetector, Config) {
+        let c = Config::parse(
+            &format!("[[hosts]]\naddr = \"{addr}\"\nservices = [\"tcp/21\"]\n"),
+            "t.toml",
+        )
+        .unwrap();
+        let d = RoleDetector::new(&c.detect)
+            .with_ports(&c)
+            .with_ftp(FtpSessions::for_tests());
+        (d, c)
+    }
+
     #[test]
     fn syn_from_a_well_known_port_ipv4_and_ipv6() {
         let (d, c) = detector();
@@ -729,17 +743,7 @@ mod tests {
     /// client: related to the control session, not a callback.
     #[test]
     fn active_ftp_data_is_not_a_callback() {
-        let c = Config::parse(
-            "[[hosts]]\naddr = \"10.0.0.21\"\nservices = [\"tcp/21\"]\n",
-            "t.toml",
-        )
-        .unwrap();
-        let ftp = Arc::new(FtpSessions::new(
-            100,
-            usize::MAX,
-            crate::time::Micros::from_secs(3600),
-        ));
-        let d = RoleDetector::new(&c.detect).with_ports(&c).with_ftp(ftp);
+        let (d, c) = ftp_server_detector("10.0.0.21");
         let mut out = Vec::new();
         let (server, client) = (a("10.0.0.21"), a("192.0.2.50"));
         d.on_handshake(
@@ -792,17 +796,7 @@ mod tests {
     /// ones back to an inside client, are not unexpected inbound sessions.
     #[test]
     fn ftp_data_connections_are_related_to_their_control_session() {
-        let c = Config::parse(
-            "[[hosts]]\naddr = \"172.16.5.21\"\nservices = [\"tcp/21\"]\n",
-            "t.toml",
-        )
-        .unwrap();
-        let ftp = Arc::new(FtpSessions::new(
-            100,
-            usize::MAX,
-            crate::time::Micros::from_secs(3600),
-        ));
-        let d = RoleDetector::new(&c.detect).with_ports(&c).with_ftp(ftp);
+        let (d, c) = ftp_server_detector("172.16.5.21");
         let mut out = Vec::new();
         let hs = |client: &str, server: &str, port: u16, t: u64, out: &mut Vec<Alert>| {
             d.on_handshake(
