@@ -259,19 +259,23 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
+        // Cheapest first: most SYNs go out to hosts that never came in.
         if !self.cb.enabled
+            || self.served.is_empty()
             || self.cb_exceptions.contains(PROTO_TCP, dport)
             || policy.direction(&src, &dst) != Direction::Outbound
-            || self
-                .ftp
-                .as_ref()
-                .is_some_and(|f| f.is_data(src, dst, dport))
         {
             return;
         }
         let window = self.cb.window.0;
         self.served.with_existing(&(src, dst), |s| {
-            if s.port == dport || now.since(s.at) > window {
+            if s.port == dport
+                || now.since(s.at) > window
+                || self
+                    .ftp
+                    .as_ref()
+                    .is_some_and(|f| f.is_data(src, dst, dport))
+            {
                 return;
             }
             s.back.get_or_insert(now);
