@@ -49,6 +49,8 @@ pub mod bits {
     pub const PAYLOAD_SEEN: u8 = 4;
     /// The (UDP) flow was handed to the egress detector as opened.
     pub const OPENED: u8 = 8;
+    /// The flow's SYN was counted as a callback.
+    pub const CALLBACK: u8 = 16;
 }
 
 /// The detector kinds.

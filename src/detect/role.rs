@@ -193,7 +193,8 @@ impl RoleDetector {
         }
     }
 
-    /// A SYN without ACK from `src:sport` to `dst:dport`.
+    /// A SYN without ACK from `src:sport` to `dst:dport`. Returns whether
+    /// it was counted as a callback.
     #[allow(clippy::too_many_arguments)]
     pub fn on_syn(
         &self,
@@ -205,13 +206,13 @@ impl RoleDetector {
         scanning: bool,
         now: Timestamp,
         out: &mut Vec<Alert>,
-    ) {
-        self.callback(policy, src, dst, dport, now, out);
+    ) -> bool {
+        let called_back = self.callback(policy, src, dst, dport, now, now, out);
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
-            return;
+            return called_back;
         }
         let Some(reason) = self.server_port_reason(policy, &src, sport, dport, scanning) else {
-            return;
+            return called_back;
         };
         self.reversed.update(
             &(src, sport),
@@ -245,76 +246,102 @@ impl RoleDetector {
                 }
             },
         );
+        called_back
     }
 
-    /// A SYN from `src` to `dst:dport`: a callback when `src` is a home host
-    /// that served `dst` (an outside client) within the window, on another
-    /// port than the one `dst` came in on.
+    /// The end of a TCP connection opened by a SYN (`start`) from `client`
+    /// to `server:port` whose SYN was not counted as a callback: with
+    /// several workers, the session in that it follows may be another
+    /// worker's flow, processed after this SYN; packet times decide.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_connection_end(
+        &self,
+        policy: &Policy,
+        client: Addr,
+        server: Addr,
+        port: u16,
+        start: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        self.callback(policy, client, server, port, start, now, out);
+    }
+
+    /// A connection attempt (a SYN at `at`) from `src` to `dst:dport`: a
+    /// callback when `src` is a home host that served `dst` (an outside
+    /// client) within the window before it, on another port than the one
+    /// `dst` came in on. Returns whether it was counted.
+    #[allow(clippy::too_many_arguments)]
     fn callback(
         &self,
         policy: &Policy,
         src: Addr,
         dst: Addr,
         dport: u16,
+        at: Timestamp,
         now: Timestamp,
         out: &mut Vec<Alert>,
-    ) {
+    ) -> bool {
         // Cheapest first: most SYNs go out to hosts that never came in.
         if !self.cb.enabled
             || self.served.is_empty()
             || self.cb_exceptions.contains(PROTO_TCP, dport)
             || policy.direction(&src, &dst) != Direction::Outbound
         {
-            return;
+            return false;
         }
         let window = self.cb.window.0;
-        self.served.with_existing(&(src, dst), |s| {
-            if s.port == dport
-                || now.since(s.at) > window
-                || self
-                    .ftp
-                    .as_ref()
-                    .is_some_and(|f| f.is_data(src, dst, dport))
-            {
-                return;
-            }
-            s.back.get_or_insert(now);
-            s.syns += 1;
-            if s.last_port != dport || s.ports == 0 {
-                s.ports += 1;
-                s.last_port = dport;
-            }
-            s.last_seen = now;
-            if !s.reported.due(now, window, s.syns) {
-                return;
-            }
-            s.reported.mark(now, s.syns);
-            // An unexpected session in, or a way out to a port no service
-            // uses (a reverse shell's listener), is the compromise pattern;
-            // a published server calling a client's web or mail port back
-            // may be business (webhooks).
-            let severity = if !s.published || !self.server_ports.contains(PROTO_TCP, dport) {
-                1
-            } else {
-                2
-            };
-            out.push(
-                Alert::new(
-                    Kind::Callback,
-                    severity,
-                    Endpoint::host(src),
-                    Endpoint::service(dst, dport),
-                )
-                .with("direction", json!(["outbound"]))
-                .with("served_port", s.port)
-                .with("served_port_published", s.published)
-                .with("served_at", ts(s.at))
-                .with("seconds_after_session", now.since(s.at).0 as f64 / 1e6)
-                .with("syns", s.syns)
-                .with("ports", s.ports)
-                .with("first_seen", ts(s.back.unwrap_or(now))),
-            );
-        });
+        self.served
+            .with_existing(&(src, dst), |s| {
+                if s.port == dport
+                    || s.at > at
+                    || at.since(s.at) > window
+                    || self
+                        .ftp
+                        .as_ref()
+                        .is_some_and(|f| f.is_data(src, dst, dport))
+                {
+                    return false;
+                }
+                s.back.get_or_insert(at);
+                s.syns += 1;
+                if s.last_port != dport || s.ports == 0 {
+                    s.ports += 1;
+                    s.last_port = dport;
+                }
+                s.last_seen = s.last_seen.max(now);
+                if !s.reported.due(now, window, s.syns) {
+                    return true;
+                }
+                s.reported.mark(now, s.syns);
+                // An unexpected session in, or a way out to a port no service
+                // uses (a reverse shell's listener), is the compromise pattern;
+                // a published server calling a client's web or mail port back
+                // may be business (webhooks).
+                let severity = if !s.published || !self.server_ports.contains(PROTO_TCP, dport) {
+                    1
+                } else {
+                    2
+                };
+                out.push(
+                    Alert::new(
+                        Kind::Callback,
+                        severity,
+                        Endpoint::host(src),
+                        Endpoint::service(dst, dport),
+                    )
+                    .with("direction", json!(["outbound"]))
+                    .with("served_port", s.port)
+                    .with("served_port_published", s.published)
+                    .with("served_at", ts(s.at))
+                    .with("seconds_after_session", at.since(s.at).0 as f64 / 1e6)
+                    .with("syns", s.syns)
+                    .with("ports", s.ports)
+                    .with("first_seen", ts(s.back.unwrap_or(at))),
+                );
+                true
+            })
+            .unwrap_or(false)
     }
 
     /// A handshake completed from `client` to `server:port`.
@@ -338,11 +365,14 @@ impl RoleDetector {
         }
         let published = policy.publishes(&server, PROTO_TCP, port);
         if self.cb.enabled {
+            // Workers may report sessions slightly out of packet order.
             let served = |s: &mut Served| {
-                s.at = now;
-                s.port = port;
-                s.published = published;
-                s.last_seen = now;
+                if now >= s.at {
+                    s.at = now;
+                    s.port = port;
+                    s.published = published;
+                }
+                s.last_seen = s.last_seen.max(now);
             };
             self.served.update(
                 &(server, client),
@@ -741,6 +771,33 @@ mod tests {
         assert_eq!(out[4].kind(), Some(Kind::Callback));
         assert_eq!(out[4].severity, 1);
         assert_eq!(out[4].evidence["served_port_published"], json!(false));
+    }
+
+    /// With several workers a SYN back can be processed before the session
+    /// in that it follows (another worker's flow): nothing then, and the
+    /// connection is judged by packet times when it ends.
+    #[test]
+    fn a_callback_processed_before_its_session_is_found_when_it_ends() {
+        let (d, c) = detector();
+        let mut out = Vec::new();
+        let secs = |s: u64| Timestamp(s * 1_000_000);
+        let (h, x) = (a("10.0.0.10"), a("203.0.113.9"));
+        let counted = d.on_syn(&c.policy, h, 40000, x, 4444, false, secs(10), &mut out);
+        assert!(!counted && out.is_empty());
+        // The session in, 1 s before the SYN back (an unexpected one).
+        d.on_handshake(&c.policy, x, h, 8080, (1, 1), secs(9), secs(9), &mut out);
+        assert_eq!(out.len(), 1);
+        // A connection that started before the session in is no callback.
+        d.on_connection_end(&c.policy, h, x, 4444, secs(8), secs(20), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        d.on_connection_end(&c.policy, h, x, 4444, secs(10), secs(20), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].kind(), Some(Kind::Callback));
+        assert_eq!(out[1].evidence["seconds_after_session"], json!(1.0));
+        assert_eq!(out[1].evidence["first_seen"], ts(secs(10)));
+        // A SYN counted as it came is marked so (its flow's end skips it).
+        assert!(d.on_syn(&c.policy, h, 40001, x, 4445, false, secs(11), &mut out));
+        assert_eq!(out.len(), 2, "once per window");
     }
 
     /// An active FTP data connection goes from the server back to its

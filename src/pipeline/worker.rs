@@ -460,6 +460,7 @@ impl Worker {
             self.flag_anomaly(name, f, now, tuple, vlan);
         }
         let policy = &self.detect.policy;
+        let mut called_back = false;
         match d.transport {
             Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN => {
                 let det = &self.detect;
@@ -475,7 +476,7 @@ impl Worker {
                     }
                 }
                 let scanning = det.scan.is_probing(&ip.src, 5);
-                det.role.on_syn(
+                called_back = det.role.on_syn(
                     policy,
                     ip.src,
                     t.sport,
@@ -540,6 +541,9 @@ impl Worker {
         let Some(flow) = self.table.get_mut(idx) else {
             return;
         };
+        if called_back {
+            flow.detect_bits |= bits::CALLBACK;
+        }
         let dir = flow.direction(src_is_lo);
         let from_client = dir == TO_SERVER;
         if let Some(p) = flow.pkts.get_mut(dir) {
@@ -946,11 +950,26 @@ fn end_flow(
         *n += 1;
     }
     let mut alerts = Vec::new();
-    if f.key.proto == decode::PROTO_TCP && f.tcp.handshake_seen {
+    if f.key.proto == decode::PROTO_TCP {
         let ((client, _), (server, port)) = (f.client(), f.server());
-        detect
-            .brute
-            .on_session_end(client, server, port, f.start, f.last, &mut alerts);
+        if f.tcp.handshake_seen {
+            detect
+                .brute
+                .on_session_end(client, server, port, f.start, f.last, &mut alerts);
+        }
+        // A connection back whose SYN was processed before the session
+        // in it follows (another worker's flow) is judged now.
+        if f.initiator() == Initiator::Syn && f.detect_bits & bits::CALLBACK == 0 {
+            detect.role.on_connection_end(
+                &detect.policy,
+                client,
+                server,
+                port,
+                f.start,
+                f.last,
+                &mut alerts,
+            );
+        }
     }
     let (client, server) = (f.client().0, f.server().0);
     detect.finish_alerts(&mut alerts, Some((client, server)), f.last);
