@@ -249,6 +249,13 @@ impl RoleDetector {
         called_back
     }
 
+    /// Whether any session in is remembered: without one nothing is a
+    /// callback.
+    #[inline]
+    pub fn serves_anyone(&self) -> bool {
+        self.cb.enabled && !self.served.is_empty()
+    }
+
     /// The end of a TCP connection opened by a SYN (`start`) from `client`
     /// to `server:port` whose SYN was not counted as a callback: with
     /// several workers, the session in that it follows may be another
@@ -283,8 +290,7 @@ impl RoleDetector {
         out: &mut Vec<Alert>,
     ) -> bool {
         // Cheapest first: most SYNs go out to hosts that never came in.
-        if !self.cb.enabled
-            || self.served.is_empty()
+        if !self.serves_anyone()
             || self.cb_exceptions.contains(PROTO_TCP, dport)
             || policy.direction(&src, &dst) != Direction::Outbound
         {

@@ -959,7 +959,10 @@ fn end_flow(
         }
         // A connection back whose SYN was processed before the session
         // in it follows (another worker's flow) is judged now.
-        if f.initiator() == Initiator::Syn && f.detect_bits & bits::CALLBACK == 0 {
+        if detect.role.serves_anyone()
+            && f.initiator() == Initiator::Syn
+            && f.detect_bits & bits::CALLBACK == 0
+        {
             detect.role.on_connection_end(
                 &detect.policy,
                 client,
