@@ -86,6 +86,22 @@ struct Served {
     reported: Reported,
 }
 
+impl Served {
+    fn new(now: Timestamp) -> Self {
+        Served {
+            at: now,
+            port: 0,
+            published: false,
+            back: None,
+            syns: 0,
+            ports: 0,
+            last_port: 0,
+            last_seen: now,
+            reported: Reported::default(),
+        }
+    }
+}
+
 impl Expiring for Served {
     fn last_seen(&self) -> Timestamp {
         self.last_seen
@@ -207,7 +223,7 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) -> bool {
-        let called_back = self.callback(policy, src, dst, dport, now, now, out);
+        let called_back = self.on_connection_out(policy, src, dst, dport, now, now, out);
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return called_back;
         }
@@ -249,37 +265,17 @@ impl RoleDetector {
         called_back
     }
 
-    /// Whether any session in is remembered: without one nothing is a
-    /// callback.
-    #[inline]
-    pub fn serves_anyone(&self) -> bool {
-        self.cb.enabled && !self.served.is_empty()
-    }
-
-    /// The end of a TCP connection opened by a SYN (`start`) from `client`
-    /// to `server:port` whose SYN was not counted as a callback: with
-    /// several workers, the session in that it follows may be another
-    /// worker's flow, processed after this SYN; packet times decide.
+    /// A connection attempt (a SYN at `at`, seen at `now`) from `src` to
+    /// `dst:dport`: a callback when `src` is a home host that served `dst`
+    /// (an outside client) within the window before it, on another port
+    /// than the one `dst` came in on. Returns whether it was counted.
+    ///
+    /// Judged at the SYN ([`RoleDetector::on_syn`]), and again when a
+    /// connection whose SYN was not counted ends: with several workers the
+    /// session in may be another worker's flow, processed after the SYN;
+    /// packet times decide.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_connection_end(
-        &self,
-        policy: &Policy,
-        client: Addr,
-        server: Addr,
-        port: u16,
-        start: Timestamp,
-        now: Timestamp,
-        out: &mut Vec<Alert>,
-    ) {
-        self.callback(policy, client, server, port, start, now, out);
-    }
-
-    /// A connection attempt (a SYN at `at`) from `src` to `dst:dport`: a
-    /// callback when `src` is a home host that served `dst` (an outside
-    /// client) within the window before it, on another port than the one
-    /// `dst` came in on. Returns whether it was counted.
-    #[allow(clippy::too_many_arguments)]
-    fn callback(
+    pub fn on_connection_out(
         &self,
         policy: &Policy,
         src: Addr,
@@ -290,7 +286,8 @@ impl RoleDetector {
         out: &mut Vec<Alert>,
     ) -> bool {
         // Cheapest first: most SYNs go out to hosts that never came in.
-        if !self.serves_anyone()
+        if !self.cb.enabled
+            || self.served.is_empty()
             || self.cb_exceptions.contains(PROTO_TCP, dport)
             || policy.direction(&src, &dst) != Direction::Outbound
         {
@@ -309,7 +306,7 @@ impl RoleDetector {
                 {
                     return false;
                 }
-                s.back.get_or_insert(at);
+                let first = *s.back.get_or_insert(at);
                 s.syns += 1;
                 if s.last_port != dport || s.ports == 0 {
                     s.ports += 1;
@@ -343,7 +340,7 @@ impl RoleDetector {
                     .with("seconds_after_session", at.since(s.at).0 as f64 / 1e6)
                     .with("syns", s.syns)
                     .with("ports", s.ports)
-                    .with("first_seen", ts(s.back.unwrap_or(at))),
+                    .with("first_seen", ts(first)),
                 );
                 true
             })
@@ -380,22 +377,8 @@ impl RoleDetector {
                 }
                 s.last_seen = s.last_seen.max(now);
             };
-            self.served.update(
-                &(server, client),
-                now,
-                || Served {
-                    at: now,
-                    port,
-                    published,
-                    back: None,
-                    syns: 0,
-                    ports: 0,
-                    last_port: 0,
-                    last_seen: now,
-                    reported: Reported::default(),
-                },
-                served,
-            );
+            self.served
+                .update(&(server, client), now, || Served::new(now), served);
         }
         if !self.ui.enabled
             || published
@@ -794,9 +777,9 @@ mod tests {
         d.on_handshake(&c.policy, x, h, 8080, (1, 1), secs(9), secs(9), &mut out);
         assert_eq!(out.len(), 1);
         // A connection that started before the session in is no callback.
-        d.on_connection_end(&c.policy, h, x, 4444, secs(8), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, secs(8), secs(20), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        d.on_connection_end(&c.policy, h, x, 4444, secs(10), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, secs(10), secs(20), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].kind(), Some(Kind::Callback));
         assert_eq!(out[1].evidence["seconds_after_session"], json!(1.0));

@@ -950,8 +950,8 @@ fn end_flow(
         *n += 1;
     }
     let mut alerts = Vec::new();
+    let ((client, _), (server, port)) = (f.client(), f.server());
     if f.key.proto == decode::PROTO_TCP {
-        let ((client, _), (server, port)) = (f.client(), f.server());
         if f.tcp.handshake_seen {
             detect
                 .brute
@@ -959,11 +959,8 @@ fn end_flow(
         }
         // A connection back whose SYN was processed before the session
         // in it follows (another worker's flow) is judged now.
-        if detect.role.serves_anyone()
-            && f.initiator() == Initiator::Syn
-            && f.detect_bits & bits::CALLBACK == 0
-        {
-            detect.role.on_connection_end(
+        if f.initiator() == Initiator::Syn && f.detect_bits & bits::CALLBACK == 0 {
+            detect.role.on_connection_out(
                 &detect.policy,
                 client,
                 server,
@@ -974,7 +971,6 @@ fn end_flow(
             );
         }
     }
-    let (client, server) = (f.client().0, f.server().0);
     detect.finish_alerts(&mut alerts, Some((client, server)), f.last);
     if alerts.is_empty() {
         eve::write_flow(out, ctx, f, r);
