@@ -10,7 +10,9 @@
 #
 # What it measures, all from the page cache (each file is read once first):
 # - per capture (mixed 1M packets, spoofed SYN flood 2M x 60-byte frames,
-#   scan mix 1M; --large adds mixed 10M, about 9.5 GB), `cat FILE >
+#   scan mix 1M, busy 1M: mixed traffic with 200k connections open at once,
+#   so the flow table is far larger than the CPU caches, as on a busy SPAN
+#   port; --large adds mixed 10M, about 9.5 GB), `cat FILE >
 #   /dev/null` and `backflow read` with 1 worker and with one per core: wall
 #   time (best of 3), CPU time (user+sys) of that run, packets/s, Gbit/s (wire
 #   bytes, the frames' lengths, per second; the same numerator for cat, so
@@ -77,9 +79,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ $quick = 1 ]; then
-  mixed=100k flood=200k scan=100k flows=20000
+  mixed=100k flood=200k scan=100k flows=20000 busy=20000
 else
-  mixed=1M flood=2M scan=1M flows=1000000
+  mixed=1M flood=2M scan=1M flows=1000000 busy=200000
 fi
 base_flows=1000
 
@@ -97,10 +99,11 @@ gen() { # file, gen-pcap arguments...: generates unless present; prints nothing
     mv "$f.tmp" "$f"
   fi
 }
-captures=(mixed-$mixed.pcap synflood-$flood.pcap scan-$scan.pcap)
+captures=(mixed-$mixed.pcap synflood-$flood.pcap scan-$scan.pcap busy-$mixed.pcap)
 gen mixed-$mixed.pcap --kind mixed --packets $mixed
 gen synflood-$flood.pcap --kind synflood --packets $flood
 gen scan-$scan.pcap --kind scan --packets $scan
+gen busy-$mixed.pcap --kind mixed --packets $mixed --concurrent $busy
 if [ $large = 1 ]; then
   gen mixed-10M.pcap --kind mixed --packets 10M
   captures+=(mixed-10M.pcap)

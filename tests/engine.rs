@@ -582,3 +582,71 @@ fn pcapng_beyond_the_interface_limit_is_rejected_with_a_message() {
         run.stderr
     );
 }
+
+/// A worker tracking more flows than fit its cache reads the flow table a
+/// few frames ahead of the packets; that only moves memory into the cache.
+/// The threaded run (batches, read-ahead on: tens of thousands of flows on
+/// one worker) and the frame-by-frame engine (no read-ahead) must write the
+/// same flow and alert records.
+#[test]
+fn reading_the_flow_table_ahead_changes_no_record() {
+    use backflow::capture::LinkType;
+    use backflow::pipeline::Engine;
+    use backflow::traffic::{GenOptions, Kind, generate};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("many-flows.pcap");
+    let opts = GenOptions {
+        kind: Kind::Mixed,
+        packets: 150_000,
+        concurrent: 30_000,
+        seed: 7,
+    };
+    let file = std::fs::File::create(&path).expect("create");
+    generate(std::io::BufWriter::new(file), &opts).expect("generate");
+
+    let threaded = read(std::slice::from_ref(&path), &["--workers", "1"]);
+    assert_eq!(threaded.status, 0, "{}", threaded.stderr);
+    // 30,000 connections open at once: far beyond the read-ahead's
+    // threshold on the one worker.
+    let total = final_stats(&threaded)["flow"]["total"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(total > 30_000, "flows: {total}");
+
+    let mut engine = Engine::new(&backflow::config::Config::default());
+    let input = Input::open(&path).expect("capture");
+    let (_, err) = read_frames(
+        input,
+        &mut |f: &Frame<'_>, _: FrameBytes<'_>| {
+            assert_eq!(f.linktype, LinkType::Ethernet);
+            engine.process(f);
+        },
+        &AtomicBool::new(false),
+    );
+    assert!(err.is_none(), "{err:?}");
+    let (_, records) = engine.finish();
+    let records = common::parse_lines(&records.buf);
+    let of_type = |v: &[serde_json::Value], t: &str| -> Vec<String> {
+        let mut lines: Vec<String> = v
+            .iter()
+            .filter(|r| r["event_type"] == t)
+            .map(|r| {
+                let mut r = r.clone();
+                // Where the record was written, not what it says.
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("pcap_cnt");
+                }
+                r.to_string()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    for t in ["flow", "alert"] {
+        let (a, b) = (of_type(&threaded.records, t), of_type(&records, t));
+        assert!(!a.is_empty(), "{t}: none");
+        assert!(t == "alert" || a.len() as u64 == total, "{t}: {}", a.len());
+        assert!(a == b, "{t} records differ: {} vs {}", a.len(), b.len());
+    }
+}

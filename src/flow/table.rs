@@ -227,6 +227,19 @@ impl FlowTable {
             .copied()
     }
 
+    /// Starts loading the slots of the flows whose index entries match
+    /// `hash` (the index itself is read now), so that a lookup of that
+    /// key a few packets later finds them in the cache.
+    pub fn prefetch(&self, hash: u64) {
+        let slots = &self.slots;
+        let _ = self.index.find(hash, |&i| {
+            if let Some(s) = slots.get(i as usize) {
+                crate::cache::prefetch_all(s);
+            }
+            false
+        });
+    }
+
     pub fn get(&self, idx: u32) -> Option<&Flow> {
         self.slots
             .get(idx as usize)
