@@ -583,6 +583,10 @@ impl Config {
                 u64::from(d.port_scan.min_hosts),
             ),
             (
+                "detect.port_scan.min_protocols",
+                u64::from(d.port_scan.min_protocols),
+            ),
+            (
                 "detect.port_scan.min_refused",
                 u64::from(d.port_scan.min_refused),
             ),
@@ -1101,6 +1105,9 @@ pub struct PortScanConfig {
     pub min_ports: u32,
     /// Distinct hosts on one port (port_sweep).
     pub min_hosts: u32,
+    /// Distinct IP protocols other than TCP and UDP of one host
+    /// (protocol_scan).
+    pub min_protocols: u32,
     /// Above this share of answered probes it is a client at work, not a scan.
     pub max_success_ratio: f64,
     /// Distinct ports (or hosts) that refused the source's probes (RST,
@@ -1117,6 +1124,7 @@ impl Default for PortScanConfig {
             window: secs(300),
             min_ports: 20,
             min_hosts: 20,
+            min_protocols: 8,
             max_success_ratio: 0.5,
             min_refused: 10,
             // traceroute's UDP probes (one per port from 33434 up).

@@ -232,6 +232,22 @@ const EXPECTED: &[Expected] = &[
         None,
     ),
     (
+        "scans/nmap_ipproto_scan.pcap",
+        "protocol_scan",
+        Some("192.168.1.10"),
+        Some("192.168.1.25"),
+        None,
+    ),
+    // The target's protocol unreachables only: the scanner is the host
+    // they go to.
+    (
+        "scans/sgr_ipproto_scan_replies.pcapng",
+        "protocol_scan",
+        Some("10.0.0.128"),
+        Some("10.0.0.2"),
+        None,
+    ),
+    (
         "scans/zeek_ssh_password_guessing.pcap",
         "brute_force",
         Some("192.168.56.1"),
@@ -438,6 +454,44 @@ fn an_exploited_server_calls_its_attacker_back() {
         cb["flow_id"].is_u64() && cb["community_id"].is_string(),
         "{cb}"
     );
+}
+
+/// nmap -sO probes 256 IP protocols of one host; the target refuses most
+/// with ICMP protocol unreachable. One alert, naming both, and no port scan
+/// from the few probes that carry ports (TCP, UDP, SCTP) or from the
+/// unreachables; no other capture of the corpus raises a protocol scan.
+#[test]
+fn an_ip_protocol_scan_is_one_protocol_scan() {
+    let Some(shared) = shared_or_skip("IP protocol scan") else {
+        return;
+    };
+    let a = alerts(&shared.join("pcaps/scans/nmap_ipproto_scan.pcap"), &[]);
+    assert_eq!(
+        summary(&a),
+        [r#""protocol_scan" {"ip":"192.168.1.10"} -> {"ip":"192.168.1.25"}"#],
+    );
+    let m = &a[0]["alert"]["metadata"];
+    assert_eq!(m["technique"], serde_json::json!(["ip_protocol"]));
+    assert!(m["distinct_protocols"].as_u64() >= Some(8), "{m}");
+    assert_eq!(a[0]["alert"]["signature_id"], 9100012);
+    for dir in ["normal", "scans", "floods", "tcp-state"] {
+        let Ok(entries) = std::fs::read_dir(shared.join("pcaps").join(dir)) else {
+            continue;
+        };
+        for f in entries.flatten().map(|e| e.path()) {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.contains(".pcap") || name.contains("ipproto_scan") {
+                continue;
+            }
+            let a = alerts(&f, &[]);
+            assert!(
+                !has(&a, "protocol_scan", None, None, None),
+                "{}: {:?}",
+                f.display(),
+                summary(&a)
+            );
+        }
+    }
 }
 
 #[test]

@@ -528,6 +528,18 @@ fn stop_event(err: &SliceError, layer: Layer, p: &LaxSlicedPacket<'_>) -> Decode
 #[cfg(test)]
 mod tests;
 
+/// The protocol of the packet quoted in an ICMP error (the IPv4 header's
+/// protocol, the IPv6 header's next header): all that a protocol probe's
+/// refusal quotes when the probe carried no payload.
+pub fn quoted_protocol(payload: &[u8], v6: bool) -> Option<u8> {
+    let version = *payload.first()? >> 4;
+    match (v6, version) {
+        (true, 6) => payload.get(6).copied(),
+        (false, 4) if payload.len() >= 20 => payload.get(9).copied(),
+        _ => None,
+    }
+}
+
 /// The packet quoted in an ICMP error (RFC 792, RFC 4443): its source,
 /// destination, protocol and ports. `payload` is the ICMP message after its
 /// 8-byte header.

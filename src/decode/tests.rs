@@ -435,3 +435,20 @@ proptest! {
         prop_assert!(agrees(&f), "{:02x?}", f);
     }
 }
+
+#[test]
+fn quoted_protocol_of_an_icmp_error() {
+    // An IPv4 header alone (a protocol probe without payload), protocol 241.
+    let mut v4 = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 241, 0, 0];
+    v4.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+    assert_eq!(quoted_protocol(&v4, false), Some(241));
+    // Cut inside the header, another IP version, or the wrong family.
+    assert_eq!(quoted_protocol(&v4[..19], false), None);
+    assert_eq!(quoted_protocol(&v4, true), None);
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 132, 64];
+    v6.extend_from_slice(&[0; 32]);
+    assert_eq!(quoted_protocol(&v6, true), Some(132));
+    assert_eq!(quoted_protocol(&v6[..6], true), None);
+    assert_eq!(quoted_protocol(&v6, false), None);
+    assert_eq!(quoted_protocol(&[], false), None);
+}

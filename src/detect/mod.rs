@@ -69,10 +69,12 @@ pub enum Kind {
     Reputation,
     /// A home host connects back to an outside client it just served.
     Callback,
+    /// One source probing many IP protocols of one host (nmap -sO).
+    ProtocolScan,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::ReversedRole,
         Kind::UnexpectedInbound,
         Kind::PortScan,
@@ -84,6 +86,7 @@ impl Kind {
         Kind::OpenProxy,
         Kind::Reputation,
         Kind::Callback,
+        Kind::ProtocolScan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Kind {
             Kind::OpenProxy => "open_proxy",
             Kind::Reputation => "reputation",
             Kind::Callback => "callback",
+            Kind::ProtocolScan => "protocol_scan",
         }
     }
 
@@ -132,6 +136,9 @@ impl Kind {
             Kind::Callback => {
                 "BACKFLOW callback: a host connected back to an outside client it had just served"
             }
+            Kind::ProtocolScan => {
+                "BACKFLOW protocol scan: one source probing many IP protocols of one host"
+            }
         }
     }
 
@@ -140,7 +147,7 @@ impl Kind {
         match self {
             Kind::ReversedRole => "Potentially Bad Traffic",
             Kind::UnexpectedInbound => "Potential Corporate Privacy Violation",
-            Kind::PortScan | Kind::PortSweep => "Detection of a Network Scan",
+            Kind::PortScan | Kind::PortSweep | Kind::ProtocolScan => "Detection of a Network Scan",
             Kind::SynFlood => "Attempted Denial of Service",
             Kind::BruteForce => "Attempted User Privilege Gain",
             Kind::EgressViolation => "Potential Corporate Privacy Violation",
@@ -466,7 +473,7 @@ impl Detectors {
     /// may undercount while it is full).
     pub fn shed_for(&self, kind: Kind) -> u64 {
         match kind {
-            Kind::PortScan | Kind::PortSweep => self.scan.usage().shed,
+            Kind::PortScan | Kind::PortSweep | Kind::ProtocolScan => self.scan.usage().shed,
             Kind::SynFlood => self.flood.usage().shed,
             Kind::ReversedRole | Kind::UnexpectedInbound | Kind::Callback => self.role.usage().shed,
             Kind::BruteForce => self.brute.usage().shed,

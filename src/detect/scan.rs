@@ -332,9 +332,12 @@ struct ScanState {
     /// Bytes the `hosts` and `ports` maps have allocated.
     hosts_alloc: usize,
     ports_alloc: usize,
+    protocols_alloc: usize,
     last_seen: Timestamp,
     hosts: HashMap<Addr, Targets<u16>>,
     ports: HashMap<(u8, u16), Targets<Addr>>,
+    /// IP protocols (other than TCP and UDP) probed per host.
+    protocols: HashMap<Addr, Targets<u8>>,
     /// Probes per technique, halved every window.
     techniques: [u32; 8],
     techniques_since: Timestamp,
@@ -358,9 +361,11 @@ impl ScanState {
             bytes: 0,
             hosts_alloc: 0,
             ports_alloc: 0,
+            protocols_alloc: 0,
             last_seen: now,
             hosts: fast_map(),
             ports: fast_map(),
+            protocols: fast_map(),
             techniques: [0; 8],
             techniques_since: now,
             next_gc: now,
@@ -394,6 +399,11 @@ impl ScanState {
         }
         self.ports
             .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
+        for p in self.protocols.values_mut() {
+            p.prune(now, window);
+        }
+        self.protocols
+            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
         self.recount();
     }
 
@@ -401,8 +411,10 @@ impl ScanState {
     fn recount(&mut self) {
         self.bytes = self.hosts_alloc
             + self.ports_alloc
+            + self.protocols_alloc
             + self.hosts.values().map(|t| t.alloc).sum::<usize>()
-            + self.ports.values().map(|t| t.alloc).sum::<usize>();
+            + self.ports.values().map(|t| t.alloc).sum::<usize>()
+            + self.protocols.values().map(|t| t.alloc).sum::<usize>();
     }
 }
 
@@ -568,6 +580,152 @@ impl ScanDetector {
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             }
         });
+    }
+
+    /// The first packet of a new flow of an IP protocol other than TCP and
+    /// UDP (whose probes have ports) from `src` to `dst`: a probe of an IP
+    /// protocol scan (nmap -sO) if many such protocols follow.
+    pub fn on_protocol_probe(
+        &self,
+        policy: &Policy,
+        src: Addr,
+        dst: Addr,
+        proto: u8,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if matches!(proto, PROTO_TCP | PROTO_UDP) {
+            return;
+        }
+        self.protocol_event(policy, src, dst, proto, None, now, out);
+    }
+
+    /// `dst` answered a protocol probe of `src` (a reply in the probe's
+    /// protocol) or refused it (an ICMP protocol unreachable, an ICMPv6
+    /// unrecognized next header). A refusal counts as a probe too when the
+    /// probe itself was not seen: a sensor that sees only the replies (one
+    /// direction of an asymmetric route) still names the scanner.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_protocol_outcome(
+        &self,
+        policy: &Policy,
+        src: Addr,
+        dst: Addr,
+        proto: u8,
+        outcome: Outcome,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if matches!(proto, PROTO_TCP | PROTO_UDP) {
+            return;
+        }
+        if outcome == Outcome::Answered {
+            if self.cfg.enabled {
+                self.map.with_existing(&src, |s| {
+                    if let Some(t) = s.protocols.get_mut(&dst) {
+                        t.outcome(&proto, outcome);
+                    }
+                });
+            }
+            return;
+        }
+        self.protocol_event(policy, src, dst, proto, Some(outcome), now, out);
+    }
+
+    /// A probe of `proto` (`None`) or its refusal.
+    #[allow(clippy::too_many_arguments)]
+    fn protocol_event(
+        &self,
+        policy: &Policy,
+        src: Addr,
+        dst: Addr,
+        proto: u8,
+        outcome: Option<Outcome>,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let window = self.cfg.window.0;
+        self.map.update_room(
+            &src,
+            now,
+            || ScanState::new(now),
+            |s, left| {
+                s.last_seen = now;
+                if s.protocols.len() >= MAX_TARGETS || left < 4096 {
+                    s.gc(now, window);
+                }
+                // A refusal of a probe already counted is no new probe.
+                let counted = s
+                    .protocols
+                    .get(&dst)
+                    .is_some_and(|t| t.seen.contains_key(&proto));
+                if outcome.is_none() || !counted {
+                    s.bytes += probe_in(
+                        &mut s.protocols,
+                        &mut s.protocols_alloc,
+                        dst,
+                        proto,
+                        proto,
+                        now,
+                        window,
+                        left,
+                    );
+                }
+                if let Some(o) = outcome
+                    && let Some(t) = s.protocols.get_mut(&dst)
+                {
+                    t.outcome(&proto, o);
+                }
+                self.evaluate_protocols(policy, s, src, dst, now, out);
+            },
+        );
+    }
+
+    fn evaluate_protocols(
+        &self,
+        policy: &Policy,
+        s: &mut ScanState,
+        src: Addr,
+        dst: Addr,
+        now: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
+        let window = self.cfg.window.0;
+        let Some(t) = s.protocols.get_mut(&dst) else {
+            return;
+        };
+        t.prune(now, window);
+        if !self.qualifies(t, self.cfg.min_protocols) || !t.reported.due(now, window, t.total) {
+            return;
+        }
+        t.reported.mark(now, t.total);
+        let dir = policy.direction(&src, &dst);
+        let distinct = t.distinct();
+        let unanswered = distinct.saturating_sub(u64::from(t.answered + t.rejected));
+        let mut protocols: Vec<u8> = t.seen.keys().copied().collect();
+        protocols.sort_unstable();
+        protocols.truncate(20);
+        out.push(
+            Alert::new(
+                Kind::ProtocolScan,
+                severity(dir),
+                Endpoint::host(src),
+                Endpoint::host(dst),
+            )
+            .with("direction", json!([dir.as_str()]))
+            .with("technique", json!(["ip_protocol"]))
+            .with("distinct_protocols", distinct)
+            .with("probes", t.probes())
+            .with("answered", t.answered)
+            .with("rejected", t.rejected)
+            .with("unanswered", unanswered)
+            .with("protocols", json!(protocols))
+            .with("window_start", ts(t.window_start(now)))
+            .with("window_end", ts(now)),
+        );
     }
 
     /// Whether a target set is a scan: enough distinct targets (or enough
@@ -977,5 +1135,121 @@ mod tests {
             }
         );
         assert_eq!(out[0].evidence["direction"], json!(["inbound"]));
+    }
+
+    /// nmap -sO: probes of many IP protocols to one host, most refused by
+    /// ICMP protocol unreachable.
+    #[test]
+    fn many_ip_protocols_to_one_host_are_a_protocol_scan() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (scanner, target) = (a("198.51.100.7"), a("10.0.0.25"));
+        let mut out = Vec::new();
+        // TCP and UDP probes have ports: they are the port scan's.
+        for (t, proto) in [(0, PROTO_TCP), (1, PROTO_UDP)] {
+            d.on_protocol_probe(&p, scanner, target, proto, Timestamp(t), &mut out);
+        }
+        for (i, proto) in [1u8, 2, 4, 41, 47, 50, 51].into_iter().enumerate() {
+            d.on_protocol_probe(
+                &p,
+                scanner,
+                target,
+                proto,
+                Timestamp(10 + i as u64),
+                &mut out,
+            );
+        }
+        assert!(
+            out.is_empty(),
+            "7 protocols are below min_protocols: {out:?}"
+        );
+        // A second probe of a protocol already probed is no new protocol.
+        d.on_protocol_probe(&p, scanner, target, 47, Timestamp(20), &mut out);
+        assert!(out.is_empty());
+        // Refusals of probes already counted add no protocol either.
+        for proto in [2u8, 41, 50] {
+            d.on_protocol_outcome(
+                &p,
+                scanner,
+                target,
+                proto,
+                Outcome::Rejected,
+                Timestamp(30),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty());
+        d.on_protocol_probe(&p, scanner, target, 132, Timestamp(40), &mut out);
+        assert_eq!(out.len(), 1, "the 8th protocol");
+        let e = &out[0];
+        assert_eq!(e.kind(), Some(Kind::ProtocolScan));
+        assert_eq!((e.source.ip, e.target.ip), (Some(scanner), Some(target)));
+        assert_eq!(e.evidence["distinct_protocols"], 8);
+        assert_eq!(e.evidence["probes"], 9);
+        assert_eq!(e.evidence["rejected"], 3);
+        assert_eq!(e.evidence["unanswered"], 5);
+        assert_eq!(
+            e.evidence["protocols"],
+            json!([1, 2, 4, 41, 47, 50, 51, 132])
+        );
+        assert_eq!(e.evidence["technique"], json!(["ip_protocol"]));
+        // Once per window.
+        out.clear();
+        d.on_protocol_probe(&p, scanner, target, 133, Timestamp(50), &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// A sensor that sees only the target's refusals (the probes took
+    /// another path) still names the scanner.
+    #[test]
+    fn refusals_alone_make_a_protocol_scan() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (scanner, target) = (a("2001:db8::7"), a("2001:db8::25"));
+        let mut out = Vec::new();
+        for proto in 100u8..107 {
+            let refuse = Outcome::Rejected;
+            d.on_protocol_outcome(&p, scanner, target, proto, refuse, Timestamp(1), &mut out);
+            d.on_protocol_outcome(&p, scanner, target, proto, refuse, Timestamp(2), &mut out);
+        }
+        assert!(out.is_empty(), "7 protocols, each refused twice");
+        let refuse = Outcome::Rejected;
+        d.on_protocol_outcome(&p, scanner, target, 107, refuse, Timestamp(3), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["distinct_protocols"], 8);
+        assert_eq!(out[0].evidence["rejected"], 8);
+        assert_eq!(out[0].target.ip, Some(target));
+    }
+
+    /// Hosts that talk over several protocols and answer each other (a
+    /// tunnel endpoint's GRE, ESP, AH, ICMP...) are no scan, and protocols
+    /// probed on different hosts do not add up.
+    #[test]
+    fn answered_protocols_and_several_hosts_are_no_protocol_scan() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (a1, a2) = (a("192.0.2.1"), a("192.0.2.2"));
+        let mut out = Vec::new();
+        for (i, proto) in (40u8..52).enumerate() {
+            let t = Timestamp(i as u64);
+            d.on_protocol_probe(&p, a1, a2, proto, t, &mut out);
+            d.on_protocol_outcome(&p, a1, a2, proto, Outcome::Answered, t, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        for (i, proto) in (60u8..72).enumerate() {
+            let host = a(&format!("192.0.2.{}", 10 + i));
+            d.on_protocol_probe(&p, a1, host, proto, Timestamp(100), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        // Disabled: nothing.
+        let mut cfg = DetectConfig::default();
+        cfg.port_scan.enabled = false;
+        let off = ScanDetector::new(&cfg);
+        for proto in 0u8..=255 {
+            let refuse = Outcome::Rejected;
+            off.on_protocol_probe(&p, a1, a2, proto, Timestamp(200), &mut out);
+            off.on_protocol_outcome(&p, a1, a2, proto, refuse, Timestamp(200), &mut out);
+        }
+        assert!(out.is_empty());
     }
 }

@@ -510,6 +510,27 @@ impl Worker {
                 det.proxy
                     .on_outbound(policy, ip.src, ip.dst, t.dport, now, &mut self.alerts);
             }
+            // A protocol unreachable (ICMPv6: unrecognized next header)
+            // refuses a protocol probe, from the target (the sender) to the
+            // scanner.
+            Transport::Icmp {
+                type_,
+                code,
+                payload,
+                ..
+            } if (ip.v6 && type_ == 4 && code == 1) || (!ip.v6 && type_ == 3 && code == 2) => {
+                if let Some(qproto) = decode::quoted_protocol(payload, ip.v6) {
+                    self.detect.scan.on_protocol_outcome(
+                        policy,
+                        ip.dst,
+                        ip.src,
+                        qproto,
+                        scan::Outcome::Rejected,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
+            }
             Transport::Icmp { type_, payload, .. }
                 if (ip.v6 && type_ == 1) || (!ip.v6 && type_ == 3) =>
             {
@@ -600,7 +621,25 @@ impl Worker {
                 &mut self.alerts,
             );
         }
+        let ported = matches!(d.transport, Transport::Tcp(_) | Transport::Udp { .. });
+        if created && from_client && !ported {
+            flow.detect_bits |= bits::PROBE;
+            det.scan
+                .on_protocol_probe(policy, client, server, ip.proto, now, &mut self.alerts);
+        }
         let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
+        if unresolved_probe && !from_client && !ported {
+            flow.detect_bits |= bits::RESOLVED;
+            det.scan.on_protocol_outcome(
+                policy,
+                client,
+                server,
+                ip.proto,
+                scan::Outcome::Answered,
+                now,
+                &mut self.alerts,
+            );
+        }
         match d.transport {
             Transport::Tcp(t) => {
                 if let Some(fl) = flow.tcp_flags.get_mut(dir) {

@@ -467,7 +467,7 @@ fn rejected_rules_are_located_and_counted_by_reason() {
             "t.rules:7:11: source: unknown variable `$NOPE`",
             "t.rules:8:44: classtype: unknown classtype `no-such-class` (not in the classification file)",
             "t.rules:9:1: sid: the rule has no sid",
-            "t.rules:10:46: detector: `nope` is not a detector (reversed_role, unexpected_inbound, port_scan, port_sweep, syn_flood, brute_force, egress_violation, outbound_smtp, open_proxy, reputation, callback)",
+            "t.rules:10:46: detector: `nope` is not a detector (reversed_role, unexpected_inbound, port_scan, port_sweep, syn_flood, brute_force, egress_violation, outbound_smtp, open_proxy, reputation, callback, protocol_scan)",
         ]
     );
     let reasons = r.by_reason();
