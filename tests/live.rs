@@ -473,6 +473,49 @@ fn a_server_fetching_from_its_client_is_a_callback() {
     drop(lab);
 }
 
+/// nmap -sO over 60 IP protocols: one protocol scan from the scanner's
+/// namespace to the target, whatever the kernel's rate limit on protocol
+/// unreachables lets through.
+#[test]
+fn nmap_ip_protocol_scan_is_a_protocol_scan() {
+    if !can_run("live IP protocol scan", &["nmap"]) {
+        return;
+    }
+    let lab = Lab::new();
+    let bf = Backflow::start(&lab.b, &lab.veth_b, "", &[]);
+    let o = lab.run(
+        &lab.a,
+        &[
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sO",
+            "-p",
+            "1-60",
+            "-T4",
+            "--max-retries",
+            "0",
+            "192.0.2.2",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr, records, _dir) = bf.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = alerts_by_kind(&records);
+    let kinds: Vec<&String> = alerts.keys().collect();
+    assert_eq!(kinds, ["protocol_scan"], "{alerts:?}");
+    assert_eq!(alerts["protocol_scan"].len(), 1, "{alerts:?}");
+    let al = &alerts["protocol_scan"][0]["alert"];
+    assert_eq!(al["source"]["ip"], "192.0.2.1", "{al}");
+    assert_eq!(al["target"]["ip"], "192.0.2.2", "{al}");
+    assert!(
+        al["metadata"]["distinct_protocols"].as_u64() >= Some(8),
+        "{al}"
+    );
+    drop(lab);
+}
+
 #[test]
 fn a_vanished_interface_is_reopened_and_the_others_keep_running() {
     if !can_run("interface removal", &["curl", "python3"]) {
