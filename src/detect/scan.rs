@@ -244,6 +244,22 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
         }
     }
 
+    /// The evidence every scan alert gives of its target set.
+    fn evidence(&self, alert: Alert, now: Timestamp) -> Alert {
+        alert
+            .with("probes", self.probes())
+            .with("answered", self.answered)
+            .with("rejected", self.rejected)
+            .with("window_start", ts(self.window_start(now)))
+            .with("window_end", ts(now))
+    }
+
+    /// Distinct targets that neither answered nor refused.
+    fn unanswered(&self) -> u64 {
+        self.distinct()
+            .saturating_sub(u64::from(self.answered + self.rejected))
+    }
+
     /// The target answered or refused; the first outcome of a target counts.
     fn outcome(&mut self, k: &K, o: Outcome) {
         if let Some(s) = self.seen.get_mut(k)
@@ -430,6 +446,13 @@ fn top_ports(ports: &HashMap<u16, Seen>) -> Vec<u16> {
     v.into_iter().take(10).map(|(p, _)| p).collect()
 }
 
+/// A scan alert from `src` to `target`, with its direction and technique.
+fn scan_alert(kind: Kind, dir: Direction, src: Addr, target: Endpoint, technique: &str) -> Alert {
+    Alert::new(kind, severity(dir), Endpoint::host(src), target)
+        .with("direction", json!([dir.as_str()]))
+        .with("technique", json!([technique]))
+}
+
 fn severity(d: Direction) -> u8 {
     match d {
         Direction::Outbound => 1,
@@ -491,51 +514,45 @@ impl ScanDetector {
             return;
         }
         let window = self.cfg.window.0;
-        self.map.update_room(
-            &src,
-            now,
-            || ScanState::new(now),
-            |s, left| {
-                s.last_seen = now;
-                if now.since(s.techniques_since) >= window {
-                    s.techniques_since = now;
-                    for n in &mut s.techniques {
-                        *n /= 2;
-                    }
+        self.scanner(&src, now, |s, left| {
+            if now.since(s.techniques_since) >= window {
+                s.techniques_since = now;
+                for n in &mut s.techniques {
+                    *n /= 2;
                 }
-                if let Some(n) = s.techniques.get_mut(tech as usize) {
-                    *n += 1;
-                }
-                // Stale targets go when the maps are full or memory is short.
-                if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS || left < 4096 {
-                    s.gc(now, window);
-                }
-                // Each step may spend what is left after the ones before it.
-                let grown = probe_in(
-                    &mut s.hosts,
-                    &mut s.hosts_alloc,
+            }
+            if let Some(n) = s.techniques.get_mut(tech as usize) {
+                *n += 1;
+            }
+            // Stale targets go when the maps are full or memory is short.
+            if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS || left < 4096 {
+                s.gc(now, window);
+            }
+            // Each step may spend what is left after the ones before it.
+            let grown = probe_in(
+                &mut s.hosts,
+                &mut s.hosts_alloc,
+                dst,
+                dport,
+                proto,
+                now,
+                window,
+                left,
+            );
+            let grown = grown
+                + probe_in(
+                    &mut s.ports,
+                    &mut s.ports_alloc,
+                    (proto, dport),
                     dst,
-                    dport,
                     proto,
                     now,
                     window,
-                    left,
+                    left.saturating_sub(grown),
                 );
-                let grown = grown
-                    + probe_in(
-                        &mut s.ports,
-                        &mut s.ports_alloc,
-                        (proto, dport),
-                        dst,
-                        proto,
-                        now,
-                        window,
-                        left.saturating_sub(grown),
-                    );
-                s.bytes += grown;
-                self.evaluate(policy, s, src, dst, proto, dport, now, out);
-            },
-        );
+            s.bytes += grown;
+            self.evaluate(policy, s, src, dst, proto, dport, now, out);
+        });
     }
 
     /// Whether `src` sent at least `n` probes recently (its technique
@@ -582,59 +599,17 @@ impl ScanDetector {
         });
     }
 
-    /// The first packet of a new flow of an IP protocol other than TCP and
-    /// UDP (whose probes have ports) from `src` to `dst`: a probe of an IP
-    /// protocol scan (nmap -sO) if many such protocols follow.
-    pub fn on_protocol_probe(
-        &self,
-        policy: &Policy,
-        src: Addr,
-        dst: Addr,
-        proto: u8,
-        now: Timestamp,
-        out: &mut Vec<Alert>,
-    ) {
-        if matches!(proto, PROTO_TCP | PROTO_UDP) {
-            return;
-        }
-        self.protocol_event(policy, src, dst, proto, None, now, out);
-    }
-
-    /// `dst` answered a protocol probe of `src` (a reply in the probe's
-    /// protocol) or refused it (an ICMP protocol unreachable, an ICMPv6
-    /// unrecognized next header). A refusal counts as a probe too when the
-    /// probe itself was not seen: a sensor that sees only the replies (one
-    /// direction of an asymmetric route) still names the scanner.
+    /// A probe of IP protocol `proto` (`outcome` `None`: the first packet
+    /// of a new flow of a protocol other than TCP and UDP, whose probes
+    /// have ports, from `src` to `dst`), or its outcome: `dst` answered (a
+    /// reply in the probe's protocol) or refused it (an ICMP protocol
+    /// unreachable, an ICMPv6 unrecognized next header). Many protocols of
+    /// one host make an IP protocol scan (nmap -sO). A refusal counts as a
+    /// probe too when the probe itself was not seen: a sensor that sees
+    /// only the replies (one direction of an asymmetric route) still names
+    /// the scanner.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_protocol_outcome(
-        &self,
-        policy: &Policy,
-        src: Addr,
-        dst: Addr,
-        proto: u8,
-        outcome: Outcome,
-        now: Timestamp,
-        out: &mut Vec<Alert>,
-    ) {
-        if matches!(proto, PROTO_TCP | PROTO_UDP) {
-            return;
-        }
-        if outcome == Outcome::Answered {
-            if self.cfg.enabled {
-                self.map.with_existing(&src, |s| {
-                    if let Some(t) = s.protocols.get_mut(&dst) {
-                        t.outcome(&proto, outcome);
-                    }
-                });
-            }
-            return;
-        }
-        self.protocol_event(policy, src, dst, proto, Some(outcome), now, out);
-    }
-
-    /// A probe of `proto` (`None`) or its refusal.
-    #[allow(clippy::too_many_arguments)]
-    fn protocol_event(
+    pub fn on_protocol(
         &self,
         policy: &Policy,
         src: Addr,
@@ -644,42 +619,58 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if !self.cfg.enabled {
+        if !self.cfg.enabled || matches!(proto, PROTO_TCP | PROTO_UDP) {
+            return;
+        }
+        if outcome == Some(Outcome::Answered) {
+            self.map.with_existing(&src, |s| {
+                if let Some(t) = s.protocols.get_mut(&dst) {
+                    t.outcome(&proto, Outcome::Answered);
+                }
+            });
             return;
         }
         let window = self.cfg.window.0;
+        self.scanner(&src, now, |s, left| {
+            if s.protocols.len() >= MAX_TARGETS || left < 4096 {
+                s.gc(now, window);
+            }
+            // A refusal of a probe already counted is no new probe.
+            let counted = s
+                .protocols
+                .get(&dst)
+                .is_some_and(|t| t.seen.contains_key(&proto));
+            if outcome.is_none() || !counted {
+                s.bytes += probe_in(
+                    &mut s.protocols,
+                    &mut s.protocols_alloc,
+                    dst,
+                    proto,
+                    proto,
+                    now,
+                    window,
+                    left,
+                );
+            }
+            if let Some(o) = outcome
+                && let Some(t) = s.protocols.get_mut(&dst)
+            {
+                t.outcome(&proto, o);
+            }
+            self.evaluate_protocols(policy, s, src, dst, now, out);
+        });
+    }
+
+    /// Runs `f` on the state of scanner `src` (created if memory allows),
+    /// with the bytes the tracker may still grow by.
+    fn scanner(&self, src: &Addr, now: Timestamp, f: impl FnOnce(&mut ScanState, usize)) {
         self.map.update_room(
-            &src,
+            src,
             now,
             || ScanState::new(now),
             |s, left| {
                 s.last_seen = now;
-                if s.protocols.len() >= MAX_TARGETS || left < 4096 {
-                    s.gc(now, window);
-                }
-                // A refusal of a probe already counted is no new probe.
-                let counted = s
-                    .protocols
-                    .get(&dst)
-                    .is_some_and(|t| t.seen.contains_key(&proto));
-                if outcome.is_none() || !counted {
-                    s.bytes += probe_in(
-                        &mut s.protocols,
-                        &mut s.protocols_alloc,
-                        dst,
-                        proto,
-                        proto,
-                        now,
-                        window,
-                        left,
-                    );
-                }
-                if let Some(o) = outcome
-                    && let Some(t) = s.protocols.get_mut(&dst)
-                {
-                    t.outcome(&proto, o);
-                }
-                self.evaluate_protocols(policy, s, src, dst, now, out);
+                f(s, left);
             },
         );
     }
@@ -693,39 +684,27 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        let window = self.cfg.window.0;
         let Some(t) = s.protocols.get_mut(&dst) else {
             return;
         };
-        t.prune(now, window);
-        if !self.qualifies(t, self.cfg.min_protocols) || !t.reported.due(now, window, t.total) {
+        if !self.to_report(t, self.cfg.min_protocols, now) {
             return;
         }
-        t.reported.mark(now, t.total);
         let dir = policy.direction(&src, &dst);
-        let distinct = t.distinct();
-        let unanswered = distinct.saturating_sub(u64::from(t.answered + t.rejected));
         let mut protocols: Vec<u8> = t.seen.keys().copied().collect();
         protocols.sort_unstable();
         protocols.truncate(20);
-        out.push(
-            Alert::new(
-                Kind::ProtocolScan,
-                severity(dir),
-                Endpoint::host(src),
-                Endpoint::host(dst),
-            )
-            .with("direction", json!([dir.as_str()]))
-            .with("technique", json!(["ip_protocol"]))
-            .with("distinct_protocols", distinct)
-            .with("probes", t.probes())
-            .with("answered", t.answered)
-            .with("rejected", t.rejected)
-            .with("unanswered", unanswered)
-            .with("protocols", json!(protocols))
-            .with("window_start", ts(t.window_start(now)))
-            .with("window_end", ts(now)),
-        );
+        let alert = scan_alert(
+            Kind::ProtocolScan,
+            dir,
+            src,
+            Endpoint::host(dst),
+            "ip_protocol",
+        )
+        .with("distinct_protocols", t.distinct())
+        .with("unanswered", t.unanswered())
+        .with("protocols", json!(protocols));
+        out.push(t.evidence(alert, now));
     }
 
     /// Whether a target set is a scan: enough distinct targets (or enough
@@ -734,6 +713,23 @@ impl ScanDetector {
         let distinct = t.distinct();
         f64::from(t.answered) <= self.cfg.max_success_ratio * distinct as f64
             && (distinct >= u64::from(min) || t.rejected >= self.cfg.min_refused)
+    }
+
+    /// Whether a target set is a scan to report now (at most once per
+    /// window, with more probes than last time); marks it reported.
+    fn to_report<K: Eq + std::hash::Hash + Copy>(
+        &self,
+        t: &mut Targets<K>,
+        min: u32,
+        now: Timestamp,
+    ) -> bool {
+        let window = self.cfg.window.0;
+        t.prune(now, window);
+        let report = self.qualifies(t, min) && t.reported.due(now, window, t.total);
+        if report {
+            t.reported.mark(now, t.total);
+        }
+        report
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -749,65 +745,33 @@ impl ScanDetector {
         out: &mut Vec<Alert>,
     ) {
         let technique = s.technique();
-        let window = self.cfg.window.0;
-        if let Some(h) = s.hosts.get_mut(&dst) {
-            h.prune(now, window);
-            if self.qualifies(h, self.cfg.min_ports) && h.reported.due(now, window, h.total) {
-                h.reported.mark(now, h.total);
-                let dir = policy.direction(&src, &dst);
-                let distinct = h.distinct();
-                let unanswered = distinct.saturating_sub(u64::from(h.answered + h.rejected));
-                out.push(
-                    Alert::new(
-                        Kind::PortScan,
-                        severity(dir),
-                        Endpoint::host(src),
-                        Endpoint::host(dst),
-                    )
-                    .with("direction", json!([dir.as_str()]))
-                    .with("technique", json!([technique]))
-                    .with("protocol", json!([proto_name(h.proto)]))
-                    .with("distinct_ports", distinct)
-                    .with("probes", h.probes())
-                    .with("answered", h.answered)
-                    .with("rejected", h.rejected)
-                    .with("unanswered", unanswered)
-                    .with("top_ports", json!(top_ports(&h.seen)))
-                    .with("window_start", ts(h.window_start(now)))
-                    .with("window_end", ts(now)),
-                );
-            }
+        if let Some(h) = s.hosts.get_mut(&dst)
+            && self.to_report(h, self.cfg.min_ports, now)
+        {
+            let dir = policy.direction(&src, &dst);
+            let alert = scan_alert(Kind::PortScan, dir, src, Endpoint::host(dst), technique)
+                .with("protocol", json!([proto_name(h.proto)]))
+                .with("distinct_ports", h.distinct())
+                .with("unanswered", h.unanswered())
+                .with("top_ports", json!(top_ports(&h.seen)));
+            out.push(h.evidence(alert, now));
         }
-        if let Some(p) = s.ports.get_mut(&(proto, dport)) {
-            p.prune(now, window);
-            if self.qualifies(p, self.cfg.min_hosts) && p.reported.due(now, window, p.total) {
-                p.reported.mark(now, p.total);
-                let dir = policy.direction(&src, &dst);
-                let mut sample: Vec<String> = p.seen.keys().map(|a| a.to_string()).collect();
-                sample.sort();
-                sample.truncate(10);
-                out.push(
-                    Alert::new(
-                        Kind::PortSweep,
-                        severity(dir),
-                        Endpoint::host(src),
-                        Endpoint {
-                            ip: None,
-                            port: Some(dport),
-                        },
-                    )
-                    .with("direction", json!([dir.as_str()]))
-                    .with("technique", json!([technique]))
-                    .with("protocol", json!([proto_name(proto)]))
-                    .with("distinct_hosts", p.distinct())
-                    .with("probes", p.probes())
-                    .with("answered", p.answered)
-                    .with("rejected", p.rejected)
-                    .with("hosts_sample", json!(sample))
-                    .with("window_start", ts(p.window_start(now)))
-                    .with("window_end", ts(now)),
-                );
-            }
+        if let Some(p) = s.ports.get_mut(&(proto, dport))
+            && self.to_report(p, self.cfg.min_hosts, now)
+        {
+            let dir = policy.direction(&src, &dst);
+            let mut sample: Vec<String> = p.seen.keys().map(|a| a.to_string()).collect();
+            sample.sort();
+            sample.truncate(10);
+            let target = Endpoint {
+                ip: None,
+                port: Some(dport),
+            };
+            let alert = scan_alert(Kind::PortSweep, dir, src, target, technique)
+                .with("protocol", json!([proto_name(proto)]))
+                .with("distinct_hosts", p.distinct())
+                .with("hosts_sample", json!(sample));
+            out.push(p.evidence(alert, now));
         }
     }
 }
@@ -1147,14 +1111,15 @@ mod tests {
         let mut out = Vec::new();
         // TCP and UDP probes have ports: they are the port scan's.
         for (t, proto) in [(0, PROTO_TCP), (1, PROTO_UDP)] {
-            d.on_protocol_probe(&p, scanner, target, proto, Timestamp(t), &mut out);
+            d.on_protocol(&p, scanner, target, proto, None, Timestamp(t), &mut out);
         }
         for (i, proto) in [1u8, 2, 4, 41, 47, 50, 51].into_iter().enumerate() {
-            d.on_protocol_probe(
+            d.on_protocol(
                 &p,
                 scanner,
                 target,
                 proto,
+                None,
                 Timestamp(10 + i as u64),
                 &mut out,
             );
@@ -1164,22 +1129,22 @@ mod tests {
             "7 protocols are below min_protocols: {out:?}"
         );
         // A second probe of a protocol already probed is no new protocol.
-        d.on_protocol_probe(&p, scanner, target, 47, Timestamp(20), &mut out);
+        d.on_protocol(&p, scanner, target, 47, None, Timestamp(20), &mut out);
         assert!(out.is_empty());
         // Refusals of probes already counted add no protocol either.
         for proto in [2u8, 41, 50] {
-            d.on_protocol_outcome(
+            d.on_protocol(
                 &p,
                 scanner,
                 target,
                 proto,
-                Outcome::Rejected,
+                Some(Outcome::Rejected),
                 Timestamp(30),
                 &mut out,
             );
         }
         assert!(out.is_empty());
-        d.on_protocol_probe(&p, scanner, target, 132, Timestamp(40), &mut out);
+        d.on_protocol(&p, scanner, target, 132, None, Timestamp(40), &mut out);
         assert_eq!(out.len(), 1, "the 8th protocol");
         let e = &out[0];
         assert_eq!(e.kind(), Some(Kind::ProtocolScan));
@@ -1195,7 +1160,7 @@ mod tests {
         assert_eq!(e.evidence["technique"], json!(["ip_protocol"]));
         // Once per window.
         out.clear();
-        d.on_protocol_probe(&p, scanner, target, 133, Timestamp(50), &mut out);
+        d.on_protocol(&p, scanner, target, 133, None, Timestamp(50), &mut out);
         assert!(out.is_empty());
     }
 
@@ -1209,12 +1174,36 @@ mod tests {
         let mut out = Vec::new();
         for proto in 100u8..107 {
             let refuse = Outcome::Rejected;
-            d.on_protocol_outcome(&p, scanner, target, proto, refuse, Timestamp(1), &mut out);
-            d.on_protocol_outcome(&p, scanner, target, proto, refuse, Timestamp(2), &mut out);
+            d.on_protocol(
+                &p,
+                scanner,
+                target,
+                proto,
+                Some(refuse),
+                Timestamp(1),
+                &mut out,
+            );
+            d.on_protocol(
+                &p,
+                scanner,
+                target,
+                proto,
+                Some(refuse),
+                Timestamp(2),
+                &mut out,
+            );
         }
         assert!(out.is_empty(), "7 protocols, each refused twice");
         let refuse = Outcome::Rejected;
-        d.on_protocol_outcome(&p, scanner, target, 107, refuse, Timestamp(3), &mut out);
+        d.on_protocol(
+            &p,
+            scanner,
+            target,
+            107,
+            Some(refuse),
+            Timestamp(3),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].evidence["distinct_protocols"], 8);
         assert_eq!(out[0].evidence["rejected"], 8);
@@ -1232,13 +1221,13 @@ mod tests {
         let mut out = Vec::new();
         for (i, proto) in (40u8..52).enumerate() {
             let t = Timestamp(i as u64);
-            d.on_protocol_probe(&p, a1, a2, proto, t, &mut out);
-            d.on_protocol_outcome(&p, a1, a2, proto, Outcome::Answered, t, &mut out);
+            d.on_protocol(&p, a1, a2, proto, None, t, &mut out);
+            d.on_protocol(&p, a1, a2, proto, Some(Outcome::Answered), t, &mut out);
         }
         assert!(out.is_empty(), "{out:?}");
         for (i, proto) in (60u8..72).enumerate() {
             let host = a(&format!("192.0.2.{}", 10 + i));
-            d.on_protocol_probe(&p, a1, host, proto, Timestamp(100), &mut out);
+            d.on_protocol(&p, a1, host, proto, None, Timestamp(100), &mut out);
         }
         assert!(out.is_empty(), "{out:?}");
         // Disabled: nothing.
@@ -1247,8 +1236,8 @@ mod tests {
         let off = ScanDetector::new(&cfg);
         for proto in 0u8..=255 {
             let refuse = Outcome::Rejected;
-            off.on_protocol_probe(&p, a1, a2, proto, Timestamp(200), &mut out);
-            off.on_protocol_outcome(&p, a1, a2, proto, refuse, Timestamp(200), &mut out);
+            off.on_protocol(&p, a1, a2, proto, None, Timestamp(200), &mut out);
+            off.on_protocol(&p, a1, a2, proto, Some(refuse), Timestamp(200), &mut out);
         }
         assert!(out.is_empty());
     }

@@ -520,12 +520,12 @@ impl Worker {
                 ..
             } if (ip.v6 && type_ == 4 && code == 1) || (!ip.v6 && type_ == 3 && code == 2) => {
                 if let Some(qproto) = decode::quoted_protocol(payload, ip.v6) {
-                    self.detect.scan.on_protocol_outcome(
+                    self.detect.scan.on_protocol(
                         policy,
                         ip.dst,
                         ip.src,
                         qproto,
-                        scan::Outcome::Rejected,
+                        Some(scan::Outcome::Rejected),
                         now,
                         &mut self.alerts,
                     );
@@ -624,18 +624,25 @@ impl Worker {
         let ported = matches!(d.transport, Transport::Tcp(_) | Transport::Udp { .. });
         if created && from_client && !ported {
             flow.detect_bits |= bits::PROBE;
-            det.scan
-                .on_protocol_probe(policy, client, server, ip.proto, now, &mut self.alerts);
-        }
-        let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
-        if unresolved_probe && !from_client && !ported {
-            flow.detect_bits |= bits::RESOLVED;
-            det.scan.on_protocol_outcome(
+            det.scan.on_protocol(
                 policy,
                 client,
                 server,
                 ip.proto,
-                scan::Outcome::Answered,
+                None,
+                now,
+                &mut self.alerts,
+            );
+        }
+        let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
+        if unresolved_probe && !from_client && !ported {
+            flow.detect_bits |= bits::RESOLVED;
+            det.scan.on_protocol(
+                policy,
+                client,
+                server,
+                ip.proto,
+                Some(scan::Outcome::Answered),
                 now,
                 &mut self.alerts,
             );
