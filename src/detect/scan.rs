@@ -97,7 +97,7 @@ const MAX_TARGETS: usize = 512;
 const MAX_PER_TARGET: usize = 8192;
 
 /// One probed target (a port of a host, or a host on a port).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Seen {
     first: Timestamp,
     last: Timestamp,
@@ -260,6 +260,18 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             .saturating_sub(u64::from(self.answered + self.rejected))
     }
 
+    /// Gives target `k`, just recorded by its first probe, the history it
+    /// had while staged (nothing when it was not kept).
+    fn restore(&mut self, k: &K, staged: Seen) {
+        if let Some(s) = self.seen.get_mut(k) {
+            self.total += u64::from(staged.probes.saturating_sub(s.probes));
+            (s.first, s.last, s.probes) = (staged.first, staged.last, staged.probes);
+        }
+        if let Some(o) = staged.outcome {
+            self.outcome(k, o);
+        }
+    }
+
     /// The target answered or refused; the first outcome of a target counts.
     fn outcome(&mut self, k: &K, o: Outcome) {
         if let Some(s) = self.seen.get_mut(k)
@@ -340,20 +352,173 @@ fn can_insert<K, V>(m: &HashMap<K, V>, left: usize) -> bool {
     m.len() < m.capacity() || map_bytes(m).max(4 * (std::mem::size_of::<(K, V)>() + 1)) <= left
 }
 
+/// Distinct targets a scanner keeps inline before it needs its maps. Most
+/// sources are clients with one or a few targets; staged, each costs a few
+/// hundred bytes instead of the maps' few kilobytes, so a busy link's
+/// clients do not fill the tracker a scanner needs.
+const STAGED: usize = 4;
+
+/// A target of a scanner with few targets: a port of a host (TCP, UDP), or
+/// an IP protocol of a host (`port` 0).
+#[derive(Clone, Copy, Debug, Default)]
+struct Staged {
+    dst: Addr,
+    proto: u8,
+    port: u16,
+    seen: Seen,
+}
+
+impl Staged {
+    fn is(&self, dst: &Addr, proto: u8, port: u16) -> bool {
+        self.dst == *dst && self.proto == proto && self.port == port
+    }
+}
+
+/// A scanner's targets once it has more than it stages.
 #[derive(Debug)]
-struct ScanState {
-    /// Heap bytes held (the maps and every target's map), kept current
-    /// as they grow and recounted when targets are dropped.
-    bytes: usize,
-    /// Bytes the `hosts` and `ports` maps have allocated.
+struct Maps {
+    /// Bytes the `hosts`, `ports` and `protocols` maps have allocated.
     hosts_alloc: usize,
     ports_alloc: usize,
     protocols_alloc: usize,
-    last_seen: Timestamp,
     hosts: HashMap<Addr, Targets<u16>>,
     ports: HashMap<(u8, u16), Targets<Addr>>,
     /// IP protocols (other than TCP and UDP) probed per host.
     protocols: HashMap<Addr, Targets<u8>>,
+}
+
+impl Maps {
+    fn new() -> Self {
+        Maps {
+            hosts_alloc: 0,
+            ports_alloc: 0,
+            protocols_alloc: 0,
+            hosts: fast_map(),
+            ports: fast_map(),
+            protocols: fast_map(),
+        }
+    }
+
+    /// Heap bytes: the box, the maps and every target's map.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Maps>()
+            + self.hosts_alloc
+            + self.ports_alloc
+            + self.protocols_alloc
+            + self.hosts.values().map(|t| t.alloc).sum::<usize>()
+            + self.ports.values().map(|t| t.alloc).sum::<usize>()
+            + self.protocols.values().map(|t| t.alloc).sum::<usize>()
+    }
+
+    /// Records a probe of `dst:port` (TCP, UDP) or of IP protocol `proto`
+    /// of `dst` within `left` bytes; returns the bytes grown.
+    fn probe(
+        &mut self,
+        dst: Addr,
+        proto: u8,
+        port: u16,
+        now: Timestamp,
+        window: Micros,
+        left: usize,
+    ) -> usize {
+        if !matches!(proto, PROTO_TCP | PROTO_UDP) {
+            return probe_in(
+                &mut self.protocols,
+                &mut self.protocols_alloc,
+                dst,
+                proto,
+                proto,
+                now,
+                window,
+                left,
+            );
+        }
+        // Each step may spend what is left after the one before it.
+        let grown = probe_in(
+            &mut self.hosts,
+            &mut self.hosts_alloc,
+            dst,
+            port,
+            proto,
+            now,
+            window,
+            left,
+        );
+        grown
+            + probe_in(
+                &mut self.ports,
+                &mut self.ports_alloc,
+                (proto, port),
+                dst,
+                proto,
+                now,
+                window,
+                left.saturating_sub(grown),
+            )
+    }
+
+    /// The target answered or refused.
+    fn outcome(&mut self, dst: &Addr, proto: u8, port: u16, o: Outcome) {
+        if !matches!(proto, PROTO_TCP | PROTO_UDP) {
+            if let Some(t) = self.protocols.get_mut(dst) {
+                t.outcome(&proto, o);
+            }
+            return;
+        }
+        if let Some(h) = self.hosts.get_mut(dst) {
+            h.outcome(&port, o);
+        }
+        if let Some(p) = self.ports.get_mut(&(proto, port)) {
+            p.outcome(dst, o);
+        }
+    }
+
+    /// Gives a target just recorded the history it had while staged.
+    fn restore(&mut self, t: &Staged) {
+        if !matches!(t.proto, PROTO_TCP | PROTO_UDP) {
+            if let Some(p) = self.protocols.get_mut(&t.dst) {
+                p.restore(&t.proto, t.seen);
+            }
+            return;
+        }
+        if let Some(h) = self.hosts.get_mut(&t.dst) {
+            h.restore(&t.port, t.seen);
+        }
+        if let Some(p) = self.ports.get_mut(&(t.proto, t.port)) {
+            p.restore(&t.dst, t.seen);
+        }
+    }
+
+    /// Drops targets with no probe left in the window.
+    fn gc(&mut self, now: Timestamp, window: Micros) {
+        for h in self.hosts.values_mut() {
+            h.prune(now, window);
+        }
+        self.hosts
+            .retain(|_, h| !h.seen.is_empty() || h.overflow > 0);
+        for p in self.ports.values_mut() {
+            p.prune(now, window);
+        }
+        self.ports
+            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
+        for p in self.protocols.values_mut() {
+            p.prune(now, window);
+        }
+        self.protocols
+            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
+    }
+}
+
+#[derive(Debug)]
+struct ScanState {
+    /// Heap bytes held (the maps, once made, and every target's map), kept
+    /// current as they grow and recounted when targets are dropped.
+    bytes: usize,
+    last_seen: Timestamp,
+    /// The targets while they are few (`n_staged` of them, no maps yet).
+    staged: [Staged; STAGED],
+    n_staged: u8,
+    maps: Option<Box<Maps>>,
     /// Probes per technique, halved every window.
     techniques: [u32; 8],
     techniques_since: Timestamp,
@@ -375,13 +540,10 @@ impl ScanState {
     fn new(now: Timestamp) -> Self {
         ScanState {
             bytes: 0,
-            hosts_alloc: 0,
-            ports_alloc: 0,
-            protocols_alloc: 0,
             last_seen: now,
-            hosts: fast_map(),
-            ports: fast_map(),
-            protocols: fast_map(),
+            staged: [Staged::default(); STAGED],
+            n_staged: 0,
+            maps: None,
             techniques: [0; 8],
             techniques_since: now,
             next_gc: now,
@@ -398,6 +560,135 @@ impl ScanState {
             .map_or("unknown", |x| x.name())
     }
 
+    fn staged(&self) -> &[Staged] {
+        self.staged.get(..usize::from(self.n_staged)).unwrap_or(&[])
+    }
+
+    fn staged_mut(&mut self, dst: &Addr, proto: u8, port: u16) -> Option<&mut Staged> {
+        let n = usize::from(self.n_staged);
+        self.staged
+            .get_mut(..n)
+            .and_then(|s| s.iter_mut().find(|t| t.is(dst, proto, port)))
+    }
+
+    /// Whether a probe of this target was counted (staged or kept).
+    fn counted(&self, dst: &Addr, proto: u8, port: u16) -> bool {
+        match &self.maps {
+            None => self.staged().iter().any(|t| t.is(dst, proto, port)),
+            Some(m) if matches!(proto, PROTO_TCP | PROTO_UDP) => {
+                m.hosts.get(dst).is_some_and(|h| h.seen.contains_key(&port))
+            }
+            Some(m) => m
+                .protocols
+                .get(dst)
+                .is_some_and(|t| t.seen.contains_key(&proto)),
+        }
+    }
+
+    /// Records a probe while the scanner has no maps and at most `cap`
+    /// distinct targets in the window (dropping those older); false when
+    /// it has maps or needs them for this target.
+    fn stage(
+        &mut self,
+        dst: Addr,
+        proto: u8,
+        port: u16,
+        now: Timestamp,
+        window: Micros,
+        cap: usize,
+    ) -> bool {
+        if self.maps.is_some() {
+            return false;
+        }
+        let n = usize::from(self.n_staged);
+        let mut kept = 0;
+        for i in 0..n {
+            if let Some(t) = self.staged.get(i).copied()
+                && t.seen.last.saturating_add(window) > now
+                && let Some(slot) = self.staged.get_mut(kept)
+            {
+                *slot = t;
+                kept += 1;
+            }
+        }
+        self.n_staged = kept as u8;
+        if let Some(t) = self.staged_mut(&dst, proto, port) {
+            t.seen.last = now;
+            t.seen.probes += 1;
+            return true;
+        }
+        if kept >= cap.min(STAGED) {
+            return false;
+        }
+        if let Some(slot) = self.staged.get_mut(kept) {
+            *slot = Staged {
+                dst,
+                proto,
+                port,
+                seen: Seen {
+                    first: now,
+                    last: now,
+                    probes: 1,
+                    outcome: None,
+                },
+            };
+            self.n_staged += 1;
+        }
+        true
+    }
+
+    /// The target answered or refused; the first outcome counts.
+    fn outcome(&mut self, dst: &Addr, proto: u8, port: u16, o: Outcome) {
+        if let Some(m) = &mut self.maps {
+            m.outcome(dst, proto, port, o);
+        } else if let Some(t) = self.staged_mut(dst, proto, port) {
+            t.seen.outcome = t.seen.outcome.or(Some(o));
+        }
+    }
+
+    /// Records a probe in the maps, made from the staged targets first
+    /// when the scanner has none yet, within `left` bytes; false when even
+    /// the maps do not fit.
+    fn probe(
+        &mut self,
+        dst: Addr,
+        proto: u8,
+        port: u16,
+        now: Timestamp,
+        window: Micros,
+        left: usize,
+    ) -> bool {
+        let before = self.bytes;
+        if self.maps(now, window, left).is_none() {
+            return false;
+        }
+        let left = left.saturating_sub(self.bytes - before);
+        if let Some(m) = self.maps.as_deref_mut() {
+            self.bytes += m.probe(dst, proto, port, now, window, left);
+        }
+        true
+    }
+
+    /// The maps, made from the staged targets when the scanner has none
+    /// yet, within `left` bytes (None when even the maps do not fit).
+    fn maps(&mut self, now: Timestamp, window: Micros, left: usize) -> Option<&mut Maps> {
+        if self.maps.is_none() {
+            let mut left = left.checked_sub(std::mem::size_of::<Maps>())?;
+            let mut m = Box::new(Maps::new());
+            self.bytes += std::mem::size_of::<Maps>();
+            let (staged, n) = (self.staged, usize::from(self.n_staged));
+            for t in staged.iter().take(n) {
+                let grown = m.probe(t.dst, t.proto, t.port, now, window, left);
+                m.restore(t);
+                left = left.saturating_sub(grown);
+                self.bytes += grown;
+            }
+            self.n_staged = 0;
+            self.maps = Some(m);
+        }
+        self.maps.as_deref_mut()
+    }
+
     /// Drops targets with no probe left in the window, so that a scanner
     /// moving on to new targets keeps being tracked.
     fn gc(&mut self, now: Timestamp, window: Micros) {
@@ -405,32 +696,10 @@ impl ScanState {
             return;
         }
         self.next_gc = now.saturating_add(Micros(window.0 / 16));
-        for h in self.hosts.values_mut() {
-            h.prune(now, window);
+        if let Some(m) = &mut self.maps {
+            m.gc(now, window);
+            self.bytes = m.bytes();
         }
-        self.hosts
-            .retain(|_, h| !h.seen.is_empty() || h.overflow > 0);
-        for p in self.ports.values_mut() {
-            p.prune(now, window);
-        }
-        self.ports
-            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
-        for p in self.protocols.values_mut() {
-            p.prune(now, window);
-        }
-        self.protocols
-            .retain(|_, p| !p.seen.is_empty() || p.overflow > 0);
-        self.recount();
-    }
-
-    /// Recounts the heap bytes from the maps.
-    fn recount(&mut self) {
-        self.bytes = self.hosts_alloc
-            + self.ports_alloc
-            + self.protocols_alloc
-            + self.hosts.values().map(|t| t.alloc).sum::<usize>()
-            + self.ports.values().map(|t| t.alloc).sum::<usize>()
-            + self.protocols.values().map(|t| t.alloc).sum::<usize>();
     }
 }
 
@@ -438,6 +707,9 @@ pub struct ScanDetector {
     map: BoundedMap<Addr, ScanState>,
     cfg: PortScanConfig,
     ignore: ServiceSet,
+    /// Targets a scanner stages: fewer than any threshold needs, so that a
+    /// staged scanner never has an incident to evaluate.
+    stage_cap: usize,
 }
 
 fn top_ports(ports: &HashMap<u16, Seen>) -> Vec<u16> {
@@ -451,6 +723,19 @@ fn scan_alert(kind: Kind, dir: Direction, src: Addr, target: Endpoint, technique
     Alert::new(kind, severity(dir), Endpoint::host(src), target)
         .with("direction", json!([dir.as_str()]))
         .with("technique", json!([technique]))
+}
+
+/// Distinct targets below every threshold of `cfg`, at most [`STAGED`].
+fn stage_cap(cfg: &PortScanConfig) -> usize {
+    [
+        cfg.min_ports,
+        cfg.min_hosts,
+        cfg.min_protocols,
+        cfg.min_refused,
+    ]
+    .into_iter()
+    .map(|n| n.saturating_sub(1) as usize)
+    .fold(STAGED, usize::min)
 }
 
 fn severity(d: Direction) -> u8 {
@@ -477,6 +762,7 @@ impl ScanDetector {
             ),
             cfg: cfg.port_scan.clone(),
             ignore: ServiceSet::default(),
+            stage_cap: stage_cap(&cfg.port_scan),
         }
     }
 
@@ -524,34 +810,20 @@ impl ScanDetector {
             if let Some(n) = s.techniques.get_mut(tech as usize) {
                 *n += 1;
             }
+            if s.stage(dst, proto, dport, now, window, self.stage_cap) {
+                return;
+            }
             // Stale targets go when the maps are full or memory is short.
-            if s.hosts.len() >= MAX_TARGETS || s.ports.len() >= MAX_TARGETS || left < 4096 {
+            if s.maps
+                .as_ref()
+                .is_some_and(|m| m.hosts.len() >= MAX_TARGETS || m.ports.len() >= MAX_TARGETS)
+                || left < 4096
+            {
                 s.gc(now, window);
             }
-            // Each step may spend what is left after the ones before it.
-            let grown = probe_in(
-                &mut s.hosts,
-                &mut s.hosts_alloc,
-                dst,
-                dport,
-                proto,
-                now,
-                window,
-                left,
-            );
-            let grown = grown
-                + probe_in(
-                    &mut s.ports,
-                    &mut s.ports_alloc,
-                    (proto, dport),
-                    dst,
-                    proto,
-                    now,
-                    window,
-                    left.saturating_sub(grown),
-                );
-            s.bytes += grown;
-            self.evaluate(policy, s, src, dst, proto, dport, now, out);
+            if s.probe(dst, proto, dport, now, window, left) {
+                self.evaluate(policy, s, src, dst, proto, dport, now, out);
+            }
         });
     }
 
@@ -587,12 +859,7 @@ impl ScanDetector {
                 // The SYN-ACK before it already counted as the answer.
                 return;
             }
-            if let Some(h) = s.hosts.get_mut(&dst) {
-                h.outcome(&dport, outcome);
-            }
-            if let Some(p) = s.ports.get_mut(&(proto, dport)) {
-                p.outcome(&dst, outcome);
-            }
+            s.outcome(&dst, proto, dport, outcome);
             if outcome == Outcome::Rejected {
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             }
@@ -624,38 +891,28 @@ impl ScanDetector {
         }
         if outcome == Some(Outcome::Answered) {
             self.map.with_existing(&src, |s| {
-                if let Some(t) = s.protocols.get_mut(&dst) {
-                    t.outcome(&proto, Outcome::Answered);
-                }
+                s.outcome(&dst, proto, 0, Outcome::Answered);
             });
             return;
         }
         let window = self.cfg.window.0;
         self.scanner(&src, now, |s, left| {
-            if s.protocols.len() >= MAX_TARGETS || left < 4096 {
-                s.gc(now, window);
-            }
             // A refusal of a probe already counted is no new probe.
-            let counted = s
-                .protocols
-                .get(&dst)
-                .is_some_and(|t| t.seen.contains_key(&proto));
-            if outcome.is_none() || !counted {
-                s.bytes += probe_in(
-                    &mut s.protocols,
-                    &mut s.protocols_alloc,
-                    dst,
-                    proto,
-                    proto,
-                    now,
-                    window,
-                    left,
-                );
-            }
-            if let Some(o) = outcome
-                && let Some(t) = s.protocols.get_mut(&dst)
+            let counted = s.counted(&dst, proto, 0);
+            if (outcome.is_none() || !counted)
+                && !s.stage(dst, proto, 0, now, window, self.stage_cap)
             {
-                t.outcome(&proto, o);
+                if s.maps
+                    .as_ref()
+                    .is_some_and(|m| m.protocols.len() >= MAX_TARGETS)
+                    || left < 4096
+                {
+                    s.gc(now, window);
+                }
+                s.probe(dst, proto, 0, now, window, left);
+            }
+            if let Some(o) = outcome {
+                s.outcome(&dst, proto, 0, o);
             }
             self.evaluate_protocols(policy, s, src, dst, now, out);
         });
@@ -684,7 +941,7 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        let Some(t) = s.protocols.get_mut(&dst) else {
+        let Some(t) = s.maps.as_mut().and_then(|m| m.protocols.get_mut(&dst)) else {
             return;
         };
         if !self.to_report(t, self.cfg.min_protocols, now) {
@@ -745,7 +1002,11 @@ impl ScanDetector {
         out: &mut Vec<Alert>,
     ) {
         let technique = s.technique();
-        if let Some(h) = s.hosts.get_mut(&dst)
+        let Some(m) = s.maps.as_deref_mut() else {
+            // Staged: fewer targets than any incident needs.
+            return;
+        };
+        if let Some(h) = m.hosts.get_mut(&dst)
             && self.to_report(h, self.cfg.min_ports, now)
         {
             let dir = policy.direction(&src, &dst);
@@ -756,7 +1017,7 @@ impl ScanDetector {
                 .with("top_ports", json!(top_ports(&h.seen)));
             out.push(h.evidence(alert, now));
         }
-        if let Some(p) = s.ports.get_mut(&(proto, dport))
+        if let Some(p) = m.ports.get_mut(&(proto, dport))
             && self.to_report(p, self.cfg.min_hosts, now)
         {
             let dir = policy.direction(&src, &dst);
@@ -780,7 +1041,7 @@ impl ScanDetector {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::{Config, DetectConfig};
+    use crate::config::{Config, DetectConfig, PortScanConfig};
     use crate::decode::a;
 
     fn run(
@@ -1099,6 +1360,127 @@ mod tests {
             }
         );
         assert_eq!(out[0].evidence["direction"], json!(["inbound"]));
+    }
+
+    /// Ten UDP ports of one host, each probed twice and refused: the first
+    /// four are staged, and their probes, refusals and times carry over to
+    /// the maps the fifth one makes.
+    #[test]
+    fn staged_targets_keep_their_history_in_the_maps() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (src, dst) = (a("198.51.100.7"), a("10.0.0.53"));
+        let mut out = Vec::new();
+        for port in 1..=10u16 {
+            let t = Timestamp(1_000_000 * u64::from(port));
+            for _ in 0..2 {
+                d.on_probe(&p, src, dst, PROTO_UDP, port, Technique::Udp, t, &mut out);
+            }
+            d.on_outcome(
+                &p,
+                src,
+                dst,
+                PROTO_UDP,
+                port,
+                Outcome::Rejected,
+                false,
+                t,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let e = &out[0].evidence;
+        assert_eq!(e["rejected"], 10);
+        assert_eq!(e["probes"], 20);
+        assert_eq!(e["distinct_ports"], 10);
+        assert_eq!(e["window_start"], json!(ts(Timestamp(1_000_000))));
+    }
+
+    /// Thresholds at or below what a scanner stages: nothing is staged
+    /// that an incident needs.
+    #[test]
+    fn low_thresholds_are_met_by_few_targets() {
+        let cfg = DetectConfig {
+            port_scan: PortScanConfig {
+                min_ports: 3,
+                min_refused: 2,
+                ..PortScanConfig::default()
+            },
+            ..DetectConfig::default()
+        };
+        let d = ScanDetector::new(&cfg);
+        assert_eq!(d.stage_cap, 1);
+        let p = Policy::default();
+        let out = run(&d, "198.51.100.8", "10.0.0.9", 1..=3, 0, 1);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["distinct_ports"], 3);
+        let (src, dst) = (a("198.51.100.9"), a("10.0.0.9"));
+        let mut out = Vec::new();
+        for port in [7u16, 9] {
+            let t = Timestamp(u64::from(port));
+            d.on_probe(&p, src, dst, PROTO_UDP, port, Technique::Udp, t, &mut out);
+            d.on_outcome(
+                &p,
+                src,
+                dst,
+                PROTO_UDP,
+                port,
+                Outcome::Rejected,
+                false,
+                t,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1, "two refused ports: {out:?}");
+        assert_eq!(out[0].evidence["rejected"], 2);
+    }
+
+    /// A busy server's clients (60,000 sources in a minute, one connection
+    /// each) in the default memory budget: every one is tracked, and a
+    /// scanner arriving after them is too, and reported.
+    #[test]
+    fn busy_clients_leave_room_for_a_scanner() {
+        let cfg = DetectConfig {
+            tracker_bytes: crate::memory::Budget::split(crate::memory::DEFAULT_CAP).tracker_bytes(),
+            ..DetectConfig::default()
+        };
+        let d = ScanDetector::new(&cfg);
+        let p = Policy::default();
+        let server = a("10.0.0.80");
+        let mut out = Vec::new();
+        for i in 0..60_000u32 {
+            let [_, _, x, y] = i.to_be_bytes();
+            let client = a(&format!("198.18.{x}.{y}"));
+            let t = Timestamp(u64::from(i) * 1_000);
+            d.on_probe(
+                &p,
+                client,
+                server,
+                PROTO_TCP,
+                443,
+                Technique::Connect,
+                t,
+                &mut out,
+            );
+            d.on_outcome(
+                &p,
+                client,
+                server,
+                PROTO_TCP,
+                443,
+                Outcome::Answered,
+                false,
+                t,
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(d.usage().entries, 60_000);
+        assert_eq!(d.usage().shed, 0);
+        let out = run(&d, "203.0.113.9", "10.0.0.5", 1..=25, 61_000_000, 1_000);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind(), Some(Kind::PortScan));
+        assert_eq!(d.usage().shed, 0);
     }
 
     /// nmap -sO: probes of many IP protocols to one host, most refused by
