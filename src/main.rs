@@ -436,18 +436,22 @@ fn print_summary(r: &RunReport) {
             rs.reputation_hits
         );
     }
-    let shed: Vec<String> = c
-        .trackers
-        .iter()
-        .filter(|(_, u)| u.shed > 0)
-        .map(|(k, u)| format!("{k}={}", u.shed))
-        .collect();
-    if !shed.is_empty() {
-        eprintln!(
-            "backflow: trackers full, keys not tracked: {} (memory_cap bounds them)",
-            shed.join(" ")
-        );
-    }
+    let full = |what: &str, n: fn(&backflow::detect::Usage) -> u64| {
+        let counts: Vec<String> = c
+            .trackers
+            .iter()
+            .filter(|(_, u)| n(u) > 0)
+            .map(|(k, u)| format!("{k}={}", n(u)))
+            .collect();
+        if !counts.is_empty() {
+            eprintln!(
+                "backflow: trackers full, {what}: {} (memory_cap bounds them)",
+                counts.join(" ")
+            );
+        }
+    };
+    full("keys not tracked", |u| u.shed);
+    full("entries dropped before their idle time", |u| u.evicted);
     let lat = &c.latency;
     let stage = |name: &str, l: &backflow::stats::StageLatency| {
         let (p50, p99, p999, _) = l.percentiles();

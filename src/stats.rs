@@ -323,6 +323,7 @@ impl Counters {
             m.entries = m.entries.max(u.entries);
             m.bytes = m.bytes.max(u.bytes);
             m.shed = m.shed.max(u.shed);
+            m.evicted = m.evicted.max(u.evicted);
         }
         s.rules = s.rules.max(o.rules);
     }

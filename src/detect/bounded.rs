@@ -25,6 +25,13 @@ pub trait Expiring {
     fn heap_bytes(&self) -> usize {
         0
     }
+
+    /// Whether the entry holds nothing an incident needs yet (a source
+    /// seen on one or two targets), so that a full map may drop it before
+    /// it is idle to make room for a new key.
+    fn disposable(&self) -> bool {
+        false
+    }
 }
 
 /// What a tracker holds and what it refused.
@@ -34,6 +41,8 @@ pub struct Usage {
     pub bytes: u64,
     /// Keys refused at a cap.
     pub shed: u64,
+    /// Disposable entries dropped at a cap before their idle time.
+    pub evicted: u64,
 }
 
 impl std::ops::Add for Usage {
@@ -43,6 +52,7 @@ impl std::ops::Add for Usage {
             entries: self.entries + o.entries,
             bytes: self.bytes + o.bytes,
             shed: self.shed + o.shed,
+            evicted: self.evicted + o.evicted,
         }
     }
 }
@@ -52,10 +62,13 @@ impl std::ops::Add for Usage {
 const ENTRY_OVERHEAD: usize = 16;
 
 /// A `DashMap` capped in entries and in bytes, each entry expiring after an
-/// idle time. At a cap, idle entries are dropped first; if none is idle the
-/// new key is not tracked and the refusal is counted (`shed`): existing
-/// incidents keep being tracked, which is what keeps a flood of new keys
-/// from evicting the incident that causes it. Values that grow (a scanner's
+/// idle time. At a cap, idle entries are dropped first, then the oldest
+/// disposable ones (see [`Expiring::disposable`]) until a quarter of the
+/// map is free; if that frees nothing the new key is not tracked and the
+/// refusal is counted (`shed`): entries that hold an incident keep being
+/// tracked, which is what keeps a flood of new keys from evicting the
+/// incident that causes it, while the flood's own keys make room for the
+/// next ones. Values that grow (a scanner's
 /// targets) are told whether there is room ([`BoundedMap::update_room`]) and
 /// count what does not fit instead of storing it.
 pub struct BoundedMap<K, V> {
@@ -66,6 +79,12 @@ pub struct BoundedMap<K, V> {
     entries: AtomicUsize,
     bytes: AtomicUsize,
     shed: AtomicU64,
+    /// Disposable entries dropped before their idle time.
+    evicted: AtomicU64,
+    /// Keys not in the map asked for, and at how many the next pass to
+    /// drop disposable entries may run.
+    new_keys: AtomicU64,
+    next_eviction: AtomicU64,
     last_sweep: AtomicU64,
 }
 
@@ -96,6 +115,9 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
             entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            new_keys: AtomicU64::new(0),
+            next_eviction: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
         }
     }
@@ -132,6 +154,7 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
             entries: self.len() as u64,
             bytes: self.bytes() as u64,
             shed: self.shed(),
+            evicted: self.evicted.load(Ordering::Relaxed),
         }
     }
 
@@ -176,8 +199,16 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
             return Some(r);
         }
         let base = Self::base_bytes();
+        let new_keys = self.new_keys.fetch_add(1, Ordering::Relaxed);
         if !self.has_room_for(base) {
             self.sweep_every(now, 1_000_000);
+            // A pass over the map for every quarter of its size in new keys
+            // at most, whether it frees anything or not.
+            if !self.has_room_for(base) && new_keys >= self.next_eviction.load(Ordering::Relaxed) {
+                self.next_eviction
+                    .store(new_keys + (self.cap / 4) as u64, Ordering::Relaxed);
+                self.evict_disposable(now);
+            }
             if !self.has_room_for(base) {
                 self.shed.fetch_add(1, Ordering::Relaxed);
                 return None;
@@ -227,6 +258,48 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
                 self.entries.fetch_sub(1, Ordering::Relaxed);
                 self.bytes
                     .fetch_sub(base + v.heap_bytes(), Ordering::Relaxed);
+            }
+            keep
+        });
+    }
+
+    /// Drops the oldest disposable entries until a quarter of the map (in
+    /// entries and in bytes) is free or none is left. Ages are binned by
+    /// powers of two (one pass to count each bin, one to drop the oldest
+    /// bins), so the entries dropped are at most twice as young as needed.
+    fn evict_disposable(&self, now: Timestamp) {
+        const BINS: usize = 65;
+        let bin = |v: &V| (u64::BITS - now.since(v.last_seen()).0.leading_zeros()) as usize;
+        let base = Self::base_bytes();
+        let (mut count, mut bytes) = ([0usize; BINS], [0usize; BINS]);
+        for e in self.map.iter() {
+            if e.disposable()
+                && let (Some(c), Some(b)) = (count.get_mut(bin(&e)), bytes.get_mut(bin(&e)))
+            {
+                *c += 1;
+                *b += base + e.heap_bytes();
+            }
+        }
+        let need_entries = self.len().saturating_sub(self.cap - self.cap / 4);
+        let need_bytes = self
+            .bytes()
+            .saturating_sub(self.max_bytes - self.max_bytes / 4);
+        let (mut freed_entries, mut freed_bytes, mut cutoff) = (0, 0, BINS);
+        while cutoff > 0 && (freed_entries < need_entries || freed_bytes < need_bytes) {
+            cutoff -= 1;
+            freed_entries += count.get(cutoff).copied().unwrap_or(0);
+            freed_bytes += bytes.get(cutoff).copied().unwrap_or(0);
+        }
+        if freed_entries == 0 {
+            return;
+        }
+        self.map.retain(|_, v| {
+            let keep = !v.disposable() || bin(v) < cutoff;
+            if !keep {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+                self.bytes
+                    .fetch_sub(base + v.heap_bytes(), Ordering::Relaxed);
+                self.evicted.fetch_add(1, Ordering::Relaxed);
             }
             keep
         });
@@ -363,6 +436,57 @@ mod tests {
         assert!(m.bytes() <= 3 * base + 500);
         m.sweep(Timestamp(120_000_000));
         assert_eq!((m.len(), m.bytes()), (0, 0));
+    }
+
+    /// A value that holds an incident (`.1` false) or not.
+    #[derive(Debug)]
+    struct D(Timestamp, bool);
+    impl Expiring for D {
+        fn last_seen(&self) -> Timestamp {
+            self.0
+        }
+        fn disposable(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_full_map_drops_its_oldest_disposable_entries() {
+        let m: BoundedMap<u32, D> = BoundedMap::new(100, usize::MAX, Micros::from_secs(600));
+        // 20 entries that hold incidents, then 80 disposable ones, a
+        // millisecond apart.
+        for k in 0..100u32 {
+            let t = Timestamp(1_000 * u64::from(k) + 1);
+            m.update(&k, t, || D(t, k >= 20), |_| ());
+        }
+        assert_eq!((m.len(), m.shed()), (100, 0));
+        // A new key: the oldest disposable entries make room for a quarter
+        // of the map (ages binned by powers of two: up to twice as many).
+        let t = Timestamp(101_000);
+        assert!(m.update(&1000, t, || D(t, true), |_| ()).is_some());
+        let u = m.usage();
+        assert_eq!(u.shed, 0);
+        assert!((25..=50).contains(&u.evicted), "{u:?}");
+        assert_eq!(u.entries, 101 - u.evicted);
+        for k in (0..20).chain(70..100).chain([1000]) {
+            assert!(m.with_existing(&k, |_| ()).is_some(), "{k}");
+        }
+        assert!(m.with_existing(&20, |_| ()).is_none());
+
+        // Full of incidents: new keys are refused, and the map is looked
+        // through again only after a quarter of its size in new keys.
+        let m: BoundedMap<u32, D> = BoundedMap::new(100, usize::MAX, Micros::from_secs(600));
+        for k in 0..100u32 {
+            m.update(&k, Timestamp(1), || D(Timestamp(1), false), |_| ());
+        }
+        for k in 100..200u32 {
+            assert!(
+                m.update(&k, Timestamp(2), || D(Timestamp(2), true), |_| ())
+                    .is_none()
+            );
+        }
+        assert_eq!((m.len(), m.shed(), m.usage().evicted), (100, 100, 0));
+        assert_eq!(m.next_eviction.load(Ordering::Relaxed), 200);
     }
 
     #[test]

@@ -534,6 +534,12 @@ impl Expiring for ScanState {
     fn heap_bytes(&self) -> usize {
         self.bytes
     }
+
+    /// A source with few targets (a client, or one packet of a spoofed
+    /// flood) may make room for a new one; a scanner with maps stays.
+    fn disposable(&self) -> bool {
+        self.maps.is_none()
+    }
 }
 
 impl ScanState {
@@ -1481,6 +1487,66 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind(), Some(Kind::PortScan));
         assert_eq!(d.usage().shed, 0);
+    }
+
+    /// A spoofed-source flood (200,000 sources, one SYN each, 100,000 a
+    /// second) through a tracker of 1 MiB (about 3,000 sources, so the
+    /// tracker turns over every 30 ms), and a scanner meanwhile: ten ports
+    /// of another host at once, then one every 50 ms. The flood's sources
+    /// make room for each other and for the scanner, which once it has
+    /// more targets than it stages is kept however slow, and reported.
+    #[test]
+    fn a_scanner_is_seen_through_a_spoofed_flood() {
+        let cfg = DetectConfig {
+            tracker_bytes: 1 << 20,
+            ..DetectConfig::default()
+        };
+        let d = ScanDetector::new(&cfg);
+        let p = Policy::default();
+        let (victim, scanner, target) = (a("10.0.0.80"), a("203.0.113.66"), a("10.0.0.5"));
+        let mut out = Vec::new();
+        for i in 0..200_000u32 {
+            let t = Timestamp(1_000_000 + u64::from(i) * 10);
+            let spoofed = Addr::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                0x0b00_0000 + i,
+            )));
+            d.on_probe(
+                &p,
+                spoofed,
+                victim,
+                PROTO_TCP,
+                80,
+                Technique::Syn,
+                t,
+                &mut out,
+            );
+            let ports = match i {
+                500 => 1..11,
+                i if i % 5000 == 500 => {
+                    let port = 10 + (i / 5000) as u16;
+                    port..port + 1
+                }
+                _ => 0..0,
+            };
+            for port in ports {
+                d.on_probe(
+                    &p,
+                    scanner,
+                    target,
+                    PROTO_TCP,
+                    port,
+                    Technique::Syn,
+                    t,
+                    &mut out,
+                );
+            }
+            assert!(d.map.bytes() <= 1 << 20);
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind(), Some(Kind::PortScan));
+        assert_eq!(out[0].source, Endpoint::host(scanner));
+        let u = d.usage();
+        assert!(u.evicted > 150_000, "{u:?}");
     }
 
     /// nmap -sO: probes of many IP protocols to one host, most refused by
