@@ -134,12 +134,15 @@ fn flows_of_a_spoofed_flood_are_shed_at_the_cap_and_flagged() {
         .filter(|f| f["flow"]["emergency"] == true && f["flow"]["reason"] == "forced")
         .count() as u64;
     assert_eq!(flagged, evicted, "each shed flow's record says so");
-    // The scan tracker (one entry per spoofed source) is at its cap too.
-    assert!(
-        s["backflow"]["trackers"]["scan"]["shed"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
+    // The scan tracker (one entry per spoofed source) is at its cap too:
+    // each source is tracked, dropped early for a newer one, or refused.
+    let scan = &s["backflow"]["trackers"]["scan"];
+    let count = |k: &str| scan[k].as_u64().unwrap_or(0);
+    assert!(count("evicted") > 0, "{scan}");
+    assert_eq!(
+        count("entries") + count("evicted") + count("shed"),
+        n,
+        "{scan}"
     );
     assert_within_budget(&s, 64 << 20, 2);
 }
