@@ -490,7 +490,12 @@ impl AlertFilter {
             ends: now.saturating_add(window),
         };
         let step = |w: &mut Window| -> bool {
-            if now.since(w.start) >= window || now < w.start {
+            if now < w.start && w.start.since(now) < window {
+                // Workers process packets in parallel, so a match can
+                // arrive after a later one of the same key: it belongs to
+                // the window, which starts at the earliest match.
+                w.start = now;
+            } else if now.since(w.start) >= window || now < w.start {
                 *w = fresh();
             }
             w.count = w.count.saturating_add(1);
@@ -604,6 +609,25 @@ mod tests {
         assert_eq!(run(&f, 1, 3, "2.2.2.2"), vec![0, 1]);
         // No threshold: everything.
         assert_eq!(run(&f, 9, 3, "1.1.1.1"), vec![0, 1, 2]);
+    }
+
+    /// Two workers: a match processed after a later one (both within the
+    /// window) counts in that window, rather than starting a new one.
+    #[test]
+    fn a_match_out_of_order_counts_in_its_window() {
+        let mut f = AlertFilter::new(1000);
+        f.set_rule_threshold(
+            1,
+            1,
+            spec("type limit, track by_src, count 1, seconds 3600"),
+        );
+        let at = |secs: u64| f.allow(1, 1, Some(a("1.1.1.1")), None, Timestamp(secs * 1_000_000));
+        assert!(at(100));
+        assert!(!at(99), "an earlier match of the same window");
+        assert!(!at(3698), "within an hour of the earliest match");
+        assert!(at(3699), "an hour after the earliest match: a new window");
+        // A match more than a window before the one kept starts anew.
+        assert!(at(10));
     }
 
     #[test]
