@@ -136,13 +136,13 @@ fn flows_of_a_spoofed_flood_are_shed_at_the_cap_and_flagged() {
     assert_eq!(flagged, evicted, "each shed flow's record says so");
     // The scan tracker (one entry per spoofed source) is at its cap too:
     // each source is tracked, dropped early for a newer one, or refused.
+    // The sources are random: one drawn again while its entry is still
+    // tracked (the tracker holds a few thousand) is no new key, about one
+    // in a million SYNs here.
     let scan = &s["backflow"]["trackers"]["scan"];
     let count = |k: &str| scan[k].as_u64().unwrap_or(0);
     assert!(count("evicted") > 0, "{scan}");
-    assert_eq!(
-        count("entries") + count("evicted") + count("shed"),
-        n,
-        "{scan}"
-    );
+    let keys = count("entries") + count("evicted") + count("shed");
+    assert!(keys <= n && keys + 100 >= n, "{keys} keys: {scan}");
     assert_within_budget(&s, 64 << 20, 2);
 }
