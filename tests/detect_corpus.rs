@@ -210,6 +210,14 @@ const EXPECTED: &[Expected] = &[
         None,
         None,
     ),
+    // 512 ICMP echo requests to 256 hosts of 10.0.0.0/24, none answered.
+    (
+        "scans/sgr_icmp_ping_sweep.pcap",
+        "port_sweep",
+        Some("10.0.0.128"),
+        None,
+        None,
+    ),
     (
         "scans/netforensics_puzzle4_mrx_scan.pcap",
         "port_scan",

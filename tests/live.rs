@@ -516,6 +516,54 @@ fn nmap_ip_protocol_scan_is_a_protocol_scan() {
     drop(lab);
 }
 
+/// A ping sweep of 30 addresses that do not answer (assigned to the
+/// target's veth, whose namespace ignores echo requests): one sweep of
+/// their echo from the pinging namespace.
+#[test]
+fn a_ping_sweep_of_silent_hosts_is_a_sweep() {
+    if !can_run("live ping sweep", &["nmap"]) {
+        return;
+    }
+    let lab = Lab::new();
+    for i in 100..130 {
+        let addr = format!("192.0.2.{i}/32");
+        ok(&["ip", "-n", &lab.b, "addr", "add", &addr, "dev", &lab.veth_b]);
+    }
+    let o = lab.run(
+        &lab.b,
+        &["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bf = Backflow::start(&lab.b, &lab.veth_b, "", &[]);
+    let o = lab.run(
+        &lab.a,
+        &[
+            "nmap",
+            "-n",
+            "-sn",
+            "-PE",
+            "--disable-arp-ping",
+            "--max-retries",
+            "0",
+            "192.0.2.100-129",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr, records, _dir) = bf.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = alerts_by_kind(&records);
+    let kinds: Vec<&String> = alerts.keys().collect();
+    assert_eq!(kinds, ["port_sweep"], "{alerts:?}");
+    assert_eq!(alerts["port_sweep"].len(), 1, "{alerts:?}");
+    let al = &alerts["port_sweep"][0]["alert"];
+    assert_eq!(al["source"]["ip"], "192.0.2.1", "{al}");
+    assert_eq!(al["metadata"]["protocol"][0], "icmp", "{al}");
+    assert_eq!(al["metadata"]["technique"][0], "echo", "{al}");
+    assert_eq!(al["metadata"]["answered"], 0, "{al}");
+    drop(lab);
+}
+
 #[test]
 fn a_vanished_interface_is_reopened_and_the_others_keep_running() {
     if !can_run("interface removal", &["curl", "python3"]) {

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::bounded::{BoundedMap, Expiring};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{Config, PortScanConfig};
-use crate::decode::{Addr, PROTO_TCP, PROTO_UDP, tcp_flags as F};
+use crate::decode::{Addr, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, tcp_flags as F};
 use crate::policy::{Direction, Policy, ServiceSet};
 use crate::time::{Micros, Timestamp};
 
@@ -35,10 +35,12 @@ pub enum Technique {
     Ack,
     Maimon,
     Udp,
+    /// An ICMP or ICMPv6 echo request (a ping sweep).
+    Echo,
 }
 
 impl Technique {
-    const ALL: [Technique; 8] = [
+    const ALL: [Technique; 9] = [
         Technique::Syn,
         Technique::Connect,
         Technique::Fin,
@@ -47,6 +49,7 @@ impl Technique {
         Technique::Ack,
         Technique::Maimon,
         Technique::Udp,
+        Technique::Echo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Technique {
             Technique::Ack => "ack",
             Technique::Maimon => "maimon",
             Technique::Udp => "udp",
+            Technique::Echo => "echo",
         }
     }
 
@@ -410,8 +414,9 @@ impl Maps {
             + self.protocols.values().map(|t| t.alloc).sum::<usize>()
     }
 
-    /// Records a probe of `dst:port` (TCP, UDP) or of IP protocol `proto`
-    /// of `dst` within `left` bytes; returns the bytes grown.
+    /// Records a probe of `dst:port` (TCP, UDP), of the echo of `dst`, or
+    /// of IP protocol `proto` of `dst` (see [`dim`]) within `left` bytes;
+    /// returns the bytes grown.
     fn probe(
         &mut self,
         dst: Addr,
@@ -421,7 +426,8 @@ impl Maps {
         window: Micros,
         left: usize,
     ) -> usize {
-        if !matches!(proto, PROTO_TCP | PROTO_UDP) {
+        let d = dim(proto, port);
+        if d == Dim::Protocol {
             return probe_in(
                 &mut self.protocols,
                 &mut self.protocols_alloc,
@@ -434,16 +440,20 @@ impl Maps {
             );
         }
         // Each step may spend what is left after the one before it.
-        let grown = probe_in(
-            &mut self.hosts,
-            &mut self.hosts_alloc,
-            dst,
-            port,
-            proto,
-            now,
-            window,
-            left,
-        );
+        let grown = if d == Dim::Port {
+            probe_in(
+                &mut self.hosts,
+                &mut self.hosts_alloc,
+                dst,
+                port,
+                proto,
+                now,
+                window,
+                left,
+            )
+        } else {
+            0
+        };
         grown
             + probe_in(
                 &mut self.ports,
@@ -459,13 +469,15 @@ impl Maps {
 
     /// The target answered or refused.
     fn outcome(&mut self, dst: &Addr, proto: u8, port: u16, o: Outcome) {
-        if !matches!(proto, PROTO_TCP | PROTO_UDP) {
+        if dim(proto, port) == Dim::Protocol {
             if let Some(t) = self.protocols.get_mut(dst) {
                 t.outcome(&proto, o);
             }
             return;
         }
-        if let Some(h) = self.hosts.get_mut(dst) {
+        if dim(proto, port) == Dim::Port
+            && let Some(h) = self.hosts.get_mut(dst)
+        {
             h.outcome(&port, o);
         }
         if let Some(p) = self.ports.get_mut(&(proto, port)) {
@@ -475,13 +487,15 @@ impl Maps {
 
     /// Gives a target just recorded the history it had while staged.
     fn restore(&mut self, t: &Staged) {
-        if !matches!(t.proto, PROTO_TCP | PROTO_UDP) {
+        if dim(t.proto, t.port) == Dim::Protocol {
             if let Some(p) = self.protocols.get_mut(&t.dst) {
                 p.restore(&t.proto, t.seen);
             }
             return;
         }
-        if let Some(h) = self.hosts.get_mut(&t.dst) {
+        if dim(t.proto, t.port) == Dim::Port
+            && let Some(h) = self.hosts.get_mut(&t.dst)
+        {
             h.restore(&t.port, t.seen);
         }
         if let Some(p) = self.ports.get_mut(&(t.proto, t.port)) {
@@ -520,7 +534,7 @@ struct ScanState {
     n_staged: u8,
     maps: Option<Box<Maps>>,
     /// Probes per technique, halved every window.
-    techniques: [u32; 8],
+    techniques: [u32; 9],
     techniques_since: Timestamp,
     /// Empty targets are dropped at most every window/16.
     next_gc: Timestamp,
@@ -550,7 +564,7 @@ impl ScanState {
             staged: [Staged::default(); STAGED],
             n_staged: 0,
             maps: None,
-            techniques: [0; 8],
+            techniques: [0; 9],
             techniques_since: now,
             next_gc: now,
         }
@@ -581,9 +595,13 @@ impl ScanState {
     fn counted(&self, dst: &Addr, proto: u8, port: u16) -> bool {
         match &self.maps {
             None => self.staged().iter().any(|t| t.is(dst, proto, port)),
-            Some(m) if matches!(proto, PROTO_TCP | PROTO_UDP) => {
+            Some(m) if dim(proto, port) == Dim::Port => {
                 m.hosts.get(dst).is_some_and(|h| h.seen.contains_key(&port))
             }
+            Some(m) if dim(proto, port) == Dim::Echo => m
+                .ports
+                .get(&(proto, port))
+                .is_some_and(|p| p.seen.contains_key(dst)),
             Some(m) => m
                 .protocols
                 .get(dst)
@@ -753,7 +771,42 @@ fn severity(d: Direction) -> u8 {
 }
 
 fn proto_name(p: u8) -> &'static str {
-    if p == PROTO_UDP { "udp" } else { "tcp" }
+    match p {
+        PROTO_UDP => "udp",
+        PROTO_ICMP => "icmp",
+        PROTO_ICMPV6 => "ipv6-icmp",
+        _ => "tcp",
+    }
+}
+
+/// The echo request's type of an ICMP protocol (8, ICMPv6 128): an echo
+/// probe is recorded as a probe of that "port" of its host, so that a ping
+/// sweep is a sweep like a port's, apart from the host's protocol probe.
+pub fn echo_type(proto: u8) -> Option<u16> {
+    match proto {
+        PROTO_ICMP => Some(8),
+        PROTO_ICMPV6 => Some(128),
+        _ => None,
+    }
+}
+
+/// What a probe's target is, and so which target sets it counts in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    /// A port of a host (TCP, UDP): the host's ports and the port's hosts.
+    Port,
+    /// A host's echo (ICMP, ICMPv6): the hosts pinged.
+    Echo,
+    /// An IP protocol of a host: the host's protocols.
+    Protocol,
+}
+
+fn dim(proto: u8, port: u16) -> Dim {
+    match proto {
+        PROTO_TCP | PROTO_UDP => Dim::Port,
+        _ if port != 0 && echo_type(proto) == Some(port) => Dim::Echo,
+        _ => Dim::Protocol,
+    }
 }
 
 impl ScanDetector {
@@ -786,7 +839,8 @@ impl ScanDetector {
         self.map.usage()
     }
 
-    /// A new probe from `src` to `dst:dport`.
+    /// A new probe from `src` to `dst:dport` (TCP, UDP), or to the echo of
+    /// `dst` (`proto` ICMP or ICMPv6, `dport` its [`echo_type`]).
     #[allow(clippy::too_many_arguments)]
     pub fn on_probe(
         &self,
@@ -800,7 +854,7 @@ impl ScanDetector {
         out: &mut Vec<Alert>,
     ) {
         if !self.cfg.enabled
-            || !matches!(proto, PROTO_TCP | PROTO_UDP)
+            || dim(proto, dport) == Dim::Protocol
             || self.ignore.contains(proto, dport)
         {
             return;
@@ -1012,7 +1066,9 @@ impl ScanDetector {
             // Staged: fewer targets than any incident needs.
             return;
         };
-        if let Some(h) = m.hosts.get_mut(&dst)
+        let d = dim(proto, dport);
+        if d == Dim::Port
+            && let Some(h) = m.hosts.get_mut(&dst)
             && self.to_report(h, self.cfg.min_ports, now)
         {
             let dir = policy.direction(&src, &dst);
@@ -1030,9 +1086,10 @@ impl ScanDetector {
             let mut sample: Vec<String> = p.seen.keys().map(|a| a.to_string()).collect();
             sample.sort();
             sample.truncate(10);
+            // A ping sweep's target is no port.
             let target = Endpoint {
                 ip: None,
-                port: Some(dport),
+                port: (d == Dim::Port).then_some(dport),
             };
             let alert = scan_alert(Kind::PortSweep, dir, src, target, technique)
                 .with("protocol", json!([proto_name(proto)]))
@@ -1049,6 +1106,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, DetectConfig, PortScanConfig};
     use crate::decode::a;
+    use crate::decode::{PROTO_ICMP, PROTO_ICMPV6};
 
     fn run(
         d: &ScanDetector,
@@ -1547,6 +1605,95 @@ mod tests {
         assert_eq!(out[0].source, Endpoint::host(scanner));
         let u = d.usage();
         assert!(u.evicted > 150_000, "{u:?}");
+    }
+
+    /// Echo requests to 30 hosts: unanswered (dark addresses, nmap -sn
+    /// or a worm looking for hosts), a sweep of their echo; answered
+    /// (monitoring pinging live hosts), nothing. ICMPv6 too.
+    #[test]
+    fn a_ping_sweep_of_dark_addresses_is_a_sweep() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let mut out = Vec::new();
+        let ping =
+            |src: &str, dst: String, proto: u8, answered: bool, i: u64, out: &mut Vec<Alert>| {
+                let (src, dst, t) = (a(src), a(&dst), Timestamp(i * 1_000));
+                let port = echo_type(proto).unwrap();
+                d.on_probe(&p, src, dst, proto, port, Technique::Echo, t, out);
+                if answered {
+                    d.on_outcome(&p, src, dst, proto, port, Outcome::Answered, false, t, out);
+                }
+            };
+        for i in 1..=30u64 {
+            ping(
+                "10.0.0.7",
+                format!("10.0.1.{i}"),
+                PROTO_ICMP,
+                false,
+                i,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let al = &out[0];
+        assert_eq!(al.kind(), Some(Kind::PortSweep));
+        assert_eq!(al.source, Endpoint::host(a("10.0.0.7")));
+        assert_eq!(
+            al.target,
+            Endpoint {
+                ip: None,
+                port: None
+            }
+        );
+        assert_eq!(al.evidence["protocol"], json!(["icmp"]));
+        assert_eq!(al.evidence["technique"], json!(["echo"]));
+        assert_eq!(al.evidence["distinct_hosts"], 20);
+        assert_eq!(al.evidence["answered"], 0);
+        out.clear();
+        for i in 1..=30u64 {
+            ping(
+                "10.0.0.8",
+                format!("10.0.1.{i}"),
+                PROTO_ICMP,
+                true,
+                i,
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "live hosts answer: {out:?}");
+        for i in 1..=30u64 {
+            ping(
+                "fd00::7",
+                format!("fd00:1::{i:x}"),
+                PROTO_ICMPV6,
+                false,
+                i,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["protocol"], json!(["ipv6-icmp"]));
+    }
+
+    /// A host's echo is no port of it: 19 TCP ports and pings of one host
+    /// are no port scan, and the pings no protocol beyond ICMP.
+    #[test]
+    fn an_echo_is_no_port_of_its_host() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (src, dst) = (a("192.0.2.9"), a("10.0.0.9"));
+        let mut out = Vec::new();
+        for port in 1..=19u16 {
+            let t = Timestamp(u64::from(port));
+            d.on_probe(&p, src, dst, PROTO_TCP, port, Technique::Syn, t, &mut out);
+            d.on_probe(&p, src, dst, PROTO_ICMP, 8, Technique::Echo, t, &mut out);
+            d.on_protocol(&p, src, dst, PROTO_ICMP, None, t, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        let t = Timestamp(20);
+        d.on_probe(&p, src, dst, PROTO_TCP, 20, Technique::Syn, t, &mut out);
+        assert_eq!(out.len(), 1, "the 20th port: {out:?}");
+        assert_eq!(out[0].evidence["distinct_ports"], 20);
     }
 
     /// nmap -sO: probes of many IP protocols to one host, most refused by

@@ -622,6 +622,7 @@ impl Worker {
             );
         }
         let ported = matches!(d.transport, Transport::Tcp(_) | Transport::Udp { .. });
+        let echo = echo_port(&ip, &d.transport);
         if created && from_client && !ported {
             flow.detect_bits |= bits::PROBE;
             det.scan.on_protocol(
@@ -633,6 +634,18 @@ impl Worker {
                 now,
                 &mut self.alerts,
             );
+            if let Some(port) = echo {
+                det.scan.on_probe(
+                    policy,
+                    client,
+                    server,
+                    ip.proto,
+                    port,
+                    scan::Technique::Echo,
+                    now,
+                    &mut self.alerts,
+                );
+            }
         }
         let unresolved_probe = flow.detect_bits & (bits::PROBE | bits::RESOLVED) == bits::PROBE;
         if unresolved_probe && !from_client && !ported {
@@ -646,6 +659,19 @@ impl Worker {
                 now,
                 &mut self.alerts,
             );
+            if let Some(port) = echo {
+                det.scan.on_outcome(
+                    policy,
+                    client,
+                    server,
+                    ip.proto,
+                    port,
+                    scan::Outcome::Answered,
+                    false,
+                    now,
+                    &mut self.alerts,
+                );
+            }
         }
         match d.transport {
             Transport::Tcp(t) => {
@@ -997,6 +1023,18 @@ fn key_ports(ip: &Ip, t: &Transport<'_>) -> (u16, u16) {
             (u16::from(request), u16::from(code))
         }
         Transport::Other | Transport::None => (0, 0),
+    }
+}
+
+/// The echo "port" of an ICMP echo request or reply (see
+/// [`scan::echo_type`]): a ping is a probe of its host's echo.
+fn echo_port(ip: &Ip, t: &Transport<'_>) -> Option<u16> {
+    let (request, reply) = if ip.v6 { (128, 129) } else { (8, 0) };
+    match *t {
+        Transport::Icmp { type_, .. } if type_ == request || type_ == reply => {
+            scan::echo_type(ip.proto)
+        }
+        _ => None,
     }
 }
 
