@@ -278,6 +278,23 @@ fn alerts_by_kind(records: &[Value]) -> BTreeMap<String, Vec<&Value>> {
     m
 }
 
+/// Runs `cmd` in the lab's first namespace while `backflow live` captures
+/// on the second's veth, and returns the one alert it raised, checking it
+/// is the only one and of `kind`.
+fn only_alert(lab: &Lab, cmd: &[&str], kind: &str) -> Value {
+    let bf = Backflow::start(&lab.b, &lab.veth_b, "", &[]);
+    let o = lab.run(&lab.a, cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr, records, _dir) = bf.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = alerts_by_kind(&records);
+    let kinds: Vec<&String> = alerts.keys().collect();
+    assert_eq!(kinds, [kind], "{alerts:?}");
+    assert_eq!(alerts[kind].len(), 1, "{alerts:?}");
+    alerts[kind][0]["alert"].clone()
+}
+
 fn last_stats(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("stats.json")).unwrap_or_default();
     text.lines()
@@ -482,9 +499,8 @@ fn nmap_ip_protocol_scan_is_a_protocol_scan() {
         return;
     }
     let lab = Lab::new();
-    let bf = Backflow::start(&lab.b, &lab.veth_b, "", &[]);
-    let o = lab.run(
-        &lab.a,
+    let al = &only_alert(
+        &lab,
         &[
             "nmap",
             "-n",
@@ -497,16 +513,8 @@ fn nmap_ip_protocol_scan_is_a_protocol_scan() {
             "0",
             "192.0.2.2",
         ],
+        "protocol_scan",
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, stderr, records, _dir) = bf.stop();
-    assert_eq!(code, Some(0), "{stderr}");
-    let alerts = alerts_by_kind(&records);
-    let kinds: Vec<&String> = alerts.keys().collect();
-    assert_eq!(kinds, ["protocol_scan"], "{alerts:?}");
-    assert_eq!(alerts["protocol_scan"].len(), 1, "{alerts:?}");
-    let al = &alerts["protocol_scan"][0]["alert"];
     assert_eq!(al["source"]["ip"], "192.0.2.1", "{al}");
     assert_eq!(al["target"]["ip"], "192.0.2.2", "{al}");
     assert!(
@@ -534,9 +542,8 @@ fn a_ping_sweep_of_silent_hosts_is_a_sweep() {
         &["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bf = Backflow::start(&lab.b, &lab.veth_b, "", &[]);
-    let o = lab.run(
-        &lab.a,
+    let al = &only_alert(
+        &lab,
         &[
             "nmap",
             "-n",
@@ -547,16 +554,8 @@ fn a_ping_sweep_of_silent_hosts_is_a_sweep() {
             "0",
             "192.0.2.100-129",
         ],
+        "port_sweep",
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, stderr, records, _dir) = bf.stop();
-    assert_eq!(code, Some(0), "{stderr}");
-    let alerts = alerts_by_kind(&records);
-    let kinds: Vec<&String> = alerts.keys().collect();
-    assert_eq!(kinds, ["port_sweep"], "{alerts:?}");
-    assert_eq!(alerts["port_sweep"].len(), 1, "{alerts:?}");
-    let al = &alerts["port_sweep"][0]["alert"];
     assert_eq!(al["source"]["ip"], "192.0.2.1", "{al}");
     assert_eq!(al["metadata"]["protocol"][0], "icmp", "{al}");
     assert_eq!(al["metadata"]["technique"][0], "echo", "{al}");

@@ -1426,31 +1426,37 @@ mod tests {
         assert_eq!(out[0].evidence["direction"], json!(["inbound"]));
     }
 
+    /// A UDP probe of `dst:port` at `t`, refused (ICMP port unreachable)
+    /// when `refused`.
+    fn udp_probe(
+        d: &ScanDetector,
+        src: Addr,
+        dst: Addr,
+        port: u16,
+        t: Timestamp,
+        refused: bool,
+        out: &mut Vec<Alert>,
+    ) {
+        let p = Policy::default();
+        d.on_probe(&p, src, dst, PROTO_UDP, port, Technique::Udp, t, out);
+        if refused {
+            let o = Outcome::Rejected;
+            d.on_outcome(&p, src, dst, PROTO_UDP, port, o, false, t, out);
+        }
+    }
+
     /// Ten UDP ports of one host, each probed twice and refused: the first
     /// four are staged, and their probes, refusals and times carry over to
     /// the maps the fifth one makes.
     #[test]
     fn staged_targets_keep_their_history_in_the_maps() {
         let d = ScanDetector::new(&DetectConfig::default());
-        let p = Policy::default();
         let (src, dst) = (a("198.51.100.7"), a("10.0.0.53"));
         let mut out = Vec::new();
         for port in 1..=10u16 {
             let t = Timestamp(1_000_000 * u64::from(port));
-            for _ in 0..2 {
-                d.on_probe(&p, src, dst, PROTO_UDP, port, Technique::Udp, t, &mut out);
-            }
-            d.on_outcome(
-                &p,
-                src,
-                dst,
-                PROTO_UDP,
-                port,
-                Outcome::Rejected,
-                false,
-                t,
-                &mut out,
-            );
+            udp_probe(&d, src, dst, port, t, false, &mut out);
+            udp_probe(&d, src, dst, port, t, true, &mut out);
         }
         assert_eq!(out.len(), 1, "{out:?}");
         let e = &out[0].evidence;
@@ -1474,24 +1480,19 @@ mod tests {
         };
         let d = ScanDetector::new(&cfg);
         assert_eq!(d.stage_cap, 1);
-        let p = Policy::default();
         let out = run(&d, "198.51.100.8", "10.0.0.9", 1..=3, 0, 1);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].evidence["distinct_ports"], 3);
         let (src, dst) = (a("198.51.100.9"), a("10.0.0.9"));
         let mut out = Vec::new();
         for port in [7u16, 9] {
-            let t = Timestamp(u64::from(port));
-            d.on_probe(&p, src, dst, PROTO_UDP, port, Technique::Udp, t, &mut out);
-            d.on_outcome(
-                &p,
+            udp_probe(
+                &d,
                 src,
                 dst,
-                PROTO_UDP,
                 port,
-                Outcome::Rejected,
-                false,
-                t,
+                Timestamp(u64::from(port)),
+                true,
                 &mut out,
             );
         }
