@@ -135,3 +135,77 @@ fn every_alert_validates_with_eve_check() {
         .expect("eve-check runs (pip install jsonschema communityid)");
     assert!(ok, "{text}");
 }
+
+/// A ping sweep of 24 addresses behind a router that answers each with
+/// host unreachable (ICMP type 3 code 1, ICMPv6 type 1 code 3), quoting
+/// the echo request (crafted frames: the lab's sweep hosts are silent).
+/// The refusals count against the hosts' echo: the sweep is reported at
+/// its tenth refusal (`min_refused`), before the 20 hosts a sweep of silent
+/// hosts needs, and says they refused.
+#[test]
+fn refused_pings_are_counted_in_their_sweep() {
+    use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder, icmpv4, icmpv6};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v6 in [false, true] {
+        let mut pcap_bytes = common::pcap_header();
+        for i in 1..=24u8 {
+            let mut echo = Vec::new();
+            let mut refusal = Vec::new();
+            let b = PacketBuilder::ethernet2([2; 6], [4; 6]);
+            let r = PacketBuilder::ethernet2([4; 6], [2; 6]);
+            let quoted = if v6 {
+                let (src, dst) = (ip6(0x10, 7), ip6(0x20, u16::from(i)));
+                b.ipv6(src, dst, 64)
+                    .icmpv6_echo_request(7, u16::from(i))
+                    .write(&mut echo, b"ping")
+                    .expect("frame");
+                let quoted = echo.get(14..14 + 40 + 8).expect("quoted").to_vec();
+                r.ipv6(ip6(0x20, 0xfffe), src, 64)
+                    .icmpv6(Icmpv6Type::DestinationUnreachable(
+                        icmpv6::DestUnreachableCode::Address,
+                    ))
+                    .write(&mut refusal, &quoted)
+                    .expect("frame");
+                quoted
+            } else {
+                let (src, dst) = ([198, 51, 100, 7], [203, 0, 113, i]);
+                b.ipv4(src, dst, 64)
+                    .icmpv4_echo_request(7, u16::from(i))
+                    .write(&mut echo, b"ping")
+                    .expect("frame");
+                let quoted = echo.get(14..14 + 20 + 8).expect("quoted").to_vec();
+                r.ipv4([203, 0, 113, 254], src, 64)
+                    .icmpv4(Icmpv4Type::DestinationUnreachable(
+                        icmpv4::DestUnreachableHeader::Host,
+                    ))
+                    .write(&mut refusal, &quoted)
+                    .expect("frame");
+                quoted
+            };
+            assert!(!quoted.is_empty());
+            let secs = 1_700_000_000 + u32::from(i);
+            pcap_bytes.extend(common::pcap_record(secs, &echo));
+            pcap_bytes.extend(common::pcap_record(secs, &refusal));
+        }
+        let file = dir.path().join(format!("sweep-v6-{v6}.pcap"));
+        std::fs::write(&file, pcap_bytes).expect("pcap");
+        let run = read(&[file], &["--workers", "1"]);
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        let alerts = run.of_type("alert");
+        let sweeps: Vec<_> = alerts
+            .iter()
+            .filter(|a| a["alert"]["metadata"]["detector"][0] == "port_sweep")
+            .collect();
+        assert_eq!(sweeps.len(), 1, "v6 {v6}: {alerts:?}");
+        let m = &sweeps[0]["alert"]["metadata"];
+        assert_eq!(m["technique"][0], "echo", "{m}");
+        assert_eq!(m["rejected"], 10, "v6 {v6}: {m}");
+        assert_eq!(m["distinct_hosts"], 10, "v6 {v6}: {m}");
+        assert_eq!(m["answered"], 0, "{m}");
+    }
+}
+
+/// 2001:db8:`net`::`host`.
+fn ip6(net: u16, host: u16) -> [u8; 16] {
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, net, 0, 0, 0, 0, host).octets()
+}

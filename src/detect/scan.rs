@@ -109,6 +109,18 @@ struct Seen {
     outcome: Option<Outcome>,
 }
 
+impl Seen {
+    /// One probe at `now`.
+    fn new(now: Timestamp) -> Seen {
+        Seen {
+            first: now,
+            last: now,
+            probes: 1,
+            outcome: None,
+        }
+    }
+}
+
 /// The targets one scanner probed on one host (ports) or one port (hosts),
 /// over a sliding window: a target counts while its last probe is younger
 /// than the window, so a slow scan that spans several windows is seen as
@@ -196,56 +208,52 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
         (self.answered, self.rejected) = (answered, rejected);
     }
 
-    /// Records a probe; returns the probes sent to this target so far. A
-    /// new target is kept only when the map can take it within `left`
-    /// bytes (the tracker's memory) and under [`MAX_PER_TARGET`]; otherwise
-    /// it is only counted.
-    fn probe(&mut self, k: K, now: Timestamp, window: Micros, left: usize) -> u32 {
+    /// Records probes of target `k`: one new probe, or a staged target's
+    /// history (its probes, times and outcome), merged with what the
+    /// target has (TCP and UDP probes of one port of a host are one target
+    /// of the host). A new target is kept only when the map can take it
+    /// within `left` bytes (the tracker's memory) and under
+    /// [`MAX_PER_TARGET`]; otherwise it is only counted.
+    fn record(&mut self, k: K, seen: Seen, now: Timestamp, window: Micros, left: usize) {
         self.prune(now, window);
-        self.total += 1;
+        self.total += u64::from(seen.probes);
         let room = self.seen.len() < MAX_PER_TARGET && can_insert(&self.seen, left);
         let alloc = self.alloc;
-        let n = self.insert_or_count(k, now, room);
-        if n == 0 {
-            // Not kept: counted in the current slice of the window.
-            let slice = slice_of(now, window);
-            let slices = self
-                .overflow_slices
-                .get_or_insert_with(|| Box::new([(0, 0); 16]));
-            if let Some((at, c)) = slices.get_mut((slice % 16) as usize) {
-                if *at != slice {
-                    (*at, *c) = (slice, 0);
-                }
-                *c = c.saturating_add(1);
-            }
-            self.overflow = self.overflow.saturating_add(1);
-            return 1;
-        }
-        self.alloc = alloc.max(map_bytes(&self.seen) + OVERFLOW_BOX);
-        n
-    }
-
-    fn insert_or_count(&mut self, k: K, now: Timestamp, room: bool) -> u32 {
         match self.seen.get_mut(&k) {
             Some(s) => {
-                s.last = now;
-                s.probes += 1;
-                s.probes
+                s.first = s.first.min(seen.first);
+                s.last = s.last.max(seen.last);
+                s.probes = s.probes.saturating_add(seen.probes);
             }
             None if room => {
                 self.seen.insert(
                     k,
                     Seen {
-                        first: now,
-                        last: now,
-                        probes: 1,
                         outcome: None,
+                        ..seen
                     },
                 );
-                1
             }
-            None => 0,
+            None => {
+                // Not kept: counted in the current slice of the window.
+                let slice = slice_of(now, window);
+                let slices = self
+                    .overflow_slices
+                    .get_or_insert_with(|| Box::new([(0, 0); 16]));
+                if let Some((at, c)) = slices.get_mut((slice % 16) as usize) {
+                    if *at != slice {
+                        (*at, *c) = (slice, 0);
+                    }
+                    *c = c.saturating_add(1);
+                }
+                self.overflow = self.overflow.saturating_add(1);
+                return;
+            }
         }
+        if let Some(o) = seen.outcome {
+            self.outcome(&k, o);
+        }
+        self.alloc = alloc.max(map_bytes(&self.seen) + OVERFLOW_BOX);
     }
 
     /// The evidence every scan alert gives of its target set.
@@ -264,18 +272,6 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             .saturating_sub(u64::from(self.answered + self.rejected))
     }
 
-    /// Gives target `k`, just recorded by its first probe, the history it
-    /// had while staged (nothing when it was not kept).
-    fn restore(&mut self, k: &K, staged: Seen) {
-        if let Some(s) = self.seen.get_mut(k) {
-            self.total += u64::from(staged.probes.saturating_sub(s.probes));
-            (s.first, s.last, s.probes) = (staged.first, staged.last, staged.probes);
-        }
-        if let Some(o) = staged.outcome {
-            self.outcome(k, o);
-        }
-    }
-
     /// The target answered or refused; the first outcome of a target counts.
     fn outcome(&mut self, k: &K, o: Outcome) {
         if let Some(s) = self.seen.get_mut(k)
@@ -290,15 +286,16 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
     }
 }
 
-/// Records a probe of `target` in the targets of `key` (a host's ports, or
-/// a port's hosts), creating them if `left` bytes allow; returns the bytes
-/// the maps grew by.
+/// Records probes of `target` (`seen`) in the targets of `key` (a host's
+/// ports, or a port's hosts), creating them if `left` bytes allow; returns
+/// the bytes the maps grew by.
 #[allow(clippy::too_many_arguments)]
 fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     map: &mut HashMap<K, Targets<T>>,
     alloc: &mut usize,
     key: K,
     target: T,
+    seen: Seen,
     proto: u8,
     now: Timestamp,
     window: Micros,
@@ -324,7 +321,7 @@ fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     };
     t.proto = proto;
     let before = t.alloc;
-    t.probe(target, now, window, left.saturating_sub(grown_map));
+    t.record(target, seen, now, window, left.saturating_sub(grown_map));
     grown_map + (t.alloc - before)
 }
 
@@ -362,8 +359,9 @@ fn can_insert<K, V>(m: &HashMap<K, V>, left: usize) -> bool {
 /// clients do not fill the tracker a scanner needs.
 const STAGED: usize = 4;
 
-/// A target of a scanner with few targets: a port of a host (TCP, UDP), or
-/// an IP protocol of a host (`port` 0).
+/// A target and its probes: a port of a host (TCP, UDP), the host's echo
+/// (ICMP, ICMPv6: `port` the echo request's type, see [`echo_type`]), or an
+/// IP protocol of the host (`port` 0).
 #[derive(Clone, Copy, Debug, Default)]
 struct Staged {
     dst: Addr,
@@ -414,26 +412,19 @@ impl Maps {
             + self.protocols.values().map(|t| t.alloc).sum::<usize>()
     }
 
-    /// Records a probe of `dst:port` (TCP, UDP), of the echo of `dst`, or
-    /// of IP protocol `proto` of `dst` (see [`dim`]) within `left` bytes;
-    /// returns the bytes grown.
-    fn probe(
-        &mut self,
-        dst: Addr,
-        proto: u8,
-        port: u16,
-        now: Timestamp,
-        window: Micros,
-        left: usize,
-    ) -> usize {
-        let d = dim(proto, port);
+    /// Records probes of target `t` (a port of a host, its echo, or an IP
+    /// protocol of it: see [`dim`]) within `left` bytes; returns the bytes
+    /// grown.
+    fn record(&mut self, t: &Staged, now: Timestamp, window: Micros, left: usize) -> usize {
+        let d = dim(t.proto, t.port);
         if d == Dim::Protocol {
             return probe_in(
                 &mut self.protocols,
                 &mut self.protocols_alloc,
-                dst,
-                proto,
-                proto,
+                t.dst,
+                t.proto,
+                t.seen,
+                t.proto,
                 now,
                 window,
                 left,
@@ -444,9 +435,10 @@ impl Maps {
             probe_in(
                 &mut self.hosts,
                 &mut self.hosts_alloc,
-                dst,
-                port,
-                proto,
+                t.dst,
+                t.port,
+                t.seen,
+                t.proto,
                 now,
                 window,
                 left,
@@ -458,9 +450,10 @@ impl Maps {
             + probe_in(
                 &mut self.ports,
                 &mut self.ports_alloc,
-                (proto, port),
-                dst,
-                proto,
+                (t.proto, t.port),
+                t.dst,
+                t.seen,
+                t.proto,
                 now,
                 window,
                 left.saturating_sub(grown),
@@ -482,24 +475,6 @@ impl Maps {
         }
         if let Some(p) = self.ports.get_mut(&(proto, port)) {
             p.outcome(dst, o);
-        }
-    }
-
-    /// Gives a target just recorded the history it had while staged.
-    fn restore(&mut self, t: &Staged) {
-        if dim(t.proto, t.port) == Dim::Protocol {
-            if let Some(p) = self.protocols.get_mut(&t.dst) {
-                p.restore(&t.proto, t.seen);
-            }
-            return;
-        }
-        if dim(t.proto, t.port) == Dim::Port
-            && let Some(h) = self.hosts.get_mut(&t.dst)
-        {
-            h.restore(&t.port, t.seen);
-        }
-        if let Some(p) = self.ports.get_mut(&(t.proto, t.port)) {
-            p.restore(&t.dst, t.seen);
         }
     }
 
@@ -570,12 +545,18 @@ impl ScanState {
         }
     }
 
-    /// The technique of most probes (a SYN scan followed by a few version
-    /// probes through connect() stays a SYN scan).
-    fn technique(&self) -> &'static str {
+    /// The technique of an incident on targets of kind `d`: a ping
+    /// sweep's is echo; a port scan's or sweep's that of most of the
+    /// scanner's port probes (a SYN scan followed by a few version probes
+    /// through connect() stays a SYN scan).
+    fn technique(&self, d: Dim) -> &'static str {
+        if d == Dim::Echo {
+            return Technique::Echo.name();
+        }
         let t = &self.techniques;
         Technique::ALL
             .iter()
+            .filter(|x| **x != Technique::Echo)
             .max_by_key(|x| t.get(**x as usize).copied().unwrap_or(0))
             .map_or("unknown", |x| x.name())
     }
@@ -638,7 +619,7 @@ impl ScanState {
         self.n_staged = kept as u8;
         if let Some(t) = self.staged_mut(&dst, proto, port) {
             t.seen.last = now;
-            t.seen.probes += 1;
+            t.seen.probes = t.seen.probes.saturating_add(1);
             return true;
         }
         if kept >= cap.min(STAGED) {
@@ -649,12 +630,7 @@ impl ScanState {
                 dst,
                 proto,
                 port,
-                seen: Seen {
-                    first: now,
-                    last: now,
-                    probes: 1,
-                    outcome: None,
-                },
+                seen: Seen::new(now),
             };
             self.n_staged += 1;
         }
@@ -687,8 +663,14 @@ impl ScanState {
             return false;
         }
         let left = left.saturating_sub(self.bytes - before);
+        let t = Staged {
+            dst,
+            proto,
+            port,
+            seen: Seen::new(now),
+        };
         if let Some(m) = self.maps.as_deref_mut() {
-            self.bytes += m.probe(dst, proto, port, now, window, left);
+            self.bytes += m.record(&t, now, window, left);
         }
         true
     }
@@ -702,8 +684,7 @@ impl ScanState {
             self.bytes += std::mem::size_of::<Maps>();
             let (staged, n) = (self.staged, usize::from(self.n_staged));
             for t in staged.iter().take(n) {
-                let grown = m.probe(t.dst, t.proto, t.port, now, window, left);
-                m.restore(t);
+                let grown = m.record(t, now, window, left);
                 left = left.saturating_sub(grown);
                 self.bytes += grown;
             }
@@ -853,10 +834,7 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if !self.cfg.enabled
-            || dim(proto, dport) == Dim::Protocol
-            || self.ignore.contains(proto, dport)
-        {
+        if !self.counts(proto, dport) {
             return;
         }
         let window = self.cfg.window.0;
@@ -895,9 +873,22 @@ impl ScanDetector {
             .unwrap_or(false)
     }
 
-    /// The target answered or refused a probe; `connect` when the scanner
-    /// completed the handshake. A refusal can complete an incident (a
-    /// UDP scan's ICMP unreachables arrive after its probes).
+    /// Whether probes of `proto`/`port` and their outcomes count here: a
+    /// port not in `ignore`, or an echo (IP protocol probes go through
+    /// [`ScanDetector::on_protocol`]).
+    fn counts(&self, proto: u8, port: u16) -> bool {
+        self.cfg.enabled
+            && match dim(proto, port) {
+                Dim::Port => !self.ignore.contains(proto, port),
+                Dim::Echo => true,
+                Dim::Protocol => false,
+            }
+    }
+
+    /// The target answered or refused a probe of a port or of its echo;
+    /// `connect` when the scanner completed the handshake. A refusal can
+    /// complete an incident (a UDP scan's ICMP unreachables arrive after
+    /// its probes).
     #[allow(clippy::too_many_arguments)]
     pub fn on_outcome(
         &self,
@@ -911,7 +902,7 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if !self.cfg.enabled || self.ignore.contains(proto, dport) {
+        if !self.counts(proto, dport) {
             return;
         }
         self.map.with_existing(&src, |s| {
@@ -1061,12 +1052,12 @@ impl ScanDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        let technique = s.technique();
+        let d = dim(proto, dport);
+        let technique = s.technique(d);
         let Some(m) = s.maps.as_deref_mut() else {
             // Staged: fewer targets than any incident needs.
             return;
         };
-        let d = dim(proto, dport);
         if d == Dim::Port
             && let Some(h) = m.hosts.get_mut(&dst)
             && self.to_report(h, self.cfg.min_ports, now)
@@ -1676,25 +1667,168 @@ mod tests {
         assert_eq!(out[0].evidence["protocol"], json!(["ipv6-icmp"]));
     }
 
-    /// A host's echo is no port of it: 19 TCP ports and pings of one host
-    /// are no port scan, and the pings no protocol beyond ICMP.
+    /// A host's echo is no port of it: 19 TCP ports (not 8, the echo's
+    /// "port") and pings of one host are no port scan; the 20th port is,
+    /// and its technique is the ports' (syn), not the more numerous pings'.
+    /// An `ignore` entry for any protocol's ports leaves pings counted.
     #[test]
     fn an_echo_is_no_port_of_its_host() {
-        let d = ScanDetector::new(&DetectConfig::default());
+        let c =
+            Config::parse("[detect.port_scan]\nignore = [\"any/1-99\"]\n", "test.toml").unwrap();
+        let d = ScanDetector::new(&c.detect).with_ignored(&c);
         let p = Policy::default();
         let (src, dst) = (a("192.0.2.9"), a("10.0.0.9"));
         let mut out = Vec::new();
-        for port in 1..=19u16 {
+        for port in 100..=118u16 {
             let t = Timestamp(u64::from(port));
             d.on_probe(&p, src, dst, PROTO_TCP, port, Technique::Syn, t, &mut out);
-            d.on_probe(&p, src, dst, PROTO_ICMP, 8, Technique::Echo, t, &mut out);
-            d.on_protocol(&p, src, dst, PROTO_ICMP, None, t, &mut out);
+            for _ in 0..2 {
+                d.on_probe(&p, src, dst, PROTO_ICMP, 8, Technique::Echo, t, &mut out);
+            }
         }
         assert!(out.is_empty(), "{out:?}");
-        let t = Timestamp(20);
-        d.on_probe(&p, src, dst, PROTO_TCP, 20, Technique::Syn, t, &mut out);
+        let t = Timestamp(200);
+        d.on_probe(&p, src, dst, PROTO_TCP, 119, Technique::Syn, t, &mut out);
         assert_eq!(out.len(), 1, "the 20th port: {out:?}");
         assert_eq!(out[0].evidence["distinct_ports"], 20);
+        assert_eq!(out[0].evidence["technique"], json!(["syn"]));
+        // Pings of 20 hosts from a source that sent more SYNs: an echo
+        // sweep all the same, in spite of the ignored ports.
+        out.clear();
+        for i in 1..=20u8 {
+            let (dst, t) = (Addr::from([10, 0, 2, i]), Timestamp(300 + u64::from(i)));
+            for port in 1..=3u16 {
+                d.on_probe(&p, src, dst, PROTO_TCP, port, Technique::Syn, t, &mut out);
+            }
+            d.on_probe(&p, src, dst, PROTO_ICMP, 8, Technique::Echo, t, &mut out);
+        }
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|a| (a.kind(), a.evidence["technique"].clone()))
+            .collect();
+        assert_eq!(kinds, [(Some(Kind::PortSweep), json!(["echo"]))], "{out:?}");
+    }
+
+    /// Refusals of IP protocol probes come from `on_protocol` (protocol
+    /// unreachable); an ICMP error quoting one that reaches `on_outcome`
+    /// (a host unreachable) leaves the protocols as they were.
+    #[test]
+    fn a_protocol_probe_is_refused_only_by_a_protocol_unreachable() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let (src, dst) = (a("192.0.2.10"), a("10.0.0.10"));
+        let mut out = Vec::new();
+        for proto in 40..48u8 {
+            let t = Timestamp(u64::from(proto));
+            d.on_outcome(
+                &p,
+                src,
+                dst,
+                proto,
+                0,
+                Outcome::Rejected,
+                false,
+                t,
+                &mut out,
+            );
+            d.on_protocol(&p, src, dst, proto, None, t, &mut out);
+            d.on_outcome(
+                &p,
+                src,
+                dst,
+                proto,
+                0,
+                Outcome::Rejected,
+                false,
+                t,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["rejected"], 0, "{out:?}");
+    }
+
+    /// Staging changes nothing an alert says: a long pseudo-random mix of
+    /// probes (TCP and UDP ports, the same port over both, pings, IP
+    /// protocols) and outcomes from a few sources, within one window, gives
+    /// the same alerts with staging and without it.
+    #[test]
+    fn staging_changes_no_alert() {
+        let staged = ScanDetector::new(&DetectConfig::default());
+        let mut unstaged = ScanDetector::new(&DetectConfig::default());
+        unstaged.stage_cap = 0;
+        let p = Policy::default();
+        let (mut a_out, mut b_out) = (Vec::new(), Vec::new());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for i in 0..30_000u64 {
+            // Many sources, so that many spill their staged targets.
+            let src = Addr::from([192, 0, 2, 1 + next(200) as u8]);
+            let dst = Addr::from([10, 0, 0, 1 + next(3) as u8]);
+            let t = Timestamp(i * 5_000);
+            let (proto, port) = match next(8) {
+                0 => (PROTO_ICMP, 8),
+                1 => (47 + next(3) as u8, 0),
+                2 | 3 => (PROTO_UDP, [53, 443][next(2) as usize]),
+                4 | 5 => (PROTO_TCP, [53, 443][next(2) as usize]),
+                _ => (PROTO_TCP, 20 + next(40) as u16),
+            };
+            let outcome =
+                [None, Some(Outcome::Answered), Some(Outcome::Rejected)][next(3) as usize];
+            for (d, out) in [(&staged, &mut a_out), (&unstaged, &mut b_out)] {
+                if port == 0 {
+                    d.on_protocol(&p, src, dst, proto, None, t, out);
+                    if outcome.is_some() {
+                        d.on_protocol(&p, src, dst, proto, outcome, t, out);
+                    }
+                    continue;
+                }
+                let tech = if proto == PROTO_ICMP {
+                    Technique::Echo
+                } else {
+                    Technique::Syn
+                };
+                d.on_probe(&p, src, dst, proto, port, tech, t, out);
+                if let Some(o) = outcome {
+                    d.on_outcome(&p, src, dst, proto, port, o, false, t, out);
+                }
+            }
+        }
+        assert!(a_out.len() > 10, "{}", a_out.len());
+        let view = |v: &[Alert]| -> Vec<String> { v.iter().map(|a| format!("{a:?}")).collect() };
+        assert_eq!(view(&a_out), view(&b_out));
+    }
+
+    /// A port probed over TCP three times and over UDP once, both staged:
+    /// the two are one port of the host, and the maps made when the scan
+    /// goes on keep all four probes and the first one's time.
+    #[test]
+    fn tcp_and_udp_probes_of_one_staged_port_are_one_target() {
+        let staged = ScanDetector::new(&DetectConfig::default());
+        let mut unstaged = ScanDetector::new(&DetectConfig::default());
+        unstaged.stage_cap = 0;
+        let (s, t) = ("198.51.100.7", "10.0.0.53");
+        let (src, dst) = (a(s), a(t));
+        let mut outs = Vec::new();
+        for d in [&staged, &unstaged] {
+            let mut out = Vec::new();
+            out.extend(run(d, s, t, [53; 3].into_iter(), 0, 1_000));
+            udp_probe(d, src, dst, 53, Timestamp(2_000_000), false, &mut out);
+            out.extend(run(d, s, t, 1..=19, 3_000_000, 1_000));
+            outs.push(out);
+        }
+        for out in &outs {
+            assert_eq!(out.len(), 1, "{out:?}");
+            let e = &out[0].evidence;
+            assert_eq!(e["distinct_ports"], 20);
+            assert_eq!(e["probes"], 23);
+            assert_eq!(e["window_start"], json!(ts(Timestamp(0))));
+        }
     }
 
     /// nmap -sO: probes of many IP protocols to one host, most refused by

@@ -535,8 +535,16 @@ impl Worker {
                 if (ip.v6 && type_ == 1) || (!ip.v6 && type_ == 3) =>
             {
                 // An unreachable quoting a probe: the probe was rejected.
-                if let Some((qsrc, qdst, qproto, _, qdport)) = decode::quoted_tuple(payload, ip.v6)
+                // A quoted ICMP header starts with its type and code: an
+                // echo request is a probe of its host's echo.
+                if let Some((qsrc, qdst, qproto, qsport, qdport)) =
+                    decode::quoted_tuple(payload, ip.v6)
                 {
+                    let qdport = match scan::echo_type(qproto) {
+                        Some(echo) if qsport >> 8 == echo => echo,
+                        Some(_) => 0,
+                        None => qdport,
+                    };
                     self.detect.scan.on_outcome(
                         policy,
                         qsrc,
