@@ -27,10 +27,13 @@ pub trait Expiring {
     }
 
     /// Whether the entry holds nothing an incident needs yet (a source
-    /// seen on one or two targets), so that a full map may drop it before
-    /// it is idle to make room for a new key.
-    fn disposable(&self) -> bool {
-        false
+    /// with a few targets, a port with a few SYNs), so that a full map may
+    /// drop it before it is idle to make room for a new key: `None` for an
+    /// entry to keep, else its rank below [`RANKS`]. A full map drops rank
+    /// 0 first (one packet of a spoofed flood), oldest first, then rank 1,
+    /// and so on: an entry that has seen more is dropped later.
+    fn disposable(&self) -> Option<u8> {
+        None
     }
 }
 
@@ -57,14 +60,19 @@ impl std::ops::Add for Usage {
     }
 }
 
+/// Ranks of disposable entries (see [`Expiring::disposable`]); higher
+/// ranks count as the highest.
+pub const RANKS: usize = 4;
+
 /// Bookkeeping bytes per map entry beyond the key and value (hash table
 /// control byte, load-factor slack, shard overhead), a fixed estimate.
 const ENTRY_OVERHEAD: usize = 16;
 
 /// A `DashMap` capped in entries and in bytes, each entry expiring after an
-/// idle time. At a cap, idle entries are dropped first, then the oldest
-/// disposable ones (see [`Expiring::disposable`]) until a quarter of the
-/// map is free; if that frees nothing the new key is not tracked and the
+/// idle time. At a cap, idle entries are dropped first, then disposable
+/// ones, lowest rank and oldest first (see [`Expiring::disposable`]), until
+/// a quarter of the map is free, in a pass at most once per quarter of the
+/// map's size in new keys; if that frees nothing the new key is not tracked and the
 /// refusal is counted (`shed`): entries that hold an incident keep being
 /// tracked, which is what keeps a flood of new keys from evicting the
 /// incident that causes it, while the flood's own keys make room for the
@@ -204,9 +212,20 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
             self.sweep_every(now, 1_000_000);
             // A pass over the map for every quarter of its size in new keys
             // at most, whether it frees anything or not.
-            if !self.has_room_for(base) && new_keys >= self.next_eviction.load(Ordering::Relaxed) {
-                self.next_eviction
-                    .store(new_keys + (self.cap / 4) as u64, Ordering::Relaxed);
+            // (one worker's, when several find the map full at once).
+            let due = self.next_eviction.load(Ordering::Relaxed);
+            if !self.has_room_for(base)
+                && new_keys >= due
+                && self
+                    .next_eviction
+                    .compare_exchange(
+                        due,
+                        new_keys + (self.cap / 4) as u64,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
                 self.evict_disposable(now);
             }
             if !self.has_room_for(base) {
@@ -263,38 +282,47 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
         });
     }
 
-    /// Drops the oldest disposable entries until a quarter of the map (in
-    /// entries and in bytes) is free or none is left. Ages are binned by
-    /// powers of two (one pass to count each bin, one to drop the oldest
-    /// bins), so the entries dropped are at most twice as young as needed.
+    /// Drops disposable entries, lowest rank and oldest first, until a
+    /// quarter of the map (in entries and in bytes) is free or none is
+    /// left. Ages are binned by powers of two (one pass to count each bin,
+    /// one to drop the first bins), so within the last rank dropped the
+    /// entries are at most twice as young as needed.
     fn evict_disposable(&self, now: Timestamp) {
-        const BINS: usize = 65;
-        let bin = |v: &V| (u64::BITS - now.since(v.last_seen()).0.leading_zeros()) as usize;
+        const AGES: usize = 65;
+        // Bins in the order they are dropped: by rank, then oldest first.
+        let bin = |v: &V| {
+            let age = (u64::BITS - now.since(v.last_seen()).0.leading_zeros()) as usize;
+            let rank = usize::from(v.disposable()?).min(RANKS - 1);
+            Some(rank * AGES + (AGES - 1 - age))
+        };
         let base = Self::base_bytes();
-        let (mut count, mut bytes) = ([0usize; BINS], [0usize; BINS]);
+        let (mut count, mut bytes) = ([0usize; RANKS * AGES], [0usize; RANKS * AGES]);
         for e in self.map.iter() {
-            if e.disposable()
-                && let (Some(c), Some(b)) = (count.get_mut(bin(&e)), bytes.get_mut(bin(&e)))
+            if let Some(i) = bin(&e)
+                && let (Some(c), Some(b)) = (count.get_mut(i), bytes.get_mut(i))
             {
                 *c += 1;
                 *b += base + e.heap_bytes();
             }
         }
-        let need_entries = self.len().saturating_sub(self.cap - self.cap / 4);
+        // A quarter of the map, and room for one entry at least (a map
+        // capped below four entries; a quarter of the bytes is more than an
+        // entry's base, or the cap in entries is below four).
+        let need_entries = self.len().saturating_sub(self.cap - (self.cap / 4).max(1));
         let need_bytes = self
             .bytes()
             .saturating_sub(self.max_bytes - self.max_bytes / 4);
-        let (mut freed_entries, mut freed_bytes, mut cutoff) = (0, 0, BINS);
-        while cutoff > 0 && (freed_entries < need_entries || freed_bytes < need_bytes) {
-            cutoff -= 1;
-            freed_entries += count.get(cutoff).copied().unwrap_or(0);
-            freed_bytes += bytes.get(cutoff).copied().unwrap_or(0);
+        let (mut freed_entries, mut freed_bytes, mut upto) = (0, 0, 0);
+        while upto < RANKS * AGES && (freed_entries < need_entries || freed_bytes < need_bytes) {
+            freed_entries += count.get(upto).copied().unwrap_or(0);
+            freed_bytes += bytes.get(upto).copied().unwrap_or(0);
+            upto += 1;
         }
         if freed_entries == 0 {
             return;
         }
         self.map.retain(|_, v| {
-            let keep = !v.disposable() || bin(v) < cutoff;
+            let keep = bin(v).is_none_or(|i| i >= upto);
             if !keep {
                 self.entries.fetch_sub(1, Ordering::Relaxed);
                 self.bytes
@@ -438,14 +466,14 @@ mod tests {
         assert_eq!((m.len(), m.bytes()), (0, 0));
     }
 
-    /// A value that holds an incident (`.1` false) or not.
+    /// A value that holds an incident (`.1` None) or not (its rank).
     #[derive(Debug)]
-    struct D(Timestamp, bool);
+    struct D(Timestamp, Option<u8>);
     impl Expiring for D {
         fn last_seen(&self) -> Timestamp {
             self.0
         }
-        fn disposable(&self) -> bool {
+        fn disposable(&self) -> Option<u8> {
             self.1
         }
     }
@@ -457,13 +485,13 @@ mod tests {
         // millisecond apart.
         for k in 0..100u32 {
             let t = Timestamp(1_000 * u64::from(k) + 1);
-            m.update(&k, t, || D(t, k >= 20), |_| ());
+            m.update(&k, t, || D(t, (k >= 20).then_some(0)), |_| ());
         }
         assert_eq!((m.len(), m.shed()), (100, 0));
         // A new key: the oldest disposable entries make room for a quarter
         // of the map (ages binned by powers of two: up to twice as many).
         let t = Timestamp(101_000);
-        assert!(m.update(&1000, t, || D(t, true), |_| ()).is_some());
+        assert!(m.update(&1000, t, || D(t, Some(0)), |_| ()).is_some());
         let u = m.usage();
         assert_eq!(u.shed, 0);
         assert!((25..=50).contains(&u.evicted), "{u:?}");
@@ -477,16 +505,66 @@ mod tests {
         // through again only after a quarter of its size in new keys.
         let m: BoundedMap<u32, D> = BoundedMap::new(100, usize::MAX, Micros::from_secs(600));
         for k in 0..100u32 {
-            m.update(&k, Timestamp(1), || D(Timestamp(1), false), |_| ());
+            m.update(&k, Timestamp(1), || D(Timestamp(1), None), |_| ());
         }
         for k in 100..200u32 {
             assert!(
-                m.update(&k, Timestamp(2), || D(Timestamp(2), true), |_| ())
+                m.update(&k, Timestamp(2), || D(Timestamp(2), Some(0)), |_| ())
                     .is_none()
             );
         }
         assert_eq!((m.len(), m.shed(), m.usage().evicted), (100, 100, 0));
         assert_eq!(m.next_eviction.load(Ordering::Relaxed), 200);
+    }
+
+    /// Disposable entries of a lower rank go first, however young; ranks
+    /// above the last count as the last.
+    #[test]
+    fn a_full_map_drops_lower_ranks_first() {
+        let m: BoundedMap<u32, D> = BoundedMap::new(100, usize::MAX, Micros::from_secs(600));
+        for k in 0..100u32 {
+            let t = Timestamp(1_000 * u64::from(k) + 1);
+            let rank = match k {
+                0..20 => 200,
+                20..50 => 1,
+                _ => 0,
+            };
+            m.update(&k, t, || D(t, Some(rank)), |_| ());
+        }
+        let kept = |k: u32| m.with_existing(&k, |_| ()).is_some();
+        let t = Timestamp(101_000);
+        assert!(m.update(&1000, t, || D(t, Some(0)), |_| ()).is_some());
+        let u = m.usage();
+        assert!((25..=50).contains(&u.evicted), "{u:?}");
+        assert!((0..50).all(kept));
+        assert!(!kept(50));
+        // Entries that hold incidents come in: rank 1 goes before the
+        // older entries of rank 200, which go last but go.
+        let mut k = 2000;
+        while kept(20) && k < 2200 {
+            assert!(m.update(&k, t, || D(t, None), |_| ()).is_some());
+            k += 1;
+        }
+        assert!(!kept(20) && (0..20).all(kept), "after {k}");
+        while kept(0) && k < 2200 {
+            m.update(&k, t, || D(t, None), |_| ());
+            k += 1;
+        }
+        assert!(!kept(0), "after {k}");
+        assert_eq!(m.usage().shed, 0);
+    }
+
+    /// A map of fewer than four entries still makes room for one.
+    #[test]
+    fn a_tiny_map_drops_a_disposable_entry() {
+        let m: BoundedMap<u32, D> = BoundedMap::new(2, usize::MAX, Micros::from_secs(600));
+        for k in 0..3u32 {
+            let t = Timestamp(1_000 * u64::from(k) + 1);
+            assert!(m.update(&k, t, || D(t, Some(0)), |_| ()).is_some(), "{k}");
+        }
+        let u = m.usage();
+        assert_eq!((u.entries, u.evicted, u.shed), (2, 1, 0));
+        assert!(m.with_existing(&0, |_| ()).is_none());
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! `port_scan` (one source, many ports of one host) and `port_sweep` (one
-//! source, one port on many hosts), TCP and UDP, IPv4 and IPv6.
+//! `port_scan` (one source, many ports of one host), `port_sweep` (one
+//! source, one port, or the echo of ICMP/ICMPv6, on many hosts) and
+//! `protocol_scan` (one source, many IP protocols of one host), TCP, UDP
+//! and ICMP, IPv4 and IPv6.
 //!
 //! A probe is the first packet of a new flow from its client: a SYN, or a
-//! FIN, NULL, Xmas, ACK or FIN+ACK segment with no connection behind it, or
-//! a UDP datagram. Each probe is answered (SYN-ACK, a UDP reply), rejected
-//! (RST, ICMP unreachable) or unanswered. An incident needs `min_ports`
-//! distinct ports of one host (or `min_hosts` hosts on one port) within the
-//! window, or `min_refused` of them refused, and at most `max_success_ratio`
-//! of them answered: a client talking to many ports or hosts that answer is
-//! at work, not scanning, while a client refused on ten ports of one host
-//! is looking for what is open. The window slides: each target counts while
-//! its last probe is younger than the window. Probes to `ignore` (by
-//! default traceroute's UDP ports 33434-33534) are not counted.
+//! FIN, NULL, Xmas, ACK or FIN+ACK segment with no connection behind it, a
+//! UDP datagram, or an echo request. Each probe is answered (SYN-ACK, a UDP
+//! reply, an echo reply), rejected (RST, ICMP unreachable) or unanswered.
+//! An incident needs `min_ports` distinct ports of one host (or `min_hosts`
+//! hosts on one port) within the window, or `min_refused` of them refused,
+//! and at most `max_success_ratio` of them answered: a client talking to
+//! many ports or hosts that answer is at work, not scanning, while a client
+//! refused on ten ports of one host is looking for what is open. The window
+//! slides: each target counts while its last probe is younger than the
+//! window. Probes to `ignore` (by default traceroute's UDP ports
+//! 33434-33534) are not counted.
 
 use super::bounded::{FastMap as HashMap, Usage, fast_map};
 
@@ -525,9 +528,10 @@ impl Expiring for ScanState {
     }
 
     /// A source with few targets (a client, or one packet of a spoofed
-    /// flood) may make room for a new one; a scanner with maps stays.
-    fn disposable(&self) -> bool {
-        self.maps.is_none()
+    /// flood) may make room for a new one, one with a single target first;
+    /// a scanner with maps stays.
+    fn disposable(&self) -> Option<u8> {
+        self.maps.is_none().then(|| self.n_staged.saturating_sub(1))
     }
 }
 
@@ -1540,13 +1544,15 @@ mod tests {
     }
 
     /// A spoofed-source flood (200,000 sources, one SYN each, 100,000 a
-    /// second) through a tracker of 1 MiB (about 3,000 sources, so the
-    /// tracker turns over every 30 ms), and a scanner meanwhile: ten ports
-    /// of another host at once, then one every 50 ms. The flood's sources
-    /// make room for each other and for the scanner, which once it has
-    /// more targets than it stages is kept however slow, and reported.
-    #[test]
-    fn a_scanner_is_seen_through_a_spoofed_flood() {
+    /// second, from 1 s on) through a tracker of 1 MiB (about 3,000
+    /// sources, so the tracker turns over every 30 ms), and a scanner of
+    /// another host: the ports in `before` spread over the second before
+    /// the flood, then those `during(i)` gives at its `i`th packet. Returns the
+    /// alerts and the tracker's usage.
+    fn scan_through_flood(
+        before: std::ops::Range<u16>,
+        during: impl Fn(u32) -> std::ops::Range<u16>,
+    ) -> (Vec<Alert>, Usage) {
         let cfg = DetectConfig {
             tracker_bytes: 1 << 20,
             ..DetectConfig::default()
@@ -1555,48 +1561,69 @@ mod tests {
         let p = Policy::default();
         let (victim, scanner, target) = (a("10.0.0.80"), a("203.0.113.66"), a("10.0.0.5"));
         let mut out = Vec::new();
+        let probe = |src, dst, port, t, out: &mut Vec<Alert>| {
+            d.on_probe(&p, src, dst, PROTO_TCP, port, Technique::Syn, t, out);
+        };
+        let n = before.len() as u64;
+        for (k, port) in before.enumerate() {
+            let t = Timestamp(1_000_000 - (n - k as u64) * 1_000_000 / n.max(1));
+            probe(scanner, target, port, t, &mut out);
+        }
         for i in 0..200_000u32 {
             let t = Timestamp(1_000_000 + u64::from(i) * 10);
             let spoofed = Addr::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
                 0x0b00_0000 + i,
             )));
-            d.on_probe(
-                &p,
-                spoofed,
-                victim,
-                PROTO_TCP,
-                80,
-                Technique::Syn,
-                t,
-                &mut out,
-            );
-            let ports = match i {
-                500 => 1..11,
-                i if i % 5000 == 500 => {
-                    let port = 10 + (i / 5000) as u16;
-                    port..port + 1
-                }
-                _ => 0..0,
-            };
-            for port in ports {
-                d.on_probe(
-                    &p,
-                    scanner,
-                    target,
-                    PROTO_TCP,
-                    port,
-                    Technique::Syn,
-                    t,
-                    &mut out,
-                );
+            probe(spoofed, victim, 80, t, &mut out);
+            for port in during(i) {
+                probe(scanner, target, port, t, &mut out);
             }
             assert!(d.map.bytes() <= 1 << 20);
         }
+        for a in &out {
+            assert_eq!(a.kind(), Some(Kind::PortScan));
+            assert_eq!(a.source, Endpoint::host(scanner));
+        }
+        (out, d.usage())
+    }
+
+    /// A scanner that starts with ten ports at once during the flood, then
+    /// goes on at one every 50 ms: the flood's sources make room for each
+    /// other and for the scanner, which once it has more targets than it
+    /// stages is kept however slow, and reported.
+    #[test]
+    fn a_scanner_is_seen_through_a_spoofed_flood() {
+        let (out, u) = scan_through_flood(0..0, |i| match i {
+            500 => 1..11,
+            i if i % 5000 == 500 => {
+                let port = 10 + (i / 5000) as u16;
+                port..port + 1
+            }
+            _ => 0..0,
+        });
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(out[0].kind(), Some(Kind::PortScan));
-        assert_eq!(out[0].source, Endpoint::host(scanner));
-        let u = d.usage();
         assert!(u.evicted > 150_000, "{u:?}");
+    }
+
+    /// A slow scanner, one port every 50 ms, that has probed two or three
+    /// ports when the flood starts: its few staged targets outrank the
+    /// flood's sources of one target each, so it is kept and reported.
+    #[test]
+    fn a_slow_scanner_with_a_few_targets_outlasts_a_spoofed_flood() {
+        for before in [1..3, 1..4] {
+            let first = before.end;
+            let (out, u) = scan_through_flood(before, |i| {
+                if i % 5000 == 0 {
+                    let port = first + (i / 5000) as u16;
+                    port..port + 1
+                } else {
+                    0..0
+                }
+            });
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].evidence["window_start"], json!(ts(Timestamp(0))));
+            assert!(u.evicted > 150_000, "{u:?}");
+        }
     }
 
     /// Echo requests to 30 hosts: unanswered (dark addresses, nmap -sn
