@@ -1747,29 +1747,13 @@ mod tests {
         let mut out = Vec::new();
         for proto in 40..48u8 {
             let t = Timestamp(u64::from(proto));
-            d.on_outcome(
-                &p,
-                src,
-                dst,
-                proto,
-                0,
-                Outcome::Rejected,
-                false,
-                t,
-                &mut out,
-            );
+            let host_unreachable = |out: &mut Vec<Alert>| {
+                let o = Outcome::Rejected;
+                d.on_outcome(&p, src, dst, proto, 0, o, false, t, out);
+            };
+            host_unreachable(&mut out);
             d.on_protocol(&p, src, dst, proto, None, t, &mut out);
-            d.on_outcome(
-                &p,
-                src,
-                dst,
-                proto,
-                0,
-                Outcome::Rejected,
-                false,
-                t,
-                &mut out,
-            );
+            host_unreachable(&mut out);
         }
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].evidence["rejected"], 0, "{out:?}");
