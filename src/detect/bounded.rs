@@ -306,12 +306,12 @@ impl<K: Eq + Hash + Clone, V: Expiring> BoundedMap<K, V> {
             }
         }
         // A quarter of the map, and room for one entry at least (a map
-        // capped below four entries; a quarter of the bytes is more than an
-        // entry's base, or the cap in entries is below four).
+        // capped below four entries, or with less than four entries' bytes).
         let need_entries = self.len().saturating_sub(self.cap - (self.cap / 4).max(1));
-        let need_bytes = self
-            .bytes()
-            .saturating_sub(self.max_bytes - self.max_bytes / 4);
+        let need_bytes = self.bytes().saturating_sub(
+            self.max_bytes
+                .saturating_sub((self.max_bytes / 4).max(base)),
+        );
         let (mut freed_entries, mut freed_bytes, mut upto) = (0, 0, 0);
         while upto < RANKS * AGES && (freed_entries < need_entries || freed_bytes < need_bytes) {
             freed_entries += count.get(upto).copied().unwrap_or(0);
@@ -565,6 +565,31 @@ mod tests {
         let u = m.usage();
         assert_eq!((u.entries, u.evicted, u.shed), (2, 1, 0));
         assert!(m.with_existing(&0, |_| ()).is_none());
+
+        // Full in bytes below its cap in entries: one entry of two, grown.
+        let base = BoundedMap::<u32, Heavy>::base_bytes();
+        let m: BoundedMap<u32, Heavy> = BoundedMap::new(1000, 2 * base, Micros::from_secs(600));
+        let t = Timestamp(1);
+        m.update(&0, t, || Heavy(t, 0), |h| h.1 = base / 2);
+        assert_eq!((m.len(), m.cap()), (1, 2));
+        let t = Timestamp(2);
+        assert!(m.update(&1, t, || Heavy(t, 0), |_| ()).is_some());
+        let u = m.usage();
+        assert_eq!((u.entries, u.evicted, u.shed), (1, 1, 0));
+    }
+
+    /// A disposable value with `.1` heap bytes.
+    struct Heavy(Timestamp, usize);
+    impl Expiring for Heavy {
+        fn last_seen(&self) -> Timestamp {
+            self.0
+        }
+        fn heap_bytes(&self) -> usize {
+            self.1
+        }
+        fn disposable(&self) -> Option<u8> {
+            Some(0)
+        }
     }
 
     #[test]

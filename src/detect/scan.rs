@@ -371,6 +371,10 @@ struct Staged {
     proto: u8,
     port: u16,
     seen: Seen,
+    /// The target's outcome came before any of the same port of the host
+    /// over another protocol (TCP and UDP probes of a port are one target
+    /// of the host, whose first outcome counts).
+    first_outcome: bool,
 }
 
 impl Staged {
@@ -635,6 +639,7 @@ impl ScanState {
                 proto,
                 port,
                 seen: Seen::new(now),
+                first_outcome: false,
             };
             self.n_staged += 1;
         }
@@ -645,8 +650,22 @@ impl ScanState {
     fn outcome(&mut self, dst: &Addr, proto: u8, port: u16, o: Outcome) {
         if let Some(m) = &mut self.maps {
             m.outcome(dst, proto, port, o);
-        } else if let Some(t) = self.staged_mut(dst, proto, port) {
-            t.seen.outcome = t.seen.outcome.or(Some(o));
+            return;
+        }
+        let of_host = |proto, port| dim(proto, port) == Dim::Port;
+        let first = !self.staged().iter().any(|t| {
+            t.dst == *dst
+                && t.port == port
+                && t.proto != proto
+                && of_host(proto, port)
+                && of_host(t.proto, t.port)
+                && t.seen.outcome.is_some()
+        });
+        if let Some(t) = self.staged_mut(dst, proto, port)
+            && t.seen.outcome.is_none()
+        {
+            t.seen.outcome = Some(o);
+            t.first_outcome = first;
         }
     }
 
@@ -672,6 +691,7 @@ impl ScanState {
             proto,
             port,
             seen: Seen::new(now),
+            first_outcome: false,
         };
         if let Some(m) = self.maps.as_deref_mut() {
             self.bytes += m.record(&t, now, window, left);
@@ -686,8 +706,11 @@ impl ScanState {
             let mut left = left.checked_sub(std::mem::size_of::<Maps>())?;
             let mut m = Box::new(Maps::new());
             self.bytes += std::mem::size_of::<Maps>();
-            let (staged, n) = (self.staged, usize::from(self.n_staged));
-            for t in staged.iter().take(n) {
+            let (mut staged, n) = (self.staged, usize::from(self.n_staged));
+            let staged = staged.get_mut(..n).unwrap_or_default();
+            // The first outcome of a port of a host first.
+            staged.sort_by_key(|t| !t.first_outcome);
+            for t in staged.iter() {
                 let grown = m.record(t, now, window, left);
                 left = left.saturating_sub(grown);
                 self.bytes += grown;
@@ -1839,6 +1862,57 @@ mod tests {
             assert_eq!(e["distinct_ports"], 20);
             assert_eq!(e["probes"], 23);
             assert_eq!(e["window_start"], json!(ts(Timestamp(0))));
+        }
+    }
+
+    /// TCP and UDP probes of one port, both staged, answered over one and
+    /// refused over the other: the port's first outcome is the host's,
+    /// whichever probe was staged first.
+    #[test]
+    fn the_first_outcome_of_a_staged_port_counts() {
+        let p = Policy::default();
+        let (s, t) = ("198.51.100.7", "10.0.0.53");
+        let (src, dst) = (a(s), a(t));
+        for (first, then) in [(PROTO_UDP, PROTO_TCP), (PROTO_TCP, PROTO_UDP)] {
+            let mut outs = Vec::new();
+            for cap in [STAGED, 0] {
+                let mut d = ScanDetector::new(&DetectConfig::default());
+                d.stage_cap = cap;
+                let mut out = Vec::new();
+                d.on_probe(
+                    &p,
+                    src,
+                    dst,
+                    PROTO_TCP,
+                    53,
+                    Technique::Syn,
+                    Timestamp(1),
+                    &mut out,
+                );
+                d.on_probe(
+                    &p,
+                    src,
+                    dst,
+                    PROTO_UDP,
+                    53,
+                    Technique::Udp,
+                    Timestamp(2),
+                    &mut out,
+                );
+                for (proto, o, at) in [(first, Outcome::Rejected, 3), (then, Outcome::Answered, 4)]
+                {
+                    d.on_outcome(&p, src, dst, proto, 53, o, false, Timestamp(at), &mut out);
+                }
+                out.extend(run(&d, s, t, 1..=19, 1_000, 1_000));
+                assert_eq!(out.len(), 1, "{out:?}");
+                let e = &out[0].evidence;
+                assert_eq!(
+                    (e["rejected"].clone(), e["answered"].clone()),
+                    (json!(1), json!(0))
+                );
+                outs.push(format!("{out:?}"));
+            }
+            assert_eq!(outs[0], outs[1]);
         }
     }
 
