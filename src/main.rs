@@ -435,6 +435,8 @@ fn print_summary(r: &RunReport) {
             rs.reputation_lookups,
             rs.reputation_hits
         );
+    } else {
+        eprintln!("backflow: rules none loaded: signature matching was off (`rules.files`)");
     }
     let full = |what: &str, n: fn(&backflow::detect::Usage) -> u64| {
         let counts: Vec<String> = c

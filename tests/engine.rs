@@ -348,6 +348,34 @@ fn usage_and_config_errors_exit_1() {
     );
 }
 
+/// The summary says whether signatures were matched: the shipped rules
+/// from the repository, none from a directory without `rules/`.
+#[test]
+fn the_summary_says_when_no_rules_were_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (cwd, shipped) in [(common::repo(), true), (dir.path().to_path_buf(), false)] {
+        let out = Command::new(common::bin())
+            .current_dir(&cwd)
+            .args(["read", "-o"])
+            .arg(dir.path().join("out"))
+            .arg(pcap("lab/inbound-scan-syn.pcap"))
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let loaded = err
+            .split("backflow: rules ")
+            .nth(1)
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        if shipped {
+            assert!(loaded.parse().is_ok_and(|n: u32| n > 0), "{err}");
+        } else {
+            assert_eq!(loaded, "none", "{err}");
+        }
+    }
+}
+
 #[cfg(not(feature = "live"))]
 #[test]
 fn live_without_the_feature_says_how_to_build_it() {
