@@ -371,13 +371,19 @@ struct Staged {
     proto: u8,
     port: u16,
     seen: Seen,
-    /// The target's outcome came before any of the same port of the host
-    /// over another protocol (TCP and UDP probes of a port are one target
-    /// of the host, whose first outcome counts).
-    first_outcome: bool,
 }
 
 impl Staged {
+    /// A target probed once, at `now`.
+    fn new(dst: Addr, proto: u8, port: u16, now: Timestamp) -> Staged {
+        Staged {
+            dst,
+            proto,
+            port,
+            seen: Seen::new(now),
+        }
+    }
+
     fn is(&self, dst: &Addr, proto: u8, port: u16) -> bool {
         self.dst == *dst && self.proto == proto && self.port == port
     }
@@ -634,13 +640,7 @@ impl ScanState {
             return false;
         }
         if let Some(slot) = self.staged.get_mut(kept) {
-            *slot = Staged {
-                dst,
-                proto,
-                port,
-                seen: Seen::new(now),
-                first_outcome: false,
-            };
+            *slot = Staged::new(dst, proto, port, now);
             self.n_staged += 1;
         }
         true
@@ -652,20 +652,33 @@ impl ScanState {
             m.outcome(dst, proto, port, o);
             return;
         }
-        let of_host = |proto, port| dim(proto, port) == Dim::Port;
-        let first = !self.staged().iter().any(|t| {
-            t.dst == *dst
-                && t.port == port
-                && t.proto != proto
-                && of_host(proto, port)
-                && of_host(t.proto, t.port)
-                && t.seen.outcome.is_some()
-        });
-        if let Some(t) = self.staged_mut(dst, proto, port)
+        let n = usize::from(self.n_staged);
+        let staged = self.staged.get_mut(..n).unwrap_or_default();
+        let Some(i) = staged.iter().position(|t| t.is(dst, proto, port)) else {
+            return;
+        };
+        if let Some(t) = staged.get_mut(i)
             && t.seen.outcome.is_none()
         {
             t.seen.outcome = Some(o);
-            t.first_outcome = first;
+        } else {
+            return;
+        }
+        // TCP and UDP probes of a port are one target of the host, whose
+        // first outcome counts, and the maps take the staged targets in
+        // order: this one goes before the other protocol's if that has
+        // none yet.
+        let sibling = |t: &Staged| {
+            t.dst == *dst
+                && t.port == port
+                && t.proto != proto
+                && dim(t.proto, t.port) == Dim::Port
+                && t.seen.outcome.is_none()
+        };
+        if dim(proto, port) == Dim::Port
+            && let Some(j) = staged.get(..i).and_then(|s| s.iter().position(sibling))
+        {
+            staged.swap(i, j);
         }
     }
 
@@ -686,13 +699,7 @@ impl ScanState {
             return false;
         }
         let left = left.saturating_sub(self.bytes - before);
-        let t = Staged {
-            dst,
-            proto,
-            port,
-            seen: Seen::new(now),
-            first_outcome: false,
-        };
+        let t = Staged::new(dst, proto, port, now);
         if let Some(m) = self.maps.as_deref_mut() {
             self.bytes += m.record(&t, now, window, left);
         }
@@ -706,11 +713,8 @@ impl ScanState {
             let mut left = left.checked_sub(std::mem::size_of::<Maps>())?;
             let mut m = Box::new(Maps::new());
             self.bytes += std::mem::size_of::<Maps>();
-            let (mut staged, n) = (self.staged, usize::from(self.n_staged));
-            let staged = staged.get_mut(..n).unwrap_or_default();
-            // The first outcome of a port of a host first.
-            staged.sort_by_key(|t| !t.first_outcome);
-            for t in staged.iter() {
+            let (staged, n) = (self.staged, usize::from(self.n_staged));
+            for t in staged.iter().take(n) {
                 let grown = m.record(t, now, window, left);
                 left = left.saturating_sub(grown);
                 self.bytes += grown;
