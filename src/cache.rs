@@ -24,3 +24,22 @@ pub fn prefetch_all<T>(value: &T) {
         prefetch(base.wrapping_add(off));
     }
 }
+
+/// Bytes at the start of a frame that decoding reads: link, network and
+/// transport headers with options (Ethernet, two VLAN tags, IPv4 with
+/// options or IPv6, TCP with options).
+const HEADER_BYTES: usize = 128;
+
+/// [`prefetch`] for the cache lines holding a frame's headers.
+#[inline(always)]
+pub fn prefetch_headers(frame: &[u8]) {
+    let start = frame.as_ptr();
+    let len = frame.len().min(HEADER_BYTES);
+    prefetch(start);
+    // The following lines start where the first one ends.
+    let mut off = 64 - (start as usize & 63);
+    while off < len {
+        prefetch(start.wrapping_add(off));
+        off += 64;
+    }
+}

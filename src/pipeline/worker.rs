@@ -39,8 +39,11 @@ pub(crate) enum Emit {
     Collect(Vec<OutMsg>),
 }
 
-/// How many frames ahead of the one being processed the worker prefetches.
-const PREFETCH_AHEAD: usize = 4;
+/// How many frames ahead of the one being processed the worker prefetches
+/// their headers: past the frames a read-ahead of the flow table decodes
+/// (`HINT_GROUP` to `2 * HINT_GROUP` ahead), so those decodes find them in
+/// cache too.
+const PREFETCH_AHEAD: usize = 3 * HINT_GROUP;
 
 /// From how many tracked flows on the worker reads its flow table ahead of
 /// the packets (`Worker::hint_flows`): about where the slots outgrow a
@@ -247,21 +250,35 @@ impl Worker {
                     }
                     let data = batch.data.bytes();
                     let frame = |f: &FrameRef| data.get(f.offset..f.offset + f.len as usize);
+                    // Every frame is decoded first, in one pass: the frames
+                    // were written by another core, and their headers load
+                    // while earlier ones decode (prefetched ahead, misses
+                    // served together rather than one per packet).
+                    let frames = &batch.frames;
+                    let mut decoded: Vec<Prepared<'_>> = frames
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            if let Some(next) = frames.get(i + PREFETCH_AHEAD).and_then(frame) {
+                                crate::cache::prefetch_headers(next);
+                            }
+                            Prepared {
+                                d: decode_frame(f, frame(f).unwrap_or(&[])),
+                                hash: None,
+                            }
+                        })
+                        .collect();
                     // A table larger than the core's cache is read ahead:
                     // see `hint_flows`.
                     let hint = self.table.len() >= HINT_MIN_FLOWS;
-                    let frames = &batch.frames;
                     for (i, f) in frames.iter().enumerate() {
-                        // The frames were written by another core: start
-                        // loading the next one's headers while this one runs.
-                        if let Some(next) = frames.get(i + PREFETCH_AHEAD).and_then(frame) {
-                            crate::cache::prefetch(next.as_ptr());
-                        }
                         if hint && i % HINT_GROUP == 0 {
-                            let ahead = frames.iter().skip(i + HINT_GROUP).take(HINT_GROUP);
-                            self.hint_flows(ahead.filter_map(|f| Some((f, frame(f)?))));
+                            let ahead = decoded.iter_mut().skip(i + HINT_GROUP).take(HINT_GROUP);
+                            self.hint_flows(ahead);
                         }
-                        self.packet(f, frame(f).unwrap_or(&[]));
+                        if let Some(d) = decoded.get(i) {
+                            self.packet(f, d);
+                        }
                         send_if_full(&mut self.out, &mut self.emit);
                     }
                     if let Some(now) = self.clock {
@@ -353,7 +370,11 @@ impl Worker {
 
     /// One frame outside a batch (synchronous use), then due expiries.
     pub(crate) fn process_frame(&mut self, f: &FrameRef, data: &[u8]) {
-        self.packet(f, data);
+        let p = Prepared {
+            d: decode_frame(f, data),
+            hash: None,
+        };
+        self.packet(f, &p);
         if let Some(now) = self.clock {
             self.expire(now);
         }
@@ -377,19 +398,20 @@ impl Worker {
     }
 
     /// Starts loading the flow table's entries for `frames`, a group of
-    /// frames whose turn comes in a few packets: decodes them, then probes
-    /// the flow index for all of them in a row, independent reads whose
-    /// cache misses the CPU serves together and which the slots' prefetches
-    /// follow. Changes nothing: the packets in between may still add or end
-    /// flows, and each packet looks its flow up again when its turn comes
-    /// (then from the cache).
-    fn hint_flows<'a>(&self, frames: impl Iterator<Item = (&'a FrameRef, &'a [u8])>) {
+    /// decoded frames whose turn comes in a few packets: hashes their flow
+    /// keys (kept for their turn), then probes the flow index for all of
+    /// them in a row, independent reads whose cache misses the CPU serves
+    /// together and which the slots' prefetches follow. Changes nothing
+    /// else: the packets in between may still add or end flows, and each
+    /// packet looks its flow up again when its turn comes (then from the
+    /// cache).
+    fn hint_flows<'a, 'b: 'a>(&self, frames: impl Iterator<Item = &'a mut Prepared<'b>>) {
         let mut hashes = [0u64; HINT_GROUP];
         let mut n = 0;
-        for ((f, data), hash) in frames.zip(hashes.iter_mut()) {
-            let d = decode::decode(f.linktype, data, f.orig_len as usize > data.len());
-            if let Some((key, _)) = flow_key(&d) {
+        for (p, hash) in frames.zip(hashes.iter_mut()) {
+            if let Some((key, _)) = flow_key(&p.d) {
                 *hash = self.table.hash(&key);
+                p.hash = Some(*hash);
                 n += 1;
             }
         }
@@ -398,7 +420,8 @@ impl Worker {
         }
     }
 
-    fn packet(&mut self, f: &FrameRef, data: &[u8]) {
+    fn packet(&mut self, f: &FrameRef, p: &Prepared<'_>) {
+        let d = &p.d;
         // A file source makes frame times monotonic; several live
         // interfaces each are, but not together: never step back.
         let now = self.clock.map_or(f.ts, |c| c.max(f.ts));
@@ -415,11 +438,9 @@ impl Worker {
             LinkType::Null | LinkType::Loop => c.null += 1,
             LinkType::Other(_) => c.unknown_linktype += 1,
         }
-        let snap = f.orig_len as usize > data.len();
-        if snap {
+        if f.orig_len > f.len {
             c.snap_truncated += 1;
         }
-        let d = decode::decode(f.linktype, data, snap);
         if d.vlan_count >= 1 {
             c.vlan += 1;
         }
@@ -574,7 +595,7 @@ impl Worker {
         }
 
         let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-        let hash = self.table.hash(&key);
+        let hash = p.hash.unwrap_or_else(|| self.table.hash(&key));
         let idx = self.lookup(&key, hash, &d.transport, src_is_lo, now);
         let (idx, created) = match idx {
             Some(i) => (i, false),
@@ -1054,6 +1075,20 @@ fn is_trackable(ip: &Ip, t: &Transport<'_>) -> bool {
 
 /// The key of the flow a decoded frame belongs to, and whether its source
 /// is the key's `lo` end; `None` for a frame that belongs to no flow.
+/// A frame decoded ahead of its turn, with its flow key's hash once a
+/// read-ahead has computed it.
+#[derive(Clone, Copy)]
+pub(crate) struct Prepared<'a> {
+    d: Decoded<'a>,
+    hash: Option<u64>,
+}
+
+/// Decodes a frame's bytes; fewer of them than its wire length is a snap
+/// length, not a malformation.
+fn decode_frame<'a>(f: &FrameRef, data: &'a [u8]) -> Decoded<'a> {
+    decode::decode(f.linktype, data, f.orig_len as usize > data.len())
+}
+
 fn flow_key(d: &Decoded<'_>) -> Option<(FlowKey, bool)> {
     let ip = d.ip.as_ref()?;
     if !is_trackable(ip, &d.transport) {
