@@ -179,16 +179,6 @@ impl Endpoint {
             port: Some(port),
         }
     }
-    fn json(&self) -> Value {
-        let mut m = Map::new();
-        if let Some(ip) = self.ip {
-            m.insert("ip".into(), json!(ip.to_string()));
-        }
-        if let Some(p) = self.port {
-            m.insert("port".into(), json!(p));
-        }
-        Value::Object(m)
-    }
 }
 
 /// What raised an alert.
@@ -263,55 +253,110 @@ impl Alert {
         self
     }
 
-    /// The EVE `alert` object.
+    /// The EVE `alert` object, as a value (see [`Alert::eve`]).
     pub fn to_eve(&self) -> Value {
-        let mut meta = Map::new();
-        if let Origin::Detector(k) = self.origin {
-            meta.insert("detector".into(), json!([k.name()]));
+        serde_json::to_value(self.eve()).unwrap_or(Value::Null)
+    }
+
+    /// The EVE `alert` object, serialized straight from the alert (an alert
+    /// is written once: no intermediate value is built and dropped). Keys
+    /// in sorted order.
+    pub fn eve(&self) -> EveAlert<'_> {
+        EveAlert(self)
+    }
+}
+
+/// An [`Alert`] as EVE writes it: Suricata's `alert` object, with the
+/// evidence in `metadata` (a rule's `metadata` entries as lists of values,
+/// the detector's name in `detector`; evidence wins over a rule entry of
+/// the same name) and the alert's `source` and `target`.
+pub struct EveAlert<'a>(&'a Alert);
+
+/// One entry of an alert's `metadata`.
+enum MetaValue<'a> {
+    Detector(&'static str),
+    Rule(Vec<&'a str>),
+    Evidence(&'a Value),
+}
+
+impl serde::Serialize for MetaValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetaValue::Detector(name) => [name].serialize(s),
+            MetaValue::Rule(values) => values.serialize(s),
+            MetaValue::Evidence(v) => v.serialize(s),
         }
-        if let (Origin::Rule, Some(r)) = (self.origin, &self.rule) {
+    }
+}
+
+impl serde::Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some(ip) = &self.ip {
+            m.serialize_entry("ip", ip)?;
+        }
+        if let Some(p) = self.port {
+            m.serialize_entry("port", &p)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for EveAlert<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let a = self.0;
+        let rule = a.rule.as_deref();
+        let mut meta: std::collections::BTreeMap<&str, MetaValue<'_>> = Default::default();
+        if let Origin::Detector(k) = a.origin {
+            meta.insert("detector", MetaValue::Detector(k.name()));
+        }
+        if let (Origin::Rule, Some(r)) = (a.origin, rule) {
             // Suricata's layout: each metadata key with a list of values.
             for (k, v) in &r.metadata {
-                let e = meta.entry(k.clone()).or_insert_with(|| json!([]));
-                if let Some(list) = e.as_array_mut() {
-                    list.push(json!(v));
+                let e = meta
+                    .entry(k.as_str())
+                    .or_insert_with(|| MetaValue::Rule(Vec::new()));
+                if let MetaValue::Rule(list) = e {
+                    list.push(v);
                 }
             }
         }
-        for (k, v) in &self.evidence {
-            meta.insert(k.clone(), v.clone());
+        for (k, v) in &a.evidence {
+            meta.insert(k.as_str(), MetaValue::Evidence(v));
         }
-        let (gid, sid, rev, signature, category) = match (&self.rule, self.origin) {
+        let (gid, sid, rev, signature, category) = match (rule, a.origin) {
             (Some(r), _) => (r.gid, r.sid, r.rev, r.msg.as_str(), r.category.as_str()),
             (None, Origin::Detector(k)) => (1, k.sid(), 1, k.signature(), k.category()),
             (None, Origin::Rule) => (1, 0, 0, "", ""),
         };
-        let mut a = Map::new();
-        a.insert("action".into(), json!("allowed"));
-        a.insert("gid".into(), json!(gid));
-        a.insert("signature_id".into(), json!(sid));
-        a.insert("rev".into(), json!(rev));
-        a.insert("signature".into(), json!(signature));
-        a.insert("category".into(), json!(category));
-        a.insert("severity".into(), json!(self.severity));
-        if !meta.is_empty() {
-            a.insert("metadata".into(), Value::Object(meta));
-        }
-        if let (Origin::Rule, Some(r)) = (self.origin, &self.rule)
-            && !r.references.is_empty()
-        {
-            a.insert("references".into(), json!(r.references));
-        }
         // Detectors always name both sides (an empty object when unknown);
         // a rule names them only with `target`.
-        let always = matches!(self.origin, Origin::Detector(_));
-        if always || self.source.ip.is_some() {
-            a.insert("source".into(), self.source.json());
+        let always = matches!(a.origin, Origin::Detector(_));
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("action", "allowed")?;
+        m.serialize_entry("category", category)?;
+        m.serialize_entry("gid", &gid)?;
+        if !meta.is_empty() {
+            m.serialize_entry("metadata", &meta)?;
         }
-        if always || self.target.ip.is_some() {
-            a.insert("target".into(), self.target.json());
+        if let (Origin::Rule, Some(r)) = (a.origin, rule)
+            && !r.references.is_empty()
+        {
+            m.serialize_entry("references", &r.references)?;
         }
-        Value::Object(a)
+        m.serialize_entry("rev", &rev)?;
+        m.serialize_entry("severity", &a.severity)?;
+        m.serialize_entry("signature", signature)?;
+        m.serialize_entry("signature_id", &sid)?;
+        if always || a.source.ip.is_some() {
+            m.serialize_entry("source", &a.source)?;
+        }
+        if always || a.target.ip.is_some() {
+            m.serialize_entry("target", &a.target)?;
+        }
+        m.end()
     }
 }
 
@@ -516,5 +561,62 @@ mod tests {
                 .unwrap_or("");
             assert_eq!(desc, k.category(), "{}", k.name());
         }
+    }
+
+    /// The `alert` object is written straight from the alert: keys sorted,
+    /// a rule's metadata grouped by key in rule order, evidence over a rule
+    /// entry of the same name, both endpoints named by a detector even when
+    /// unknown.
+    #[test]
+    fn alerts_are_written_as_eve_expects() {
+        let scanner = Endpoint::host(Addr::from([192, 0, 2, 7]));
+        let unknown = Endpoint {
+            ip: None,
+            port: None,
+        };
+        let a = Alert::new(Kind::PortScan, 2, scanner, unknown)
+            .with("ports", 30)
+            .with("first_seen", "2024-01-01T00:00:00.000000+0000");
+        assert_eq!(
+            serde_json::to_string(&a.eve()).unwrap(),
+            concat!(
+                r#"{"action":"allowed","category":"Detection of a Network Scan","gid":1,"#,
+                r#""metadata":{"detector":["port_scan"],"first_seen":"2024-01-01T00:00:00.000000+0000","ports":30},"#,
+                r#""rev":1,"severity":2,"signature":"BACKFLOW port scan: one source probing many ports of one host","#,
+                r#""signature_id":9100003,"source":{"ip":"192.0.2.7"},"target":{}}"#
+            )
+        );
+        let rule = rules::RuleMeta {
+            gid: 1,
+            sid: 70,
+            rev: 3,
+            msg: "ssh \"x\"".into(),
+            classtype: None,
+            category: String::new(),
+            severity: 1,
+            priority_set: true,
+            metadata: vec![
+                ("tag".into(), "SSH".into()),
+                ("created_at".into(), "2024_01_01".into()),
+                ("tag".into(), "Brute".into()),
+                ("count".into(), "rule".into()),
+            ],
+            references: vec!["url,example.com/a".into()],
+            target: None,
+            action: rules::Action::Alert,
+            location: "x.rules:1".into(),
+        };
+        let server = Endpoint::service(Addr::from([198, 51, 100, 1]), 22);
+        let a = Alert::signature(Arc::new(rule), unknown, server).with("count", 4);
+        assert_eq!(
+            serde_json::to_string(&a.eve()).unwrap(),
+            concat!(
+                r#"{"action":"allowed","category":"","gid":1,"#,
+                r#""metadata":{"count":4,"created_at":["2024_01_01"],"tag":["SSH","Brute"]},"#,
+                r#""references":["url,example.com/a"],"rev":3,"severity":1,"#,
+                r#""signature":"ssh \"x\"","signature_id":70,"target":{"ip":"198.51.100.1","port":22}}"#
+            )
+        );
+        assert_eq!(a.to_eve()["metadata"]["tag"][1], "Brute");
     }
 }

@@ -379,7 +379,7 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     anomaly: Option<AnomalySection>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    alert: Option<&'a serde_json::Value>,
+    alert: Option<&'a serde_json::value::RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<FlowSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -658,14 +658,14 @@ pub fn write_anomaly(
     out.push(EventType::Anomaly, &rec);
 }
 
-/// Writes an `alert` record: `alert` is the alert section (built by the
-/// detection stage), `flow` the flow it belongs to.
+/// Writes an `alert` record: `alert` is the alert section (serialized by
+/// the detection stage), `flow` the flow it belongs to.
 pub fn write_alert(
     out: &mut EveBatch,
     ctx: &EveContext,
     pkt: &PacketRef<'_>,
     flow: Option<&Flow>,
-    alert: &serde_json::Value,
+    alert: &serde_json::value::RawValue,
 ) {
     let mut rec = Record::new(pkt.ts, EventType::Alert, ctx);
     if let Some(f) = flow {
@@ -855,6 +855,7 @@ mod tests {
                     vlan: vlan_ids(&f.key),
                 };
                 let alert = serde_json::json!({"action": "allowed", "signature": "x \"y\"", "metadata": {"n": [1, 2]}});
+                let alert = serde_json::value::to_raw_value(&alert).unwrap();
                 write_alert(&mut out, &ctx, &pkt, Some(f), &alert);
                 write_alert(&mut out, &ctx, &pkt, None, &alert);
                 write_decode_anomaly(

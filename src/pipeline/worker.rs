@@ -904,7 +904,9 @@ impl Worker {
             };
             let flow_id = flow.map(|fl| self.ctx.flow_id(fl));
             let pkt = packet_ref(&self.ctx, f, now, t, flow_id, vlan);
-            eve::write_alert(&mut self.out, &self.ctx, &pkt, flow, &a.to_eve());
+            if let Some(json) = alert_json(a) {
+                eve::write_alert(&mut self.out, &self.ctx, &pkt, flow, &json);
+            }
         }
         self.alerts = alerts;
         self.alerts.clear();
@@ -1075,6 +1077,15 @@ fn is_trackable(ip: &Ip, t: &Transport<'_>) -> bool {
 
 /// The key of the flow a decoded frame belongs to, and whether its source
 /// is the key's `lo` end; `None` for a frame that belongs to no flow.
+/// An alert's EVE `alert` object. Serializing it cannot fail (string keys,
+/// finite numbers); should it, the alert is counted but not written, and
+/// the reason logged.
+fn alert_json(a: &Alert) -> Option<Box<serde_json::value::RawValue>> {
+    serde_json::value::to_raw_value(&a.eve())
+        .inspect_err(|e| tracing::error!("{} alert not written: {e}", a.name()))
+        .ok()
+}
+
 /// A frame decoded ahead of its turn, with its flow key's hash once a
 /// read-ahead has computed it.
 #[derive(Clone, Copy)]
@@ -1167,7 +1178,9 @@ fn end_flow(
             flow_id: Some(ctx.flow_id(&f)),
             vlan: &[],
         };
-        eve::write_alert(out, ctx, &pkt, Some(&f), &a.to_eve());
+        if let Some(json) = alert_json(a) {
+            eve::write_alert(out, ctx, &pkt, Some(&f), &json);
+        }
     }
     eve::write_flow(out, ctx, &f, r);
 }
