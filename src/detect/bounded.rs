@@ -412,15 +412,18 @@ mod tests {
         assert_eq!(m.len(), 1);
     }
 
-    /// A value that owns `.1` heap bytes.
+    /// A value that owns `.1` heap bytes, disposable at rank `.2`.
     #[derive(Debug)]
-    struct Big(Timestamp, usize);
+    struct Big(Timestamp, usize, Option<u8>);
     impl Expiring for Big {
         fn last_seen(&self) -> Timestamp {
             self.0
         }
         fn heap_bytes(&self) -> usize {
             self.1
+        }
+        fn disposable(&self) -> Option<u8> {
+            self.2
         }
     }
 
@@ -430,7 +433,7 @@ mod tests {
         let m: BoundedMap<u32, Big> = BoundedMap::new(1000, 10 * base, Micros::from_secs(60));
         assert_eq!(m.cap(), 10, "the byte cap makes the entry cap");
         for k in 0..20 {
-            m.update(&k, Timestamp(1), || Big(Timestamp(1), 0), |_| ());
+            m.update(&k, Timestamp(1), || Big(Timestamp(1), 0, None), |_| ());
         }
         assert_eq!((m.len(), m.shed(), m.bytes()), (10, 10, 10 * base));
         // Idle entries give their bytes back.
@@ -448,7 +451,7 @@ mod tests {
             m.update_room(
                 &1,
                 Timestamp(1),
-                || Big(Timestamp(1), 0),
+                || Big(Timestamp(1), 0, None),
                 |v, left| {
                     rooms.push(left >= 200);
                     if left >= 200 {
@@ -567,29 +570,15 @@ mod tests {
         assert!(m.with_existing(&0, |_| ()).is_none());
 
         // Full in bytes below its cap in entries: one entry of two, grown.
-        let base = BoundedMap::<u32, Heavy>::base_bytes();
-        let m: BoundedMap<u32, Heavy> = BoundedMap::new(1000, 2 * base, Micros::from_secs(600));
+        let base = BoundedMap::<u32, Big>::base_bytes();
+        let m: BoundedMap<u32, Big> = BoundedMap::new(1000, 2 * base, Micros::from_secs(600));
         let t = Timestamp(1);
-        m.update(&0, t, || Heavy(t, 0), |h| h.1 = base / 2);
+        m.update(&0, t, || Big(t, 0, Some(0)), |h| h.1 = base / 2);
         assert_eq!((m.len(), m.cap()), (1, 2));
         let t = Timestamp(2);
-        assert!(m.update(&1, t, || Heavy(t, 0), |_| ()).is_some());
+        assert!(m.update(&1, t, || Big(t, 0, Some(0)), |_| ()).is_some());
         let u = m.usage();
         assert_eq!((u.entries, u.evicted, u.shed), (1, 1, 0));
-    }
-
-    /// A disposable value with `.1` heap bytes.
-    struct Heavy(Timestamp, usize);
-    impl Expiring for Heavy {
-        fn last_seen(&self) -> Timestamp {
-            self.0
-        }
-        fn heap_bytes(&self) -> usize {
-            self.1
-        }
-        fn disposable(&self) -> Option<u8> {
-            Some(0)
-        }
     }
 
     #[test]

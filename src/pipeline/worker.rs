@@ -1088,7 +1088,6 @@ fn alert_json(a: &Alert) -> Option<Box<serde_json::value::RawValue>> {
 
 /// A frame decoded ahead of its turn, with its flow key's hash once a
 /// read-ahead has computed it.
-#[derive(Clone, Copy)]
 pub(crate) struct Prepared<'a> {
     d: Decoded<'a>,
     hash: Option<u64>,
