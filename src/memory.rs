@@ -10,7 +10,7 @@
 //! | 5 % | slack for estimates | |
 //!
 //! Outside the budget is a fixed overhead that does not grow with the
-//! traffic: the input chunks in flight (at most [`INPUT_BYTES`]), record
+//! traffic: the input held (at most [`INPUT_BYTES`]), record
 //! batches queued for the output thread (about 1 MiB each, six per
 //! worker), thread stacks, the binary and its libraries; see
 //! [`fixed_overhead`].
@@ -28,8 +28,9 @@ pub const MIN_CAP: u64 = 16 << 20;
 /// SMTP incidents, open proxies, FTP pairs.
 pub const DETECT_TRACKERS: u64 = 11;
 
-/// Input read ahead and shared with the workers at most (chunks in flight).
-pub const INPUT_BYTES: u64 = crate::capture::file::CHUNK as u64 * crate::capture::file::POOL as u64;
+/// Input read ahead and shared with the workers at most (chunks in flight,
+/// or pages of a mapped file).
+pub const INPUT_BYTES: u64 = crate::capture::file::INPUT_HELD as u64;
 
 /// The split of a `memory_cap`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

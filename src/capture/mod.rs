@@ -12,6 +12,7 @@
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
+mod map;
 
 use crate::time::Timestamp;
 
