@@ -513,7 +513,9 @@ impl Worker {
                     let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
                     if self.table.lookup(&key).is_none() {
                         self.counters.flood_syns_untracked += 1;
-                        self.write_alerts(None, f, now, tuple, vlan);
+                        if !self.alerts.is_empty() {
+                            self.write_alerts(None, f, now, tuple, vlan);
+                        }
                         return;
                     }
                 }
@@ -586,11 +588,15 @@ impl Worker {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
-            let view = detect::rules::PacketView::new(&ip, &d.transport);
-            self.detect
-                .rules
-                .match_packet(&view, None, now, &mut self.alerts);
-            self.write_alerts(None, f, now, tuple, vlan);
+            if !self.detect.rules.is_empty() {
+                let view = detect::rules::PacketView::new(&ip, &d.transport);
+                self.detect
+                    .rules
+                    .match_packet(&view, None, now, &mut self.alerts);
+            }
+            if !self.alerts.is_empty() {
+                self.write_alerts(None, f, now, tuple, vlan);
+            }
             return;
         }
 
@@ -837,22 +843,28 @@ impl Worker {
             _ => {}
         }
         // Signature rules on every packet; reputation once, on a new flow.
-        let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
-        det.rules
-            .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+        if !det.rules.is_empty() {
+            let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
+            det.rules
+                .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+        }
         if created {
             det.reputation.on_new_flow(policy, flow, &mut self.alerts);
         }
         // Only a decode event needs the flow id here (alerts compute theirs).
         let flow_id = d.event.map(|_| self.ctx.flow_id(flow));
-        self.write_alerts(Some(idx), f, now, tuple, vlan);
+        if !self.alerts.is_empty() {
+            self.write_alerts(Some(idx), f, now, tuple, vlan);
+        }
         self.table.touch(idx);
         if let Some(e) = d.event {
             self.decode_event(e, f, now, tuple, flow_id, vlan);
         }
     }
 
-    /// Writes the alerts the current packet raised, on its flow when it has one.
+    /// Writes the alerts the current packet raised, on its flow when it has
+    /// one. Callers skip the call when there are none (most packets): it is
+    /// not worth its arguments then.
     fn write_alerts(
         &mut self,
         idx: Option<u32>,
