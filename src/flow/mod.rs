@@ -32,6 +32,27 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The key as five words, for hashing: the derived `Hash` makes ten
+    /// calls into the hasher (each address, port, the protocol, the vlan
+    /// ids and their count), these one. Every packet hashes its flow's key.
+    pub fn words(&self) -> [u64; 5] {
+        let half = |a: &Addr, at: usize| {
+            a.0.get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_ne_bytes)
+        };
+        [
+            half(&self.lo, 0) ^ u64::from(self.proto),
+            half(&self.lo, 8),
+            half(&self.hi, 0),
+            half(&self.hi, 8),
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.vlan[0]) << 32
+                | u64::from(self.vlan[1]) << 48,
+        ]
+    }
+
     /// Builds the key of a packet from `src` to `dst`; the flag says whether
     /// `src` is the key's `lo` endpoint.
     pub fn new(
@@ -389,6 +410,57 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::decode::a;
+
+    /// Every field of a key reaches the words it is hashed by: keys that
+    /// differ in one field only (a vlan id, the protocol, one byte of an
+    /// IPv6 address) do not all land on one hash.
+    #[test]
+    fn every_field_of_a_key_is_in_its_words() {
+        let (base, _) = FlowKey::new(
+            a("2001:db8::1"),
+            40000,
+            a("2001:db8::2"),
+            80,
+            PROTO_TCP,
+            [10, 20],
+        );
+        let mut variants = vec![
+            FlowKey {
+                proto: PROTO_UDP,
+                ..base
+            },
+            FlowKey {
+                lo_port: 40001,
+                ..base
+            },
+            FlowKey {
+                hi_port: 81,
+                ..base
+            },
+            FlowKey {
+                vlan: [11, 20],
+                ..base
+            },
+            FlowKey {
+                vlan: [10, 21],
+                ..base
+            },
+        ];
+        for i in 0..16 {
+            for side in 0..2 {
+                let mut k = base;
+                let addr = if side == 0 { &mut k.lo } else { &mut k.hi };
+                if let Some(b) = addr.0.get_mut(i) {
+                    *b ^= 0x80;
+                }
+                variants.push(k);
+            }
+        }
+        for k in variants {
+            assert_ne!(k, base);
+            assert_ne!(k.words(), base.words(), "{k:?}");
+        }
+    }
 
     #[test]
     fn key_is_the_same_both_ways() {

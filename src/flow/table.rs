@@ -162,6 +162,16 @@ fn class_of(flow: &Flow) -> usize {
     group(flow.key.proto) * 3 + state
 }
 
+/// The hash of a flow key in the table's index.
+fn hash_key(hasher: &ahash::RandomState, key: &FlowKey) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = hasher.build_hasher();
+    for w in key.words() {
+        h.write_u64(w);
+    }
+    h.finish()
+}
+
 impl FlowTable {
     pub fn new(cfg: TableConfig, seed: u64) -> Self {
         let hasher = ahash::RandomState::with_seeds(
@@ -200,7 +210,7 @@ impl FlowTable {
     /// The hash of `key` that [`FlowTable::lookup_hashed`] and
     /// [`FlowTable::insert_hashed`] take.
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+        hash_key(&self.hasher, key)
     }
 
     pub fn in_emergency(&self) -> bool {
@@ -349,7 +359,7 @@ impl FlowTable {
             return;
         }
         hand_over(&mut slot.flow, reason, emergency, on_end);
-        let hash = self.hasher.hash_one(slot.flow.key);
+        let hash = hash_key(&self.hasher, &slot.flow.key);
         self.unlink(idx);
         if let Ok(e) = self.index.find_entry(hash, |&i| i == idx) {
             e.remove();
@@ -458,7 +468,7 @@ impl FlowTable {
         self.index.insert_unique(hash, idx, |&i| {
             slots
                 .get(i as usize)
-                .map_or(0, |s| hasher.hash_one(s.flow.key))
+                .map_or(0, |s| hash_key(hasher, &s.flow.key))
         });
         self.live += 1;
         self.counters.max_active = self.counters.max_active.max(self.live as u64);
