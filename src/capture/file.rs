@@ -854,10 +854,17 @@ impl<S: FrameSink> Reading<'_, S> {
                 return ChunkEnd::Over { pos };
             }
             if map.is_some() {
+                // Four lines at a time (one check per 256 bytes, the loop
+                // being most of the reader's instructions otherwise); past
+                // the chunk's end is still the map, or nothing a prefetch
+                // can fault on.
                 let to = (pos + READ_AHEAD).min(bytes.len());
                 while ahead < to {
-                    crate::cache::prefetch(bytes.as_ptr().wrapping_add(ahead));
-                    ahead += 64;
+                    let at = bytes.as_ptr().wrapping_add(ahead);
+                    for line in 0..4 {
+                        crate::cache::prefetch(at.wrapping_add(line * 64));
+                    }
+                    ahead += 256;
                 }
             }
             let window = bytes.get(pos..).unwrap_or(&[]);
