@@ -63,6 +63,27 @@ impl fmt::Debug for Addr {
     }
 }
 
+/// The decimal text of every octet value (up to three digits) and its
+/// length. (Indexing is checked when the constant is evaluated: an index
+/// out of range fails the build.)
+#[allow(clippy::indexing_slicing)]
+const OCTETS: [([u8; 3], usize); 256] = {
+    let mut t = [([0u8; 3], 0usize); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, o) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            ([b'0' + h, b'0' + d, b'0' + o], 3)
+        } else if i >= 10 {
+            ([b'0' + d, b'0' + o, 0], 2)
+        } else {
+            ([b'0' + o, 0, 0], 1)
+        };
+        i += 1;
+    }
+    t
+};
+
 impl Addr {
     /// Writes the dotted quad of an IPv4 address into `buf` (without `fmt`:
     /// addresses are written twice per record); None for IPv6.
@@ -77,17 +98,9 @@ impl Addr {
                 *buf.get_mut(n)? = b'.';
                 n += 1;
             }
-            let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
-            if h > 0 {
-                *buf.get_mut(n)? = b'0' + h;
-                n += 1;
-            }
-            if h > 0 || t > 0 {
-                *buf.get_mut(n)? = b'0' + t;
-                n += 1;
-            }
-            *buf.get_mut(n)? = b'0' + o;
-            n += 1;
+            let (text, len) = OCTETS.get(usize::from(octet))?;
+            buf.get_mut(n..n + len)?.copy_from_slice(text.get(..*len)?);
+            n += len;
         }
         Some(n)
     }
