@@ -84,11 +84,14 @@ fn digits(out: &mut [u8], mut n: u32) {
 }
 
 thread_local! {
-    /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS` text:
-    /// consecutive records mostly fall in the same second.
-    static LAST_SECOND: std::cell::Cell<(u64, [u8; 19])> =
-        const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    /// The last day formatted and its `YYYY-MM-DD` text, None beyond year
+    /// 9999: a record's timestamps (packet, flow start and end) mostly
+    /// fall on one day, seldom in one second.
+    static LAST_DAY: std::cell::Cell<(u64, Option<[u8; 10]>)> =
+        const { std::cell::Cell::new((u64::MAX, None)) };
 }
+
+const SECS_PER_DAY: u64 = 86_400;
 
 impl Timestamp {
     /// Formats as Suricata does: `2025-03-16T10:30:45.123456+0000` (always
@@ -98,26 +101,34 @@ impl Timestamp {
     /// thousand and `fmt` costs more than the rest of a record.
     pub fn format(self) -> [u8; TIMESTAMP_LEN] {
         let secs = self.secs();
-        let (cached, prefix) = LAST_SECOND.with(|c| c.get());
-        let prefix = if cached == secs {
-            prefix
+        let day = secs / SECS_PER_DAY;
+        let (cached, date) = LAST_DAY.with(|c| c.get());
+        let date = if cached == day {
+            date
         } else {
-            let mut p = *b"9999-12-31T23:59:59";
-            if let Ok(t) =
-                time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
-                && (0..=9999).contains(&t.year())
-            {
-                let (h, m, s) = t.to_hms();
+            let date = time::OffsetDateTime::from_unix_timestamp(
+                i64::try_from(day * SECS_PER_DAY).unwrap_or(i64::MAX),
+            )
+            .ok()
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .map(|t| {
+                let mut p = *b"0000-00-00";
                 digits(&mut p[0..4], t.year().unsigned_abs());
                 digits(&mut p[5..7], u32::from(u8::from(t.month())));
                 digits(&mut p[8..10], u32::from(t.day()));
-                digits(&mut p[11..13], u32::from(h));
-                digits(&mut p[14..16], u32::from(m));
-                digits(&mut p[17..19], u32::from(s));
-            }
-            LAST_SECOND.with(|c| c.set((secs, p)));
-            p
+                p
+            });
+            LAST_DAY.with(|c| c.set((day, date)));
+            date
         };
+        let mut prefix = *b"9999-12-31T23:59:59";
+        if let Some(date) = date {
+            let in_day = (secs % SECS_PER_DAY) as u32;
+            prefix[..10].copy_from_slice(&date);
+            digits(&mut prefix[11..13], in_day / 3600);
+            digits(&mut prefix[14..16], in_day / 60 % 60);
+            digits(&mut prefix[17..19], in_day % 60);
+        }
         let mut out = *b"0000-00-00T00:00:00.000000+0000";
         out[..19].copy_from_slice(&prefix);
         digits(&mut out[20..26], self.subsec_micros());
@@ -149,7 +160,7 @@ mod tests {
         let ts = Timestamp(1_742_121_045_123_456);
         assert_eq!(ts.to_string(), "2025-03-16T10:30:45.123456+0000");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000000+0000");
-        // The same second again (cached), then another one.
+        // The same day again (cached), then another one.
         assert_eq!(
             Timestamp(1_742_121_045_000_007).to_string(),
             "2025-03-16T10:30:45.000007+0000"
@@ -173,13 +184,17 @@ mod tests {
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000"
         );
         let mut t: u64 = 0;
-        while t < 253_402_300_799_000_000 {
-            let ours = Timestamp(t).to_string();
-            let theirs = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1000)
-                .unwrap()
-                .format(&fmt)
-                .unwrap();
-            assert_eq!(ours, theirs, "{t}");
+        let end = 253_402_300_799_000_000;
+        while t < end {
+            // A new day, then (mostly) the same day from the cache.
+            for t in [t, t + 12_345_678_901].into_iter().filter(|&t| t < end) {
+                let ours = Timestamp(t).to_string();
+                let theirs = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1000)
+                    .unwrap()
+                    .format(&fmt)
+                    .unwrap();
+                assert_eq!(ours, theirs, "{t}");
+            }
             t += 86_399_999_937;
         }
     }
