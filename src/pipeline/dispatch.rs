@@ -88,7 +88,10 @@ impl Dispatcher {
         let w = if n <= 1 {
             0
         } else {
-            (decode::flow_hash(&self.hasher, frame.linktype, frame.data) % n as u64) as usize
+            // The hash scaled to 0..n (its high bits: a multiply rather
+            // than a division for every frame).
+            let hash = decode::flow_hash(&self.hasher, frame.linktype, frame.data);
+            ((u128::from(hash) * n as u128) >> 64) as usize
         };
         let Some(b) = self.builders.get_mut(w) else {
             return;
