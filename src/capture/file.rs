@@ -19,7 +19,7 @@
 //!   [`LinkType::Other`] so the caller can count and report them once.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
@@ -725,6 +725,26 @@ impl<F: FnMut(&Frame<'_>, FrameBytes<'_>)> FrameSink for F {
     }
 }
 
+/// Reads a byte of every page `data` spans, its last byte included.
+fn touch_pages(data: &[u8]) {
+    const PAGE: usize = 4096;
+    let mut at = 0;
+    while at < data.len() {
+        std::hint::black_box(data.get(at).copied());
+        at += PAGE;
+    }
+    std::hint::black_box(data.last().copied());
+}
+
+/// A record of a mapped window held until the window is checked: where it
+/// starts and ends in the chunk, and its frame, if it carries one (its
+/// data given by offset and length in the chunk).
+struct Held {
+    from: usize,
+    to: usize,
+    frame: Option<(Timestamp, LinkType, u32, u32, usize, usize)>,
+}
+
 /// How parsing a chunk ended.
 enum ChunkEnd {
     /// Every complete record was delivered; the one at `pos` needs
@@ -736,9 +756,17 @@ enum ChunkEnd {
     Truncated { pos: usize, missing: usize },
     /// The record at `pos` is malformed.
     Failed { pos: usize, failure: ParseFailure },
-    /// The mapped file's bytes at offset `at` could not be read; the record
-    /// at `pos` was not delivered.
-    Unreadable { pos: usize, at: usize },
+    /// A mapped file was cut short, or its bytes could not be read: the
+    /// record at `pos` and those after it were not delivered.
+    Unreadable { pos: usize },
+}
+
+/// How reading a mapped file ended.
+enum Mapped {
+    /// For good, with the error that stopped it, if any.
+    Done(Option<CaptureError>),
+    /// At the end of the map, the file having grown since it was mapped.
+    Grew,
 }
 
 /// The state of reading one input, whichever way its bytes arrive.
@@ -753,6 +781,9 @@ struct Reading<'s, S: FrameSink> {
     live: Arc<AtomicUsize>,
     /// Absolute offset of the first byte of the current chunk.
     base: u64,
+    /// The records of the mapped window being parsed (kept between windows
+    /// for its allocation).
+    held: Vec<Held>,
 }
 
 /// Reads every frame of `input` into `sink` in file order, until the end or
@@ -770,29 +801,59 @@ pub fn read_frames(
     sink: &mut impl FrameSink,
     stop: &std::sync::atomic::AtomicBool,
 ) -> (ReadSummary, Option<CaptureError>) {
-    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<InputBuf>(POOL);
-    let mut reading = Reading {
-        parser: CaptureParser::new(),
-        summary: ReadSummary::default(),
-        path: input.path,
-        sink,
-        stop,
-        pool_tx,
-        pool_rx,
-        live: Arc::new(AtomicUsize::new(0)),
-        base: 0,
-    };
+    let mut reading = Reading::new(input.path, sink, stop);
     let err = match input.source {
-        Source::File(file) => match MappedFile::new(&file) {
-            Some(map) => reading.mapped(Arc::new(map), &file),
-            None => reading.read(&mut file.take(u64::MAX)),
-        },
+        Source::File(file) => {
+            let map = MappedFile::new(&file);
+            reading.file(file, map)
+        }
         Source::Reader(mut reader) => reading.read(&mut reader),
     };
-    let mut summary = reading.summary;
-    summary.bytes_read = reading.base;
-    summary.counters = reading.parser.counters;
-    (summary, err)
+    (reading.summary(), err)
+}
+
+impl<'s, S: FrameSink> Reading<'s, S> {
+    fn new(path: PathBuf, sink: &'s mut S, stop: &'s std::sync::atomic::AtomicBool) -> Self {
+        let (pool_tx, pool_rx) = crossbeam_channel::bounded::<InputBuf>(POOL);
+        Reading {
+            parser: CaptureParser::new(),
+            summary: ReadSummary::default(),
+            path,
+            sink,
+            stop,
+            pool_tx,
+            pool_rx,
+            live: Arc::new(AtomicUsize::new(0)),
+            base: 0,
+            held: Vec::new(),
+        }
+    }
+
+    fn summary(self) -> ReadSummary {
+        ReadSummary {
+            bytes_read: self.base,
+            counters: self.parser.counters,
+            ..self.summary
+        }
+    }
+
+    /// Reads a regular file through `map`, its map, or without one.
+    fn file(&mut self, mut file: File, map: Option<MappedFile>) -> Option<CaptureError> {
+        let Some(map) = map else {
+            return self.read(&mut file);
+        };
+        match self.mapped(Arc::new(map), &file) {
+            Mapped::Done(err) => err,
+            // Read on from the first byte not read (a record boundary).
+            Mapped::Grew => match file.seek(io::SeekFrom::Start(self.base)) {
+                Ok(_) => self.read(&mut file),
+                Err(source) => Some(CaptureError::Io {
+                    path: self.path.clone(),
+                    source,
+                }),
+            },
+        }
+    }
 }
 
 impl<S: FrameSink> Reading<'_, S> {
@@ -841,19 +902,31 @@ impl<S: FrameSink> Reading<'_, S> {
     }
 
     /// Delivers the records of `chunk`; `eof` says no bytes follow it.
-    /// A chunk of a mapped file (`map`) has its bytes asked for
-    /// [`READ_AHEAD`] bytes ahead of the parser, and each record is checked
-    /// to be readable before it is delivered.
-    fn parse(&mut self, chunk: &Arc<Chunk>, eof: bool, map: Option<&MappedFile>) -> ChunkEnd {
+    ///
+    /// A window of a mapped file (`mapped`: the map and its file) has its
+    /// bytes asked for [`READ_AHEAD`] bytes ahead of the parser, and its
+    /// frames are held until the whole window is parsed: they go on only if
+    /// the file still holds all of their bytes then and none of its pages
+    /// faulted. A file cut short under the map reads as zeros up to the end
+    /// of the page the cut falls in (then it faults); without the check
+    /// those zeros would parse as records.
+    fn parse(
+        &mut self,
+        chunk: &Arc<Chunk>,
+        eof: bool,
+        mapped: Option<(&MappedFile, &File)>,
+    ) -> ChunkEnd {
         let bytes = chunk.bytes();
         let mut pos = 0usize;
         // Bytes of the chunk asked for so far.
         let mut ahead = 0usize;
-        loop {
+        let mut held = std::mem::take(&mut self.held);
+        held.clear();
+        let end = loop {
             if self.stopping() {
-                return ChunkEnd::Over { pos };
+                break ChunkEnd::Over { pos };
             }
-            if map.is_some() {
+            if mapped.is_some() {
                 // Four lines at a time (one check per 256 bytes, the loop
                 // being most of the reader's instructions otherwise); past
                 // the chunk's end is still the map, or nothing a prefetch
@@ -869,14 +942,15 @@ impl<S: FrameSink> Reading<'_, S> {
             }
             let window = bytes.get(pos..).unwrap_or(&[]);
             let step = self.parser.step(window, eof);
-            if let Some(map) = map {
-                // The frame's last byte is read here, so that a page of it
-                // that cannot be read is found before the frame goes on.
+            if let Some((map, _)) = mapped {
                 if let Ok(Step::Frame(frame, _)) = &step {
-                    std::hint::black_box(frame.data.last().copied());
+                    // Every page of the frame is read here, so that one that
+                    // cannot be read is found before the frame goes on.
+                    touch_pages(frame.data);
                 }
-                if let Some(at) = map.fault() {
-                    return ChunkEnd::Unreadable { pos, at };
+                std::sync::atomic::compiler_fence(AtomicOrdering::SeqCst);
+                if map.fault().is_some() {
+                    break ChunkEnd::Unreadable { pos };
                 }
             }
             match step {
@@ -885,18 +959,92 @@ impl<S: FrameSink> Reading<'_, S> {
                     let offset = (frame.data.as_ptr() as usize)
                         .wrapping_sub(bytes.as_ptr() as usize)
                         .min(bytes.len());
-                    self.summary.frames += 1;
-                    self.sink
-                        .frame(&frame, FrameBytes::Shared { chunk, offset });
+                    if mapped.is_some() {
+                        held.push(Held {
+                            from: pos,
+                            to: pos + used,
+                            frame: Some((
+                                frame.ts,
+                                frame.linktype,
+                                frame.orig_len,
+                                frame.iface,
+                                offset,
+                                frame.data.len(),
+                            )),
+                        });
+                    } else {
+                        self.summary.frames += 1;
+                        self.sink
+                            .frame(&frame, FrameBytes::Shared { chunk, offset });
+                    }
                     pos += used;
                 }
-                Ok(Step::Skip(used)) => pos += used,
-                Ok(Step::End) => return ChunkEnd::Over { pos },
-                Ok(Step::NeedMore(missing)) if eof => return ChunkEnd::Truncated { pos, missing },
-                Ok(Step::NeedMore(missing)) => return ChunkEnd::More { pos, missing },
-                Err(failure) => return ChunkEnd::Failed { pos, failure },
+                Ok(Step::Skip(used)) => {
+                    if mapped.is_some() {
+                        held.push(Held {
+                            from: pos,
+                            to: pos + used,
+                            frame: None,
+                        });
+                    }
+                    pos += used;
+                }
+                Ok(Step::End) => break ChunkEnd::Over { pos },
+                Ok(Step::NeedMore(missing)) if eof => break ChunkEnd::Truncated { pos, missing },
+                Ok(Step::NeedMore(missing)) => break ChunkEnd::More { pos, missing },
+                Err(failure) => break ChunkEnd::Failed { pos, failure },
             }
+        };
+        let Some((map, file)) = mapped else {
+            return end;
+        };
+        // What of the window can be trusted: the bytes the file still holds,
+        // before the first that faulted.
+        std::sync::atomic::compiler_fence(AtomicOrdering::SeqCst);
+        let start = (bytes.as_ptr() as usize).wrapping_sub(map.bytes().as_ptr() as usize);
+        let size = file
+            .metadata()
+            .map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+        let limit = size
+            .min(map.fault().unwrap_or(usize::MAX))
+            .saturating_sub(start);
+        let mut cut = None;
+        for h in &held {
+            if h.to > limit {
+                cut = Some(h.from);
+                break;
+            }
+            let Some((ts, linktype, orig_len, iface, offset, len)) = h.frame else {
+                continue;
+            };
+            let frame = Frame {
+                ts,
+                linktype,
+                data: bytes.get(offset..offset + len).unwrap_or(&[]),
+                orig_len,
+                iface,
+            };
+            self.summary.frames += 1;
+            self.sink
+                .frame(&frame, FrameBytes::Shared { chunk, offset });
         }
+        // The buffer is kept for the next window.
+        self.held = held;
+        if let Some(pos) = cut {
+            return ChunkEnd::Unreadable { pos };
+        }
+        if limit < bytes.len() {
+            // Cut short or faulted inside the window, after the last record
+            // parsed: whatever the parser made of the rest, reading stops
+            // there.
+            let (ChunkEnd::More { pos, .. }
+            | ChunkEnd::Over { pos }
+            | ChunkEnd::Truncated { pos, .. }
+            | ChunkEnd::Failed { pos, .. }
+            | ChunkEnd::Unreadable { pos }) = end;
+            return ChunkEnd::Unreadable { pos };
+        }
+        end
     }
 
     /// Ends reading at the end of a chunk that is not `More`; None for
@@ -916,45 +1064,45 @@ impl<S: FrameSink> Reading<'_, S> {
                 self.base += pos as u64;
                 Some(Some(self.failure(self.base, failure.clone())))
             }
-            ChunkEnd::Unreadable { pos, at } => {
+            ChunkEnd::Unreadable { pos } => {
                 self.base += pos as u64;
                 Some(Some(CaptureError::Unreadable {
                     path: self.path.clone(),
-                    offset: at as u64,
+                    offset: self.base,
                 }))
             }
         }
     }
 
     /// Reads a mapped file in windows of [`CHUNK`] bytes (or of the record
-    /// that does not fit one). A file cut short while it is read is read up
-    /// to its new end, then reported: its map still spans the old length,
-    /// and the part past the new end reads as zeros, or faults.
-    fn mapped(&mut self, map: Arc<MappedFile>, file: &File) -> Option<CaptureError> {
-        let mapped_len = map.bytes().len();
+    /// that does not fit one). A file cut short while it is read stops at
+    /// its new end with an error (see [`Reading::parse`]). One that grew
+    /// past the map (still being written) is read on from the map's end.
+    fn mapped(&mut self, map: Arc<MappedFile>, file: &File) -> Mapped {
+        let total = map.bytes().len();
         let mut want = 1usize;
         loop {
             if self.stopping() {
-                return None;
+                return Mapped::Done(None);
             }
-            self.next_buffer()?;
-            let now = file.metadata().map_or(0, |m| m.len());
-            let total = usize::try_from(now).map_or(mapped_len, |n| n.min(mapped_len));
+            if self.next_buffer().is_none() {
+                return Mapped::Done(None);
+            }
             let start = usize::try_from(self.base).unwrap_or(usize::MAX).min(total);
             let len = CHUNK.max(want).min(MAX_RECORD * 2).min(total - start);
             let eof = start + len == total;
             let chunk = self.chunk(ChunkData::Mapped(Arc::clone(&map), start), len);
-            let end = self.parse(&chunk, eof, Some(&map));
-            // Cut short: its new end is an error, not the end of the capture.
-            if total < mapped_len
+            let end = self.parse(&chunk, eof, Some((&map, file)));
+            if let ChunkEnd::Over { pos } | ChunkEnd::Truncated { pos, .. } = end
+                && eof
                 && !self.stopping()
-                && let ChunkEnd::Over { pos } | ChunkEnd::Truncated { pos, .. } = end
+                && file.metadata().is_ok_and(|m| m.len() > total as u64)
             {
-                let at = usize::try_from(self.base).unwrap_or(usize::MAX) + pos;
-                return self.finish(&ChunkEnd::Unreadable { pos, at })?;
+                self.base += pos as u64;
+                return Mapped::Grew;
             }
             if let Some(err) = self.finish(&end) {
-                return err;
+                return Mapped::Done(err);
             }
             if let ChunkEnd::More { pos, missing } = end {
                 want = len - pos + missing;
@@ -1325,19 +1473,107 @@ mod tests {
         }
     }
 
+    /// A capture of `n`-byte records filling about three chunks, and where
+    /// each record ends.
+    fn three_chunks(n: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut v = pcap_header(0xa1b2_c3d4, false, 1);
+        let mut ends = Vec::new();
+        let mut i: u32 = 0;
+        while v.len() < 3 * CHUNK {
+            record(&mut v, false, i, 0, &vec![i as u8; n]);
+            ends.push(v.len());
+            i += 1;
+        }
+        (v, ends)
+    }
+
+    /// A file mapped at one length and cut short before its windows are
+    /// read, anywhere (inside the first window, mid-record, on a record's
+    /// end, on a page boundary, in a later window): the map still spans
+    /// the old length and the bytes past the cut read as zeros up to the
+    /// page's end, then fault. Every record wholly before the cut goes on,
+    /// no made-up one after it, and the error names the first byte not
+    /// read.
+    #[test]
+    fn mapped_file_cut_anywhere_delivers_no_made_up_records() {
+        let (v, ends) = three_chunks(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.pcap");
+        for cut in [
+            100_000,
+            ends[500],
+            40 * 4096,
+            CHUNK + 100_000,
+            2 * CHUNK + 7,
+        ] {
+            std::fs::write(&path, &v).unwrap();
+            let file = File::open(&path).unwrap();
+            let map = MappedFile::new(&file).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(cut as u64)
+                .unwrap();
+            let mut frames: Vec<Vec<u8>> = Vec::new();
+            let mut sink = |f: &Frame<'_>, _: FrameBytes<'_>| frames.push(f.data.to_vec());
+            let stop = Default::default();
+            let mut reading = Reading::new(path.clone(), &mut sink, &stop);
+            let err = reading.file(file, Some(map));
+            let summary = reading.summary();
+            let whole = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(frames.len(), whole, "cut {cut}");
+            for (n, f) in frames.iter().enumerate() {
+                assert_eq!(f, &vec![n as u8; 1000], "cut {cut}: frame {n} intact");
+            }
+            let Some(CaptureError::Unreadable { offset, .. }) = err else {
+                panic!("cut {cut}: expected an unreadable-bytes error, got {err:?}");
+            };
+            assert_eq!(offset, ends[whole - 1] as u64, "cut {cut}");
+            assert_eq!(summary.bytes_read, offset);
+            assert_eq!(summary.frames, whole as u64);
+        }
+    }
+
+    /// A capture still being written when it is read: what was added after
+    /// it was mapped is read too, as a read would have.
+    #[test]
+    fn mapped_file_that_grows_is_read_to_its_new_end() {
+        let (v, ends) = three_chunks(700);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pcap");
+        // Mapped with half of the records, the last of them cut in two.
+        let first = ends[ends.len() / 2] - 300;
+        std::fs::write(&path, &v[..first]).unwrap();
+        let file = File::open(&path).unwrap();
+        let map = MappedFile::new(&file).unwrap();
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&v[first..])
+            .unwrap();
+        let mut n = 0u32;
+        let mut sink = |f: &Frame<'_>, _: FrameBytes<'_>| {
+            assert_eq!(f.data, &vec![n as u8; 700][..], "frame {n}");
+            n += 1;
+        };
+        let stop = Default::default();
+        let mut reading = Reading::new(path.clone(), &mut sink, &stop);
+        let err = reading.file(file, Some(map));
+        let summary = reading.summary();
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(summary.frames, ends.len() as u64);
+        assert_eq!(summary.bytes_read, v.len() as u64);
+    }
+
     /// A capture cut short by another process while it is read (mapped):
     /// reading stops with an error at the first byte that could not be
     /// read, every frame before it delivered intact, and nothing after.
     #[test]
     fn file_cut_short_while_read_is_an_error_not_a_crash() {
-        let mut v = pcap_header(0xa1b2_c3d4, false, 1);
-        let mut ends = Vec::new();
-        let mut i: u32 = 0;
-        while v.len() < 3 * CHUNK {
-            record(&mut v, false, i, 0, &vec![i as u8; 1000]);
-            ends.push(v.len());
-            i += 1;
-        }
+        let (v, ends) = three_chunks(1000);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shrinking.pcap");
         std::fs::write(&path, &v).unwrap();

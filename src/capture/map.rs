@@ -195,11 +195,66 @@ fn install() {
 /// sigaction).
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let addr = unsafe { info.as_ref().map_or(0, |i| i.si_addr() as usize) };
+    let (code, addr) = unsafe {
+        info.as_ref()
+            .map_or((0, 0), |i| (i.si_code, i.si_addr() as usize))
+    };
+    // A fault (not a signal sent with kill, whose si_addr means nothing)
+    // inside a registered map.
+    if code > 0 && replace_page(addr) {
+        return;
+    }
+    // Otherwise what would have happened without this handler.
+    let Some(previous) = PREVIOUS.get() else {
+        return;
+    };
+    match previous.sa_sigaction {
+        // An ignored SIGBUS sent with kill stays ignored.
+        libc::SIG_IGN if code <= 0 => {}
+        libc::SIG_DFL | libc::SIG_IGN => {
+            // The default action (a fault cannot be ignored: returning would
+            // repeat it forever). A fault repeats on return and ends the
+            // process; a signal sent with kill is raised again, to arrive
+            // once this handler returns.
+            let mut default: libc::sigaction = *previous;
+            default.sa_sigaction = libc::SIG_DFL;
+            // SAFETY: a valid action for SIGBUS; raise is async-signal-safe.
+            unsafe {
+                libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
+                if code <= 0 {
+                    libc::raise(libc::SIGBUS);
+                }
+            }
+        }
+        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
+            // SAFETY: the previous action's own handler, called as it was
+            // registered to be.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(handler) };
+            f(sig, info, ctx);
+        }
+        handler => {
+            // SAFETY: as above, a plain handler.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            f(sig);
+        }
+    }
+}
+
+/// Replaces the page holding `addr`, if it lies in a registered map, with
+/// a page of zeros, and records the fault; false when it is not in one (or
+/// the page could not be replaced).
+fn replace_page(addr: usize) -> bool {
     for s in &REGISTRY {
         let start = s.start.load(Ordering::Acquire);
         let len = s.len.load(Ordering::Acquire);
-        if start == 0 || addr < start || addr - start >= len {
+        // A slot let go of and taken again between the two loads above
+        // changes its start: skip it rather than pair one map's start with
+        // another's length.
+        if start == 0 || s.start.load(Ordering::Acquire) != start {
+            continue;
+        }
+        if addr < start || addr - start >= len {
             continue;
         }
         let page = addr & !(PAGE.load(Ordering::Relaxed) - 1);
@@ -216,36 +271,13 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 0,
             )
         };
-        if zero != libc::MAP_FAILED {
-            s.fault.fetch_min(addr - start, Ordering::AcqRel);
-            return;
+        if zero == libc::MAP_FAILED {
+            return false;
         }
+        s.fault.fetch_min(addr - start, Ordering::AcqRel);
+        return true;
     }
-    // Not ours: what would have happened without this handler.
-    let Some(previous) = PREVIOUS.get() else {
-        return;
-    };
-    match previous.sa_sigaction {
-        libc::SIG_IGN => {}
-        libc::SIG_DFL => {
-            // Back to the default action; returning repeats the access,
-            // which faults again and ends the process as it would have.
-            // SAFETY: a valid action for SIGBUS.
-            unsafe { libc::sigaction(libc::SIGBUS, previous, std::ptr::null_mut()) };
-        }
-        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
-            // SAFETY: the previous action's own handler, called as it was
-            // registered to be.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute(handler) };
-            f(sig, info, ctx);
-        }
-        handler => {
-            // SAFETY: as above, a plain handler.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-            f(sig);
-        }
-    }
+    false
 }
 
 #[cfg(test)]
