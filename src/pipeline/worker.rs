@@ -511,11 +511,10 @@ impl Worker {
                     .on_syn(ip.src, ip.dst, t.dport, now, &mut self.alerts);
                 if flooded && trackable {
                     let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-                    if self.table.lookup(&key).is_none() {
+                    let hash = p.hash.unwrap_or_else(|| self.table.hash(&key));
+                    if self.table.lookup_hashed(&key, hash).is_none() {
                         self.counters.flood_syns_untracked += 1;
-                        if !self.alerts.is_empty() {
-                            self.write_alerts(None, f, now, tuple, vlan);
-                        }
+                        self.write_alerts(None, f, now, tuple, vlan);
                         return;
                     }
                 }
@@ -594,9 +593,7 @@ impl Worker {
                     .rules
                     .match_packet(&view, None, now, &mut self.alerts);
             }
-            if !self.alerts.is_empty() {
-                self.write_alerts(None, f, now, tuple, vlan);
-            }
+            self.write_alerts(None, f, now, tuple, vlan);
             return;
         }
 
@@ -853,9 +850,7 @@ impl Worker {
         }
         // Only a decode event needs the flow id here (alerts compute theirs).
         let flow_id = d.event.map(|_| self.ctx.flow_id(flow));
-        if !self.alerts.is_empty() {
-            self.write_alerts(Some(idx), f, now, tuple, vlan);
-        }
+        self.write_alerts(Some(idx), f, now, tuple, vlan);
         self.table.touch(idx);
         if let Some(e) = d.event {
             self.decode_event(e, f, now, tuple, flow_id, vlan);
@@ -863,8 +858,9 @@ impl Worker {
     }
 
     /// Writes the alerts the current packet raised, on its flow when it has
-    /// one. Callers skip the call when there are none (most packets): it is
-    /// not worth its arguments then.
+    /// one. Inlined: called for every packet, most of which raise none, and
+    /// then the call's arguments cost more than the check.
+    #[inline(always)]
     fn write_alerts(
         &mut self,
         idx: Option<u32>,
@@ -873,6 +869,10 @@ impl Worker {
         tuple: Tuple,
         vlan: &[u16],
     ) {
+        // Most packets raise none: then there is nothing to filter.
+        if self.alerts.is_empty() {
+            return;
+        }
         let endpoints = tuple.map(|t| (t.1, t.3));
         self.detect.finish_alerts(&mut self.alerts, endpoints, now);
         if self.alerts.is_empty() {
@@ -1087,8 +1087,6 @@ fn is_trackable(ip: &Ip, t: &Transport<'_>) -> bool {
     ip.fragment != Fragment::Later && !matches!(t, Transport::None)
 }
 
-/// The key of the flow a decoded frame belongs to, and whether its source
-/// is the key's `lo` end; `None` for a frame that belongs to no flow.
 /// An alert's EVE `alert` object. Serializing it cannot fail (string keys,
 /// finite numbers); should it, the alert is counted but not written, and
 /// the reason logged.
@@ -1111,6 +1109,8 @@ fn decode_frame<'a>(f: &FrameRef, data: &'a [u8]) -> Decoded<'a> {
     decode::decode(f.linktype, data, f.orig_len as usize > data.len())
 }
 
+/// The key of the flow a decoded frame belongs to, and whether its source
+/// is the key's `lo` end; `None` for a frame that belongs to no flow.
 fn flow_key(d: &Decoded<'_>) -> Option<(FlowKey, bool)> {
     let ip = d.ip.as_ref()?;
     if !is_trackable(ip, &d.transport) {
