@@ -920,7 +920,10 @@ impl<S: FrameSink> Reading<'_, S> {
         let mut pos = 0usize;
         // Bytes of the chunk asked for so far.
         let mut ahead = 0usize;
-        let mut held = std::mem::take(&mut self.held);
+        let mut held = match mapped {
+            Some(_) => std::mem::take(&mut self.held),
+            None => Vec::new(),
+        };
         held.clear();
         let end = loop {
             if self.stopping() {
@@ -1487,6 +1490,20 @@ mod tests {
         (v, ends)
     }
 
+    /// Writes `bytes` to `path` and maps the file, then lets `change` change
+    /// the file under the map (through a handle of its own).
+    fn map_then_change(
+        path: &Path,
+        bytes: &[u8],
+        change: impl FnOnce(&mut File),
+    ) -> (File, MappedFile) {
+        std::fs::write(path, bytes).unwrap();
+        let file = File::open(path).unwrap();
+        let map = MappedFile::new(&file).unwrap();
+        change(&mut std::fs::OpenOptions::new().append(true).open(path).unwrap());
+        (file, map)
+    }
+
     /// A file mapped at one length and cut short before its windows are
     /// read, anywhere (inside the first window, mid-record, on a record's
     /// end, on a page boundary, in a later window): the map still spans
@@ -1506,15 +1523,7 @@ mod tests {
             CHUNK + 100_000,
             2 * CHUNK + 7,
         ] {
-            std::fs::write(&path, &v).unwrap();
-            let file = File::open(&path).unwrap();
-            let map = MappedFile::new(&file).unwrap();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(cut as u64)
-                .unwrap();
+            let (file, map) = map_then_change(&path, &v, |f| f.set_len(cut as u64).unwrap());
             let mut frames: Vec<Vec<u8>> = Vec::new();
             let mut sink = |f: &Frame<'_>, _: FrameBytes<'_>| frames.push(f.data.to_vec());
             let stop = Default::default();
@@ -1544,16 +1553,9 @@ mod tests {
         let path = dir.path().join("growing.pcap");
         // Mapped with half of the records, the last of them cut in two.
         let first = ends[ends.len() / 2] - 300;
-        std::fs::write(&path, &v[..first]).unwrap();
-        let file = File::open(&path).unwrap();
-        let map = MappedFile::new(&file).unwrap();
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(&v[first..])
-            .unwrap();
+        let (file, map) = map_then_change(&path, &v[..first], |f| {
+            std::io::Write::write_all(f, &v[first..]).unwrap()
+        });
         let mut n = 0u32;
         let mut sink = |f: &Frame<'_>, _: FrameBytes<'_>| {
             assert_eq!(f.data, &vec![n as u8; 700][..], "frame {n}");
