@@ -8,8 +8,18 @@
 //! Callers hash a key once per packet ([`FlowTable::hash`]) and pass the
 //! hash to lookup and insert.
 //!
-//! Within a class every flow has the same timeout, so the list head is always
-//! the next flow to expire: expiry costs O(expired) per call, never a scan.
+//! Within a class every flow has the same timeout, and a list is in the
+//! order its flows were last moved to its tail: expiry costs O(expired) per
+//! call, never a scan. A packet moves its flow only when the packet time
+//! enters a new granule (a power of two of microseconds, at most about a
+//! second and at most a sixteenth of the class's shortest timeout): moving
+//! unlinks the slot from two others, two cache misses a packet in a table
+//! larger than the cache, while most packets of a flow follow the previous
+//! one within a granule. A flow is never moved before it was last seen, nor
+//! seen a granule after, so the head is within a granule of the next flow
+//! to expire, and an idle flow's record is written at most a granule late
+//! (a packet of a flow that has timed out still finds it ended, exactly:
+//! see [`FlowTable::is_expired`]).
 //! The table is capped at `max_flows`. At the cap it enters emergency mode
 //! (as Suricata does): shorter timeouts apply, and if nothing has timed out
 //! the least recently seen flow of any class is evicted (`reason: forced`),
@@ -141,7 +151,14 @@ pub struct FlowTable {
     lists: [List; CLASSES],
     cfg: TableConfig,
     emergency: bool,
+    /// Per class, log2 of its granule in microseconds (see the module).
+    granule: [u32; CLASSES],
     pub counters: TableCounters,
+}
+
+/// log2 of the granule of a class whose shortest timeout is `t`.
+fn granule_shift(t: Micros) -> u32 {
+    (t.0 / 16).clamp(1, 1 << 20).ilog2()
 }
 
 fn group(proto: u8) -> usize {
@@ -186,6 +203,13 @@ impl FlowTable {
         // over megabytes, and every lookup of a new key (a flood's) would
         // miss the cache.
         let cap = cfg.max_flows.clamp(1, 1 << 24);
+        let granule = std::array::from_fn(|class| {
+            granule_shift(
+                cfg.timeouts
+                    .get(class)
+                    .min(cfg.emergency_timeouts.get(class)),
+            )
+        });
         FlowTable {
             index: HashTable::new(),
             hasher,
@@ -195,6 +219,7 @@ impl FlowTable {
             lists: [List::EMPTY; CLASSES],
             cfg,
             emergency: false,
+            granule,
             counters: TableCounters::default(),
         }
     }
@@ -328,8 +353,11 @@ impl FlowTable {
         }
     }
 
-    /// Moves a flow to the tail of its (possibly new) class after an update.
-    pub fn touch(&mut self, idx: u32) {
+    /// Moves a flow to the tail of its (possibly new) class after an update
+    /// that saw it at `flow.last`, `before` the time it was seen until then:
+    /// only if its class changed or the update entered a new granule (see
+    /// the module).
+    pub fn touch(&mut self, idx: u32, before: Timestamp) {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;
         };
@@ -337,8 +365,11 @@ impl FlowTable {
             return;
         }
         let class = class_of(&slot.flow);
-        if slot.next == NIL && usize::from(slot.flow.table_class) == class {
-            return; // already the most recent of its class
+        if usize::from(slot.flow.table_class) == class {
+            let shift = self.granule.get(class).copied().unwrap_or(0);
+            if slot.next == NIL || before.0 >> shift == slot.flow.last.0 >> shift {
+                return;
+            }
         }
         self.unlink(idx);
         self.push_tail(idx, class);
@@ -569,11 +600,46 @@ mod tests {
         let a = t.insert(flow(1, PROTO_UDP, 0), Timestamp(0), &mut on_end);
         t.insert(flow(2, PROTO_UDP, 0), Timestamp(0), &mut on_end);
         t.get_mut(a).unwrap().last = Timestamp(20_000_000);
-        t.touch(a);
+        t.touch(a, Timestamp(0));
         t.expire(Timestamp(40_000_000), &mut on_end);
         assert_eq!(t.len(), 1);
         assert!(t.get(a).is_some());
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn touch_within_a_granule_keeps_the_order_and_expiry_is_at_most_a_granule_late() {
+        // UDP, new: timeouts 30 s and 10 s in emergency, so a granule of
+        // 2^19 us (10 s / 16 = 625 ms, rounded down to a power of two).
+        let mut t = FlowTable::new(TableConfig::default(), 1);
+        assert_eq!(t.granule[3], 19);
+        let mut ended = Vec::new();
+        let a = t.insert(flow(1, PROTO_UDP, 0), Timestamp(0), &mut |_, _| {});
+        let b = t.insert(flow(2, PROTO_UDP, 100), Timestamp(100), &mut |_, _| {});
+        // A packet of `a` in the same granule: `a` stays ahead of `b`.
+        t.get_mut(a).unwrap().last = Timestamp(400_000);
+        t.touch(a, Timestamp(0));
+        let b_due = Timestamp(30_000_100);
+        // `b` has timed out (its next packet would find it ended)...
+        assert!(t.is_expired(b, b_due));
+        assert!(!t.is_expired(a, b_due));
+        // ...but its record waits for `a`, which is ahead of it in the list.
+        t.expire(b_due, &mut |f, _| ended.push(f.key.lo_port));
+        assert!(ended.is_empty());
+        let a_due = Timestamp(30_400_000);
+        assert!(a_due.0 - b_due.0 < 1 << 19);
+        t.expire(a_due, &mut |f, _| ended.push(f.key.lo_port));
+        assert_eq!(ended, vec![1, 2]);
+
+        // A packet in the next granule moves the flow behind the others.
+        let mut t = FlowTable::new(TableConfig::default(), 1);
+        let mut ended = Vec::new();
+        let a = t.insert(flow(1, PROTO_UDP, 0), Timestamp(0), &mut |_, _| {});
+        t.insert(flow(2, PROTO_UDP, 100), Timestamp(100), &mut |_, _| {});
+        t.get_mut(a).unwrap().last = Timestamp(1 << 19);
+        t.touch(a, Timestamp(0));
+        t.expire(Timestamp(30_000_100), &mut |f, _| ended.push(f.key.lo_port));
+        assert_eq!(ended, vec![2]);
     }
 
     #[test]
@@ -655,7 +721,10 @@ mod tests {
             }
             // Reorder within the classes.
             for &i in idx.iter().step_by(7) {
-                t.touch(i);
+                let f = t.get_mut(i).unwrap();
+                let before = f.last;
+                f.last = Timestamp(5_000_000);
+                t.touch(i, before);
             }
             t
         };

@@ -626,6 +626,7 @@ impl Worker {
         if let Some(b) = flow.bytes.get_mut(dir) {
             *b += u64::from(f.orig_len);
         }
+        let before = flow.last;
         if now > flow.last {
             flow.last = now;
         }
@@ -851,7 +852,7 @@ impl Worker {
         // Only a decode event needs the flow id here (alerts compute theirs).
         let flow_id = d.event.map(|_| self.ctx.flow_id(flow));
         self.write_alerts(Some(idx), f, now, tuple, vlan);
-        self.table.touch(idx);
+        self.table.touch(idx, before);
         if let Some(e) = d.event {
             self.decode_event(e, f, now, tuple, flow_id, vlan);
         }
