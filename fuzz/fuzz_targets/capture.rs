@@ -130,9 +130,13 @@ impl std::io::Read for Trickle {
 }
 
 fn read_path(reader: Box<dyn std::io::Read + Send>) -> Read {
+    read_input(Input::from_reader(&path(), reader))
+}
+
+fn read_input(input: Input) -> Read {
     let mut out = Vec::new();
     let (summary, err) = read_frames(
-        Input::from_reader(&path(), reader),
+        input,
         &mut |f: &Frame<'_>, bytes: FrameBytes<'_>| {
             if let FrameBytes::Shared { chunk, offset } = bytes {
                 // Workers read frames back from the chunk by offset.
@@ -203,4 +207,29 @@ fuzz_target!(|bytes: &[u8]| {
         max: 1 + irregular() % 61,
     }));
     assert_eq!(slow, whole);
+
+    // A file on disk: mapped (the window's frames held until the file is
+    // known to still hold them), not read.
+    let file = mapped_path();
+    std::fs::write(&file, bytes).expect("write the input to a file");
+    let input = match Input::open(&file) {
+        Ok(input) => input,
+        // An empty file is refused when opened, naming it.
+        Err(e) => {
+            assert!(bytes.is_empty(), "{e}");
+            assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+            return;
+        }
+    };
+    let mut mapped = read_input(input);
+    let shown = file.display().to_string();
+    if let Some((_, msg)) = &mut mapped.1 {
+        *msg = msg.replace(&shown, "fuzz.pcap");
+    }
+    assert_eq!(mapped, whole);
 });
+
+/// A file of this process's own for the mapped reader.
+fn mapped_path() -> PathBuf {
+    std::env::temp_dir().join(format!("backflow-fuzz-capture-{}.pcap", std::process::id()))
+}
