@@ -22,9 +22,10 @@
 //! see [`FlowTable::is_expired`]).
 //! The table is capped at `max_flows`. At the cap it enters emergency mode
 //! (as Suricata does): shorter timeouts apply, and if nothing has timed out
-//! the least recently seen flow of any class is evicted (`reason: forced`),
-//! each eviction counted and the flow's record flagged `emergency`. It leaves
-//! emergency mode once occupancy falls below the recovery level.
+//! the least recently seen flow of any class (to within a granule) is
+//! evicted (`reason: forced`), each eviction counted and the flow's record
+//! flagged `emergency`. It leaves emergency mode once occupancy falls below
+//! the recovery level.
 
 use hashbrown::HashTable;
 
@@ -506,7 +507,8 @@ impl FlowTable {
         idx
     }
 
-    /// Evicts the least recently seen flow of any class.
+    /// Evicts the least recently seen flow of any class (to within a granule:
+    /// the oldest of the lists' heads).
     fn evict_oldest(&mut self, on_end: &mut dyn FnMut(&Flow, EndReason)) {
         let oldest = self
             .lists
