@@ -13,7 +13,8 @@
 //! that faulted: the access goes on, and the reader, which checks that
 //! record before it delivers each frame, stops there with an error naming
 //! the offset. A SIGBUS anywhere else goes to the handler that was there
-//! before (by default, the process dies as it would have).
+//! before (by default, the process dies as it would have); after one sent
+//! with kill, the handler is put back if the previous one reset it.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -173,10 +174,7 @@ fn install() {
             {
                 PAGE.store(page, Ordering::Relaxed);
             }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigbus as *const () as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut action.sa_mask);
+            let action = own_action();
             let mut previous: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut previous) != 0 {
                 return;
@@ -189,6 +187,19 @@ fn install() {
             }
         }
     });
+}
+
+/// The action that makes [`on_sigbus`] the SIGBUS handler.
+fn own_action() -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; sigemptyset
+    // is given a valid set (and is async-signal-safe).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut action.sa_mask);
+        action
+    }
 }
 
 /// The SIGBUS handler: only async-signal-safe work (atomics, mmap,
@@ -226,17 +237,31 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 }
             }
         }
-        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
-            // SAFETY: the previous action's own handler, called as it was
-            // registered to be.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute(handler) };
-            f(sig, info, ctx);
-        }
         handler => {
-            // SAFETY: as above, a plain handler.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-            f(sig);
+            if previous.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous action's own handler, called as it
+                // was registered to be.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(handler) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: as above, a plain handler.
+                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+                f(sig);
+            }
+            // A handler may reset SIGBUS to its default (Rust's own does,
+            // for any SIGBUS not on a stack guard page, counting on a fault
+            // to repeat and end the process). A signal sent with kill does
+            // not repeat: this handler is put back, or the maps would be
+            // left without it and a file cut short later would end the
+            // process. A fault is left to repeat under what the previous
+            // handler set.
+            if code <= 0 {
+                let action = own_action();
+                // SAFETY: a valid action for SIGBUS; sigaction is
+                // async-signal-safe.
+                unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+            }
         }
     }
 }
@@ -312,5 +337,38 @@ mod tests {
         let map = MappedFile::new(&f).unwrap();
         assert_eq!(map.bytes().len(), 100_000);
         assert_eq!(map.fault(), None);
+    }
+
+    /// A SIGBUS sent with kill goes to the handler that was there before
+    /// (Rust's own, which resets SIGBUS to its default), and the maps keep
+    /// their protection: a file cut short after it still reads as zeros.
+    /// Run in a process of its own (this test binary, asked for this test
+    /// alone): the signal acts on the whole process.
+    #[test]
+    fn maps_keep_their_handler_after_a_sigbus_sent_with_kill() {
+        const CHILD: &str = "BACKFLOW_TEST_SIGBUS_CHILD";
+        let name = "capture::map::tests::maps_keep_their_handler_after_a_sigbus_sent_with_kill";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "child: {:?}\n{text}", out.status);
+            assert!(text.contains("1 passed"), "{text}");
+            return;
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![0xabu8; 1 << 20]).unwrap();
+        let map = MappedFile::new(&f).unwrap();
+        for _ in 0..2 {
+            // SAFETY: raising a signal whose handlers are set.
+            assert_eq!(unsafe { libc::raise(libc::SIGBUS) }, 0);
+        }
+        f.set_len(100_000).unwrap();
+        let bytes = map.bytes();
+        assert_eq!(std::hint::black_box(bytes)[500_000], 0);
+        assert_eq!(map.fault(), Some(500_000));
     }
 }
