@@ -489,8 +489,18 @@ impl Worker {
             Transport::None => {}
         }
         let (sport, dport) = key_ports(&ip, &d.transport);
-        let trackable = is_trackable(&ip, &d.transport);
         let tuple = Some((ip.proto, ip.src, sport, ip.dst, dport));
+        // The key of the packet's flow, whether the source is its `lo` end,
+        // and its hash (the read-ahead's, when it hashed it); None for a
+        // packet that belongs to no flow.
+        let keyed = is_trackable(&ip, &d.transport).then(|| {
+            let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
+            (
+                key,
+                src_is_lo,
+                p.hash.unwrap_or_else(|| self.table.hash(&key)),
+            )
+        });
 
         // Packet-level detection, independent of flow tracking (a flood that
         // fills the flow table is still seen).
@@ -509,14 +519,13 @@ impl Worker {
                 let flooded = det
                     .flood
                     .on_syn(ip.src, ip.dst, t.dport, now, &mut self.alerts);
-                if flooded && trackable {
-                    let (key, _) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-                    let hash = p.hash.unwrap_or_else(|| self.table.hash(&key));
-                    if self.table.lookup_hashed(&key, hash).is_none() {
-                        self.counters.flood_syns_untracked += 1;
-                        self.write_alerts(None, f, now, tuple, vlan);
-                        return;
-                    }
+                if flooded
+                    && let Some((key, _, hash)) = &keyed
+                    && self.table.lookup_hashed(key, *hash).is_none()
+                {
+                    self.counters.flood_syns_untracked += 1;
+                    self.write_alerts(None, f, now, tuple, vlan);
+                    return;
                 }
                 let scanning = det.scan.is_probing(&ip.src, 5);
                 called_back = det.role.on_syn(
@@ -583,7 +592,7 @@ impl Worker {
             _ => {}
         }
 
-        if !trackable {
+        let Some((key, src_is_lo, hash)) = keyed else {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
@@ -595,10 +604,7 @@ impl Worker {
             }
             self.write_alerts(None, f, now, tuple, vlan);
             return;
-        }
-
-        let (key, src_is_lo) = FlowKey::new(ip.src, sport, ip.dst, dport, ip.proto, d.vlan);
-        let hash = p.hash.unwrap_or_else(|| self.table.hash(&key));
+        };
         let idx = self.lookup(&key, hash, &d.transport, src_is_lo, now);
         let (idx, created) = match idx {
             Some(i) => (i, false),
