@@ -9,6 +9,7 @@
 
 use std::hash::Hash;
 
+use super::{be16, word_at};
 use crate::capture::LinkType;
 
 /// A per-run seeded hasher (`ahash`), so an attacker cannot aim crafted
@@ -29,10 +30,6 @@ impl FlowHasher {
     pub fn hash<T: Hash>(&self, v: &T) -> u64 {
         self.0.hash_one(v)
     }
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 /// Symmetric hash of the frame's 5-tuple (0 when there is none).
@@ -56,16 +53,11 @@ pub fn flow_hash(hasher: &FlowHasher, linktype: LinkType, data: &[u8]) -> u64 {
 
 /// An endpoint (an IPv4 or IPv6 address and a port) as one word.
 fn endpoint_word((addr, port): End<'_>) -> u64 {
-    let word = |at: usize| {
-        addr.get(at..at + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
     let folded = match addr.len() {
         4 => addr
             .try_into()
             .map_or(0, |b: [u8; 4]| u64::from(u32::from_le_bytes(b))),
-        _ => word(0) ^ word(8).rotate_left(29),
+        _ => word_at(addr, 0) ^ word_at(addr, 8).rotate_left(29),
     };
     folded.rotate_left(16) ^ u64::from(port)
 }

@@ -132,8 +132,16 @@ impl Decoded<'_> {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The eight bytes of `b` from `at` as a word, for hashing (0 past the
+/// end).
+pub(crate) fn word_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// Decodes one frame. `snap_truncated` says the capture kept fewer bytes

@@ -36,11 +36,7 @@ impl FlowKey {
     /// calls into the hasher (each address, port, the protocol, the vlan
     /// ids and their count), these one. Every packet hashes its flow's key.
     pub fn words(&self) -> [u64; 5] {
-        let half = |a: &Addr, at: usize| {
-            a.0.get(at..at + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, u64::from_ne_bytes)
-        };
+        let half = |a: &Addr, at: usize| crate::decode::word_at(&a.0, at);
         [
             half(&self.lo, 0) ^ u64::from(self.proto),
             half(&self.lo, 8),
