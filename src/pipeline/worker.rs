@@ -848,9 +848,13 @@ impl Worker {
         }
         // Signature rules on every packet; reputation once, on a new flow.
         if !det.rules.is_empty() {
-            let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
-            det.rules
-                .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+            let (sport, dport, payload) = detect::rules::ports_and_payload(&d.transport);
+            let first = flow.pkts.get(dir).is_some_and(|n| *n <= 1);
+            if det.rules.may_match(ip.proto, sport, dport, payload, first) {
+                let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
+                det.rules
+                    .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
+            }
         }
         if created {
             det.reputation.on_new_flow(policy, flow, &mut self.alerts);

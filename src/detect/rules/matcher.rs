@@ -87,6 +87,22 @@ pub struct PacketView<'a> {
     pub flow: Option<FlowFacts>,
 }
 
+/// A packet's ports and payload as rules see them (no ports for ICMP and
+/// other protocols, no payload for SCTP: its chunks are not decoded).
+pub fn ports_and_payload<'a>(t: &Transport<'a>) -> (u16, u16, &'a [u8]) {
+    match *t {
+        Transport::Tcp(s) => (s.sport, s.dport, s.payload),
+        Transport::Udp {
+            sport,
+            dport,
+            payload,
+        } => (sport, dport, payload),
+        Transport::Icmp { payload, .. } => (0, 0, payload),
+        Transport::Sctp { sport, dport } => (sport, dport, &[]),
+        Transport::Other | Transport::None => (0, 0, &[]),
+    }
+}
+
 impl<'a> PacketView<'a> {
     pub fn new(ip: &Ip, t: &Transport<'a>) -> PacketView<'a> {
         let mut v = PacketView {
@@ -101,11 +117,9 @@ impl<'a> PacketView<'a> {
             payload: &[],
             flow: None,
         };
+        (v.sport, v.dport, v.payload) = ports_and_payload(t);
         match *t {
             Transport::Tcp(s) => {
-                v.sport = s.sport;
-                v.dport = s.dport;
-                v.payload = s.payload;
                 v.tcp = Some(TcpFields {
                     flags: s.flags,
                     seq: s.seq,
@@ -113,28 +127,9 @@ impl<'a> PacketView<'a> {
                     window: s.window,
                 });
             }
-            Transport::Udp {
-                sport,
-                dport,
-                payload,
-            } => {
-                v.sport = sport;
-                v.dport = dport;
-                v.payload = payload;
+            Transport::Icmp { type_, code, .. } => v.icmp = Some((type_, code)),
+            Transport::Udp { .. } | Transport::Sctp { .. } | Transport::Other | Transport::None => {
             }
-            Transport::Icmp {
-                type_,
-                code,
-                payload,
-            } => {
-                v.icmp = Some((type_, code));
-                v.payload = payload;
-            }
-            Transport::Sctp { sport, dport } => {
-                v.sport = sport;
-                v.dport = dport;
-            }
-            Transport::Other | Transport::None => {}
         }
         v
     }
@@ -1229,12 +1224,63 @@ struct ClassIndex {
     by_dport: Option<PortIndex>,
     by_sport: Option<PortIndex>,
     patterns: [PatternGroups; BUCKETS],
+    /// Whether any bucket of `patterns` has a pattern.
+    has_patterns: bool,
+    /// The ports whose `by_dport` / `by_sport` list has a rule.
+    dports: PortBits,
+    sports: PortBits,
+}
+
+/// One bit per port.
+struct PortBits(Box<[u64]>);
+
+impl Default for PortBits {
+    fn default() -> Self {
+        PortBits(vec![0; 1024].into_boxed_slice())
+    }
+}
+
+impl PortBits {
+    /// The ports `ix` lists a rule for.
+    fn listed(ix: Option<&PortIndex>) -> PortBits {
+        let mut bits = PortBits::default();
+        if let Some(ix) = ix {
+            for port in 0..=u16::MAX {
+                if !ix.get(port).is_empty()
+                    && let Some(w) = bits.0.get_mut(usize::from(port >> 6))
+                {
+                    *w |= 1 << (port & 63);
+                }
+            }
+        }
+        bits
+    }
+
+    fn has(&self, port: u16) -> bool {
+        self.0
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| (w >> (port & 63)) & 1 != 0)
+    }
+}
+
+impl ClassIndex {
+    /// Whether any of the class's candidate lists can name a rule for a
+    /// packet between these ports with this payload: its any-port rules,
+    /// the rules of either port, or a payload scanner. False for most
+    /// packets under a rule set of a few port rules.
+    #[inline]
+    fn may_have_candidates(&self, sport: u16, dport: u16, payload: &[u8]) -> bool {
+        !self.any.is_empty()
+            || self.dports.has(dport)
+            || self.sports.has(sport)
+            || (self.has_patterns && !payload.is_empty())
+    }
 }
 
 /// Per-thread scratch space (no allocation per packet).
 #[derive(Default)]
-struct Scratch {
-    cands: Vec<u32>,
+pub(super) struct Scratch {
+    pub(super) cands: Vec<u32>,
     lower: Vec<u8>,
     seen_patterns: Vec<u64>,
     touched: Vec<u32>,
@@ -1385,6 +1431,9 @@ impl MatcherBuilder {
                     *slot = PatternGroups::build(std::mem::take(items), &mut budget);
                 }
             }
+            ci.has_patterns = ci.patterns.iter().any(|g| !g.entries.is_empty());
+            ci.dports = PortBits::listed(ci.by_dport.as_ref());
+            ci.sports = PortBits::listed(ci.by_sport.as_ref());
         }
         Matcher {
             rules,
@@ -1426,6 +1475,77 @@ impl Matcher {
     /// Runs every candidate rule on `p`; calls `on_match` for each rule
     /// that matched (once per rule), in evaluation order, after applying
     /// its flowbit actions. Returns early when a `pass` rule matched.
+    /// Whether any rule is listed for a packet of `proto` between these
+    /// ports, with this payload, `first` in its direction (or of no flow).
+    /// False means [`Matcher::run`] would match nothing, which it finds out
+    /// here before it looks at anything else: under a rule set of a few
+    /// port rules that is most packets.
+    #[inline]
+    pub fn may_match(
+        &self,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        payload: &[u8],
+        first: bool,
+    ) -> bool {
+        (first && self.ip_only > 0)
+            || self
+                .classes
+                .get(class_of(proto))
+                .is_some_and(|ci| ci.may_have_candidates(sport, dport, payload))
+    }
+
+    /// Collects into `s.cands` the variants that may match `p` (`first` in
+    /// its direction): the ip-only rules of its addresses, its class's
+    /// rules for any port and for its ports, and the rules whose fast
+    /// pattern its payload holds. Returns whether `s.lower` now holds the
+    /// lower-cased payload.
+    pub(super) fn candidates(&self, p: &PacketView<'_>, first: bool, s: &mut Scratch) -> bool {
+        let Scratch {
+            cands,
+            lower,
+            seen_patterns,
+            touched,
+        } = s;
+        cands.clear();
+        let mut lowered = false;
+        if first && self.ip_only > 0 {
+            cands.extend_from_slice(self.src_table.lookup(&p.src));
+            cands.extend_from_slice(self.dst_table.lookup(&p.dst));
+        }
+        let Some(ci) = self.classes.get(class_of(p.proto)) else {
+            return lowered;
+        };
+        cands.extend_from_slice(&ci.any);
+        if let Some(ix) = &ci.by_dport {
+            cands.extend_from_slice(ix.get(p.dport));
+        }
+        if let Some(ix) = &ci.by_sport {
+            cands.extend_from_slice(ix.get(p.sport));
+        }
+        if !p.payload.is_empty() {
+            // A packet without a flow has no direction: the to_server
+            // bucket holds every rule without one.
+            let b = bucket(
+                p.flow.is_none_or(|f| f.to_server),
+                self.home.contains(&p.src),
+                self.home.contains(&p.dst),
+            );
+            if let Some(g) = ci.patterns.get(b) {
+                for (a, end) in g.scanners(p.sport, p.dport).into_iter().flatten() {
+                    if !lowered {
+                        lower_into(lower, p.payload);
+                        lowered = true;
+                    }
+                    let hay = lower.get(..end.min(lower.len())).unwrap_or(lower);
+                    prefilter(a, hay, cands, seen_patterns, touched);
+                }
+            }
+        }
+        lowered
+    }
+
     pub fn run(
         &self,
         p: &PacketView<'_>,
@@ -1436,52 +1556,16 @@ impl Matcher {
         if self.rules.is_empty() {
             return;
         }
+        let first = p.flow.is_none_or(|f| f.first_in_direction);
+        if !self.may_match(p.proto, p.sport, p.dport, p.payload, first) {
+            return;
+        }
         SCRATCH.with(|s| {
             let Ok(mut s) = s.try_borrow_mut() else {
                 return;
             };
-            let Scratch {
-                cands,
-                lower,
-                seen_patterns,
-                touched,
-            } = &mut *s;
-            cands.clear();
-            let mut lowered = false;
-            let first = p.flow.is_none_or(|f| f.first_in_direction);
-            if first && self.ip_only > 0 {
-                cands.extend_from_slice(self.src_table.lookup(&p.src));
-                cands.extend_from_slice(self.dst_table.lookup(&p.dst));
-            }
-            let class = self.classes.get(class_of(p.proto));
-            if let Some(ci) = class {
-                cands.extend_from_slice(&ci.any);
-                if let Some(ix) = &ci.by_dport {
-                    cands.extend_from_slice(ix.get(p.dport));
-                }
-                if let Some(ix) = &ci.by_sport {
-                    cands.extend_from_slice(ix.get(p.sport));
-                }
-                if !p.payload.is_empty() {
-                    // A packet without a flow has no direction: the
-                    // to_server bucket holds every rule without one.
-                    let b = bucket(
-                        p.flow.is_none_or(|f| f.to_server),
-                        self.home.contains(&p.src),
-                        self.home.contains(&p.dst),
-                    );
-                    if let Some(g) = ci.patterns.get(b) {
-                        for (a, end) in g.scanners(p.sport, p.dport).into_iter().flatten() {
-                            if !lowered {
-                                lower_into(lower, p.payload);
-                                lowered = true;
-                            }
-                            let hay = lower.get(..end.min(lower.len())).unwrap_or(lower);
-                            prefilter(a, hay, cands, seen_patterns, touched);
-                        }
-                    }
-                }
-            }
+            let mut lowered = self.candidates(p, first, &mut s);
+            let Scratch { cands, lower, .. } = &mut *s;
             if cands.is_empty() {
                 return;
             }

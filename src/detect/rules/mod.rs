@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use flowbits::FlowBits;
-pub use matcher::{FlowFacts, PacketView, TcpFields};
+pub use matcher::{FlowFacts, PacketView, TcpFields, ports_and_payload};
 pub use parser::{Action, Reason, Rule, RuleError, parse_rule};
 pub use threshold::AlertFilter;
 
@@ -725,6 +725,22 @@ impl RuleSet {
     /// ([`AlertFilter::limit_state_bytes`]).
     pub fn limit_state_bytes(&mut self, bytes: usize) {
         self.filter.limit_state_bytes(bytes);
+    }
+
+    /// Whether [`RuleSet::match_packet`] could match anything for a packet
+    /// of `proto` between these ports, with this payload, the `first` of
+    /// its flow in its direction: a check cheaper than building the
+    /// packet's view, which most packets need not have.
+    #[inline]
+    pub fn may_match(
+        &self,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        payload: &[u8],
+        first: bool,
+    ) -> bool {
+        self.matcher.may_match(proto, sport, dport, payload, first)
     }
 
     /// Matches one packet; alerts (after thresholds and suppression) are

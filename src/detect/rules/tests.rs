@@ -482,6 +482,92 @@ fn rejected_rules_are_located_and_counted_by_reason() {
     assert!(!r.all_loaded());
 }
 
+/// Rule sets that each fill one of the matcher's candidate lists: ports
+/// of either side, any port with an option, fast patterns with and
+/// without ports, addresses only, and a protocol without ports.
+const CANDIDATE_SETS: &[&str] = &[
+    "alert tcp any any -> any [22,3306] (flags:S; sid:1;)\nalert udp any any -> any 161 (sid:2;)",
+    "alert tcp any 53 -> any any (sid:3;)\nalert udp any [67,68] -> any any (sid:4;)",
+    "alert udp any any -> any any (dsize:>100; sid:5;)",
+    "alert tcp any any -> any 80 (content:\"GET \"; sid:6;)\nalert tcp any any -> any 8080 (content:\"ab\"; sid:7;)",
+    "alert udp any any -> any any (content:\"evil\"; sid:8;)",
+    "alert ip 192.0.2.0/24 any -> any any (sid:9;)",
+    "alert icmp any any -> any any (itype:8; sid:10;)",
+];
+
+/// A packet for the candidate property: protocol, ports, payload,
+/// addresses and flow facts drawn from the values the sets above name.
+fn candidate_packet(
+    proto: u8,
+    ports: (u16, u16),
+    payload: &[u8],
+    src_doc: bool,
+    to_server: bool,
+    first: bool,
+) -> PacketView<'_> {
+    let src = if src_doc { "192.0.2.7" } else { "10.1.2.3" };
+    let mut p = tcp(src, ports.0, "10.0.0.9", ports.1, SYN, payload);
+    p.proto = proto;
+    if proto != PROTO_TCP {
+        p.tcp = None;
+    }
+    if proto == PROTO_ICMP {
+        (p.sport, p.dport) = (0, 0);
+        p.icmp = Some((8, 0));
+    }
+    p.flow = flow(to_server, false, first);
+    p
+}
+
+#[test]
+fn may_match_is_false_only_where_there_is_no_candidate() {
+    let s = set(CANDIDATE_SETS[0]);
+    let first = true;
+    let listed = candidate_packet(PROTO_TCP, (40000, 3306), b"", false, true, first);
+    let other = candidate_packet(PROTO_TCP, (40000, 3307), b"hello", false, true, first);
+    assert!(s.may_match(PROTO_TCP, 40000, 3306, b"", first));
+    assert!(!s.may_match(PROTO_TCP, 40000, 3307, b"hello", first));
+    assert!(
+        !s.may_match(PROTO_TCP, 3306, 40000, b"", first),
+        "a destination port list is not a source port's"
+    );
+    let mut alerts = Vec::new();
+    s.match_packet(&listed, None, Timestamp(0), &mut alerts);
+    assert_eq!(alerts.len(), 1);
+    alerts.clear();
+    s.match_packet(&other, None, Timestamp(0), &mut alerts);
+    assert!(alerts.is_empty());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// The check that lets most packets skip the rules never skips one
+    /// that has a candidate rule.
+    #[test]
+    fn may_match_never_skips_a_candidate(
+        which in 0..CANDIDATE_SETS.len(),
+        proto in proptest::sample::select(vec![PROTO_TCP, PROTO_UDP, PROTO_ICMP, 47u8]),
+        sport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 67, 80, 161, 3306, 8080]), proptest::prelude::any::<u16>()],
+        dport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 68, 80, 161, 3306, 8080]), proptest::prelude::any::<u16>()],
+        payload in proptest::prop_oneof![
+            3 => proptest::sample::select(vec![b"".to_vec(), b"GET /".to_vec(), b"xxEVILxx".to_vec(), b"ab".to_vec()]),
+            1 => proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ],
+        src_doc in proptest::prelude::any::<bool>(),
+        to_server in proptest::prelude::any::<bool>(),
+        first in proptest::prelude::any::<bool>(),
+    ) {
+        let s = set(CANDIDATE_SETS[which]);
+        let p = candidate_packet(proto, (sport, dport), &payload, src_doc, to_server, first);
+        let mut scratch = matcher::Scratch::default();
+        s.matcher.candidates(&p, first, &mut scratch);
+        proptest::prop_assert!(
+            scratch.cands.is_empty() || s.may_match(p.proto, p.sport, p.dport, p.payload, first),
+            "set {} skips {:?} with candidates {:?}", which, p, scratch.cands
+        );
+    }
+}
+
 proptest::proptest! {
     /// Whole rule files of arbitrary text load without panicking, and every
     /// rule is either loaded or has an error.
