@@ -848,9 +848,8 @@ impl Worker {
         }
         // Signature rules on every packet; reputation once, on a new flow.
         if !det.rules.is_empty() {
-            let (sport, dport, payload) = detect::rules::ports_and_payload(&d.transport);
             let first = flow.pkts.get(dir).is_some_and(|n| *n <= 1);
-            if det.rules.may_match(ip.proto, sport, dport, payload, first) {
+            if det.rules.may_match(ip.proto, &d.transport, first) {
                 let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
                 det.rules
                     .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);

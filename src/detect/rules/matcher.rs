@@ -89,7 +89,7 @@ pub struct PacketView<'a> {
 
 /// A packet's ports and payload as rules see them (no ports for ICMP and
 /// other protocols, no payload for SCTP: its chunks are not decoded).
-pub fn ports_and_payload<'a>(t: &Transport<'a>) -> (u16, u16, &'a [u8]) {
+pub(super) fn ports_and_payload<'a>(t: &Transport<'a>) -> (u16, u16, &'a [u8]) {
     match *t {
         Transport::Tcp(s) => (s.sport, s.dport, s.payload),
         Transport::Udp {

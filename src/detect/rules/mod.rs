@@ -35,12 +35,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use flowbits::FlowBits;
-pub use matcher::{FlowFacts, PacketView, TcpFields, ports_and_payload};
+pub use matcher::{FlowFacts, PacketView, TcpFields};
 pub use parser::{Action, Reason, Rule, RuleError, parse_rule};
 pub use threshold::AlertFilter;
 
 use crate::config::RulesConfig;
-use crate::decode::Addr;
+use crate::decode::{Addr, Transport};
 use crate::detect::{Alert, Endpoint, Kind, Origin};
 use crate::policy::Cidr;
 use crate::time::Timestamp;
@@ -728,18 +728,12 @@ impl RuleSet {
     }
 
     /// Whether [`RuleSet::match_packet`] could match anything for a packet
-    /// of `proto` between these ports, with this payload, the `first` of
-    /// its flow in its direction: a check cheaper than building the
-    /// packet's view, which most packets need not have.
+    /// of `proto` over transport `t`, the `first` of its flow in its
+    /// direction: a check cheaper than building the packet's view, which
+    /// most packets need not have.
     #[inline]
-    pub fn may_match(
-        &self,
-        proto: u8,
-        sport: u16,
-        dport: u16,
-        payload: &[u8],
-        first: bool,
-    ) -> bool {
+    pub fn may_match(&self, proto: u8, t: &Transport<'_>, first: bool) -> bool {
+        let (sport, dport, payload) = matcher::ports_and_payload(t);
         self.matcher.may_match(proto, sport, dport, payload, first)
     }
 

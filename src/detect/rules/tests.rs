@@ -525,10 +525,10 @@ fn may_match_is_false_only_where_there_is_no_candidate() {
     let first = true;
     let listed = candidate_packet(PROTO_TCP, (40000, 3306), b"", false, true, first);
     let other = candidate_packet(PROTO_TCP, (40000, 3307), b"hello", false, true, first);
-    assert!(s.may_match(PROTO_TCP, 40000, 3306, b"", first));
-    assert!(!s.may_match(PROTO_TCP, 40000, 3307, b"hello", first));
+    assert!(s.matcher.may_match(PROTO_TCP, 40000, 3306, b"", first));
+    assert!(!s.matcher.may_match(PROTO_TCP, 40000, 3307, b"hello", first));
     assert!(
-        !s.may_match(PROTO_TCP, 3306, 40000, b"", first),
+        !s.matcher.may_match(PROTO_TCP, 3306, 40000, b"", first),
         "a destination port list is not a source port's"
     );
     let mut alerts = Vec::new();
@@ -562,7 +562,7 @@ proptest::proptest! {
         let mut scratch = matcher::Scratch::default();
         s.matcher.candidates(&p, first, &mut scratch);
         proptest::prop_assert!(
-            scratch.cands.is_empty() || s.may_match(p.proto, p.sport, p.dport, p.payload, first),
+            scratch.cands.is_empty() || s.matcher.may_match(p.proto, p.sport, p.dport, p.payload, first),
             "set {} skips {:?} with candidates {:?}", which, p, scratch.cands
         );
     }
