@@ -568,6 +568,67 @@ proptest::proptest! {
     }
 }
 
+/// One rule from the choices given: protocol, source, source port,
+/// direction, destination, destination port and options, as indexes.
+fn generated_rule(sid: usize, parts: [usize; 7]) -> String {
+    const PROTOS: &[&str] = &["tcp", "udp", "icmp", "ip"];
+    const ADDRS: &[&str] = &["any", "$HOME_NET", "192.0.2.0/24", "!10.0.0.0/8"];
+    const PORTS: &[&str] = &["any", "53", "[67,68]", "1024:", "!80", "[22,3306,8080]"];
+    const DIRS: &[&str] = &["->", "<>"];
+    const OPTIONS: &[&str] = &[
+        "",
+        "flags:S;",
+        "content:\"evil\";",
+        "content:\"GET \"; flow:to_server;",
+        "content:\"ab\";",
+        "dsize:>100;",
+        "itype:8;",
+    ];
+    let pick = |list: &[&'static str], i: usize| list[i % list.len()];
+    format!(
+        "alert {} {} {} {} {} {} ({} sid:{};)",
+        pick(PROTOS, parts[0]),
+        pick(ADDRS, parts[1]),
+        pick(PORTS, parts[2]),
+        pick(DIRS, parts[3]),
+        pick(ADDRS, parts[4]),
+        pick(PORTS, parts[5]),
+        pick(OPTIONS, parts[6]),
+        sid + 1,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+    /// The same over rule sets of one to four rules put together from
+    /// protocols, address and port sets (negated, ranges, lists), both
+    /// directions and options.
+    #[test]
+    fn may_match_never_skips_a_candidate_of_generated_rules(
+        rules in proptest::collection::vec(proptest::prelude::any::<[usize; 7]>(), 1..5),
+        proto in proptest::sample::select(vec![PROTO_TCP, PROTO_UDP, PROTO_ICMP, 47u8]),
+        sport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 67, 80, 1024, 3306, 8080]), proptest::prelude::any::<u16>()],
+        dport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 68, 80, 1023, 3306, 8080]), proptest::prelude::any::<u16>()],
+        payload in proptest::prop_oneof![
+            3 => proptest::sample::select(vec![b"".to_vec(), b"GET /".to_vec(), b"xxEVILxx".to_vec(), b"ab".to_vec()]),
+            1 => proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ],
+        src_doc in proptest::prelude::any::<bool>(),
+        to_server in proptest::prelude::any::<bool>(),
+        first in proptest::prelude::any::<bool>(),
+    ) {
+        let text: Vec<String> = rules.iter().enumerate().map(|(i, r)| generated_rule(i, *r)).collect();
+        let s = set_with(&text.join("\n"), None);
+        let p = candidate_packet(proto, (sport, dport), &payload, src_doc, to_server, first);
+        let mut scratch = matcher::Scratch::default();
+        s.matcher.candidates(&p, first, &mut scratch);
+        proptest::prop_assert!(
+            scratch.cands.is_empty() || s.matcher.may_match(p.proto, p.sport, p.dport, p.payload, first),
+            "{:?} skips {:?} with candidates {:?}", text, p, scratch.cands
+        );
+    }
+}
+
 proptest::proptest! {
     /// Whole rule files of arbitrary text load without panicking, and every
     /// rule is either loaded or has an error.
