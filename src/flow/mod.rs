@@ -261,6 +261,12 @@ impl Flow {
         }
     }
 
+    /// Whether the packet just counted in direction `dir` is the first
+    /// one that way.
+    pub fn first_in_direction(&self, dir: usize) -> bool {
+        self.pkts.get(dir).is_some_and(|n| *n <= 1)
+    }
+
     /// Whether the client is the key's `lo` endpoint.
     pub fn client_is_lo(&self) -> bool {
         self.flags & flag::CLIENT_IS_LO != 0

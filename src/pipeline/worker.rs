@@ -846,14 +846,16 @@ impl Worker {
             }
             _ => {}
         }
-        // Signature rules on every packet; reputation once, on a new flow.
-        if !det.rules.is_empty() {
-            let first = flow.pkts.get(dir).is_some_and(|n| *n <= 1);
-            if det.rules.may_match(ip.proto, &d.transport, first) {
-                let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
-                det.rules
-                    .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
-            }
+        // Signature rules on every packet (that a rule could be for);
+        // reputation once, on a new flow.
+        if !det.rules.is_empty()
+            && det
+                .rules
+                .may_match(ip.proto, &d.transport, flow.first_in_direction(dir))
+        {
+            let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
+            det.rules
+                .match_packet(&view, Some(&mut flow.flowbits), now, &mut self.alerts);
         }
         if created {
             det.reputation.on_new_flow(policy, flow, &mut self.alerts);

@@ -144,7 +144,7 @@ impl<'a> PacketView<'a> {
         self.flow = Some(FlowFacts {
             to_server: dir == TO_SERVER,
             established,
-            first_in_direction: flow.pkts.get(dir).is_some_and(|n| *n <= 1),
+            first_in_direction: flow.first_in_direction(dir),
         });
         self
     }
@@ -1472,9 +1472,6 @@ impl Matcher {
         self.ip_only
     }
 
-    /// Runs every candidate rule on `p`; calls `on_match` for each rule
-    /// that matched (once per rule), in evaluation order, after applying
-    /// its flowbit actions. Returns early when a `pass` rule matched.
     /// Whether any rule is listed for a packet of `proto` between these
     /// ports, with this payload, `first` in its direction (or of no flow).
     /// False means [`Matcher::run`] would match nothing, which it finds out
@@ -1546,6 +1543,9 @@ impl Matcher {
         lowered
     }
 
+    /// Runs every candidate rule on `p`; calls `on_match` for each rule
+    /// that matched (once per rule), in evaluation order, after applying
+    /// its flowbit actions. Returns early when a `pass` rule matched.
     pub fn run(
         &self,
         p: &PacketView<'_>,
