@@ -539,6 +539,60 @@ fn may_match_is_false_only_where_there_is_no_candidate() {
     assert!(alerts.is_empty());
 }
 
+/// A candidate packet's parameters: protocol, ports (often ones the rule
+/// sets name, the 1023/1024 edge of an open range among them), payload
+/// (often one holding a pattern), whether the source is in
+/// 192.0.2.0/24, direction and whether it is the first that way.
+type PacketParams = (u8, u16, u16, Vec<u8>, bool, bool, bool);
+
+fn packet_params() -> impl proptest::strategy::Strategy<Value = PacketParams> {
+    use proptest::prelude::any;
+    use proptest::sample::select;
+    let port = |named: Vec<u16>| proptest::prop_oneof![select(named), any::<u16>()];
+    (
+        select(vec![PROTO_TCP, PROTO_UDP, PROTO_ICMP, 47u8]),
+        port(vec![22, 53, 67, 80, 161, 1024, 3306, 8080]),
+        port(vec![22, 53, 68, 80, 161, 1023, 3306, 8080]),
+        proptest::prop_oneof![
+            3 => select(vec![b"".to_vec(), b"GET /".to_vec(), b"xxEVILxx".to_vec(), b"ab".to_vec()]),
+            1 => proptest::collection::vec(any::<u8>(), 0..200),
+        ],
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+}
+
+/// Fails when the port check turns away the packet `params` describe
+/// although `s` has a candidate rule for it.
+fn check_port_check(
+    s: &RuleSet,
+    params: &PacketParams,
+    what: &str,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let (proto, sport, dport, payload, src_doc, to_server, first) = params;
+    let p = candidate_packet(
+        *proto,
+        (*sport, *dport),
+        payload,
+        *src_doc,
+        *to_server,
+        *first,
+    );
+    let mut scratch = matcher::Scratch::default();
+    s.matcher.candidates(&p, *first, &mut scratch);
+    proptest::prop_assert!(
+        scratch.cands.is_empty()
+            || s.matcher
+                .may_match(p.proto, p.sport, p.dport, p.payload, *first),
+        "{} skips {:?} with candidates {:?}",
+        what,
+        p,
+        scratch.cands
+    );
+    Ok(())
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
     /// The check that lets most packets skip the rules never skips one
@@ -546,25 +600,9 @@ proptest::proptest! {
     #[test]
     fn may_match_never_skips_a_candidate(
         which in 0..CANDIDATE_SETS.len(),
-        proto in proptest::sample::select(vec![PROTO_TCP, PROTO_UDP, PROTO_ICMP, 47u8]),
-        sport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 67, 80, 161, 3306, 8080]), proptest::prelude::any::<u16>()],
-        dport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 68, 80, 161, 3306, 8080]), proptest::prelude::any::<u16>()],
-        payload in proptest::prop_oneof![
-            3 => proptest::sample::select(vec![b"".to_vec(), b"GET /".to_vec(), b"xxEVILxx".to_vec(), b"ab".to_vec()]),
-            1 => proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
-        ],
-        src_doc in proptest::prelude::any::<bool>(),
-        to_server in proptest::prelude::any::<bool>(),
-        first in proptest::prelude::any::<bool>(),
+        params in packet_params(),
     ) {
-        let s = set(CANDIDATE_SETS[which]);
-        let p = candidate_packet(proto, (sport, dport), &payload, src_doc, to_server, first);
-        let mut scratch = matcher::Scratch::default();
-        s.matcher.candidates(&p, first, &mut scratch);
-        proptest::prop_assert!(
-            scratch.cands.is_empty() || s.matcher.may_match(p.proto, p.sport, p.dport, p.payload, first),
-            "set {} skips {:?} with candidates {:?}", which, p, scratch.cands
-        );
+        check_port_check(&set(CANDIDATE_SETS[which]), &params, CANDIDATE_SETS[which])?;
     }
 }
 
@@ -606,26 +644,11 @@ proptest::proptest! {
     #[test]
     fn may_match_never_skips_a_candidate_of_generated_rules(
         rules in proptest::collection::vec(proptest::prelude::any::<[usize; 7]>(), 1..5),
-        proto in proptest::sample::select(vec![PROTO_TCP, PROTO_UDP, PROTO_ICMP, 47u8]),
-        sport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 67, 80, 1024, 3306, 8080]), proptest::prelude::any::<u16>()],
-        dport in proptest::prop_oneof![proptest::sample::select(vec![22u16, 53, 68, 80, 1023, 3306, 8080]), proptest::prelude::any::<u16>()],
-        payload in proptest::prop_oneof![
-            3 => proptest::sample::select(vec![b"".to_vec(), b"GET /".to_vec(), b"xxEVILxx".to_vec(), b"ab".to_vec()]),
-            1 => proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
-        ],
-        src_doc in proptest::prelude::any::<bool>(),
-        to_server in proptest::prelude::any::<bool>(),
-        first in proptest::prelude::any::<bool>(),
+        params in packet_params(),
     ) {
         let text: Vec<String> = rules.iter().enumerate().map(|(i, r)| generated_rule(i, *r)).collect();
-        let s = set_with(&text.join("\n"), None);
-        let p = candidate_packet(proto, (sport, dport), &payload, src_doc, to_server, first);
-        let mut scratch = matcher::Scratch::default();
-        s.matcher.candidates(&p, first, &mut scratch);
-        proptest::prop_assert!(
-            scratch.cands.is_empty() || s.matcher.may_match(p.proto, p.sport, p.dport, p.payload, first),
-            "{:?} skips {:?} with candidates {:?}", text, p, scratch.cands
-        );
+        let text = text.join("\n");
+        check_port_check(&set_with(&text, None), &params, &text)?;
     }
 }
 
