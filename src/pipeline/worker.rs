@@ -596,7 +596,8 @@ impl Worker {
             if let Some(e) = d.event {
                 self.decode_event(e, f, now, tuple, None, vlan);
             }
-            if !self.detect.rules.is_empty() {
+            // No flow: no direction, so the first either way.
+            if self.detect.rules.may_match(ip.proto, &d.transport, true) {
                 let view = detect::rules::PacketView::new(&ip, &d.transport);
                 self.detect
                     .rules
@@ -848,10 +849,9 @@ impl Worker {
         }
         // Signature rules on every packet (that a rule could be for);
         // reputation once, on a new flow.
-        if !det.rules.is_empty()
-            && det
-                .rules
-                .may_match(ip.proto, &d.transport, flow.first_in_direction(dir))
+        if det
+            .rules
+            .may_match(ip.proto, &d.transport, flow.first_in_direction(dir))
         {
             let view = detect::rules::PacketView::new(&ip, &d.transport).with_flow(flow, dir);
             det.rules

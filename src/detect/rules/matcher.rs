@@ -105,33 +105,32 @@ pub(super) fn ports_and_payload<'a>(t: &Transport<'a>) -> (u16, u16, &'a [u8]) {
 
 impl<'a> PacketView<'a> {
     pub fn new(ip: &Ip, t: &Transport<'a>) -> PacketView<'a> {
-        let mut v = PacketView {
-            proto: ip.proto,
-            src: ip.src,
-            dst: ip.dst,
-            sport: 0,
-            dport: 0,
-            ttl: ip.ttl,
-            tcp: None,
-            icmp: None,
-            payload: &[],
-            flow: None,
-        };
-        (v.sport, v.dport, v.payload) = ports_and_payload(t);
-        match *t {
-            Transport::Tcp(s) => {
-                v.tcp = Some(TcpFields {
+        let (sport, dport, payload) = ports_and_payload(t);
+        let (tcp, icmp) = match *t {
+            Transport::Tcp(s) => (
+                Some(TcpFields {
                     flags: s.flags,
                     seq: s.seq,
                     ack: s.ack,
                     window: s.window,
-                });
-            }
-            Transport::Icmp { type_, code, .. } => v.icmp = Some((type_, code)),
-            Transport::Udp { .. } | Transport::Sctp { .. } | Transport::Other | Transport::None => {
-            }
+                }),
+                None,
+            ),
+            Transport::Icmp { type_, code, .. } => (None, Some((type_, code))),
+            _ => (None, None),
+        };
+        PacketView {
+            proto: ip.proto,
+            src: ip.src,
+            dst: ip.dst,
+            sport,
+            dport,
+            ttl: ip.ttl,
+            tcp,
+            icmp,
+            payload,
+            flow: None,
         }
-        v
     }
 
     /// Adds the flow facts; `dir` is the packet's direction in `flow`.
@@ -1231,29 +1230,26 @@ struct ClassIndex {
     sports: PortBits,
 }
 
-/// One bit per port.
+/// One bit per port; no words when no port is set (a class without a
+/// port list).
+#[derive(Default)]
 struct PortBits(Box<[u64]>);
-
-impl Default for PortBits {
-    fn default() -> Self {
-        PortBits(vec![0; 1024].into_boxed_slice())
-    }
-}
 
 impl PortBits {
     /// The ports `ix` lists a rule for.
     fn listed(ix: Option<&PortIndex>) -> PortBits {
-        let mut bits = PortBits::default();
-        if let Some(ix) = ix {
-            for port in 0..=u16::MAX {
-                if !ix.get(port).is_empty()
-                    && let Some(w) = bits.0.get_mut(usize::from(port >> 6))
-                {
-                    *w |= 1 << (port & 63);
-                }
+        let Some(ix) = ix else {
+            return PortBits::default();
+        };
+        let mut words = vec![0u64; 1024];
+        for port in 0..=u16::MAX {
+            if !ix.get(port).is_empty()
+                && let Some(w) = words.get_mut(usize::from(port >> 6))
+            {
+                *w |= 1 << (port & 63);
             }
         }
-        bits
+        PortBits(words.into_boxed_slice())
     }
 
     fn has(&self, port: u16) -> bool {
@@ -1553,9 +1549,6 @@ impl Matcher {
         refused_bits: &mut u64,
         on_match: &mut dyn FnMut(Hit<'_>) -> bool,
     ) {
-        if self.rules.is_empty() {
-            return;
-        }
         let first = p.flow.is_none_or(|f| f.first_in_direction);
         if !self.may_match(p.proto, p.sport, p.dport, p.payload, first) {
             return;

@@ -730,9 +730,12 @@ impl RuleSet {
     /// Whether [`RuleSet::match_packet`] could match anything for a packet
     /// of `proto` over transport `t`, the `first` of its flow in its
     /// direction: a check cheaper than building the packet's view, which
-    /// most packets need not have.
+    /// most packets need not have (and all of them when no rule is loaded).
     #[inline]
     pub fn may_match(&self, proto: u8, t: &Transport<'_>, first: bool) -> bool {
+        if self.is_empty() {
+            return false;
+        }
         let (sport, dport, payload) = matcher::ports_and_payload(t);
         self.matcher.may_match(proto, sport, dport, payload, first)
     }
