@@ -563,6 +563,84 @@ fn a_ping_sweep_of_silent_hosts_is_a_sweep() {
     drop(lab);
 }
 
+/// A slow SYN scan (nmap, one port every 100 ms) behind a stream of UDP
+/// datagrams from 200 addresses in turn, each from a new socket (a new
+/// flow, so a new probe), about 300 a second, through a scan tracker of 8
+/// entries: the 30 or so new sources between two probes turn the tracker
+/// over, and each is one source with one target, as the scanner is after
+/// its first probe. The scanner comes back within its tracker's recall
+/// (64 sources a generation) and the stream's sources do not (200 apart),
+/// so the scanner is kept over them and reported; none of them is.
+#[test]
+fn a_slow_scan_behind_a_stream_of_new_sources_is_reported() {
+    if !can_run("live slow scan behind new sources", &["nmap", "python3"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    for i in 10..210 {
+        let addr = format!("192.0.2.{i}/32");
+        ok(&["ip", "-n", &lab.a, "addr", "add", &addr, "dev", &lab.veth_a]);
+    }
+    let bf = Backflow::start(&lab.b, &lab.veth_b, "[detect]\nmax_tracked = 8\n", &[]);
+    let a = lab.a.clone();
+    lab.spawn(
+        &a,
+        &[
+            "python3",
+            "-c",
+            "import socket, time\n\
+             for n in range(1500):\n\
+             \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             \x20   s.bind(('192.0.2.%d' % (10 + n % 200), 0))\n\
+             \x20   s.sendto(b'x', ('192.0.2.2', 9))\n\
+             \x20   s.close()\n\
+             \x20   time.sleep(1 / 300)\n",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let o = lab.run(
+        &lab.a,
+        &[
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-S",
+            "192.0.2.1",
+            "-e",
+            &lab.veth_a,
+            "--scan-delay",
+            "100ms",
+            "--max-retries",
+            "0",
+            "-p",
+            "1-30",
+            "192.0.2.2",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for c in &mut lab.children {
+        let _ = c.wait();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr, records, dir) = bf.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = alerts_by_kind(&records);
+    let scans: Vec<&&Value> = ["port_scan", "port_sweep"]
+        .iter()
+        .flat_map(|k| alerts.get(*k).into_iter().flatten())
+        .collect();
+    assert_eq!(scans.len(), 1, "{alerts:?}");
+    let al = &scans[0]["alert"];
+    assert_eq!(al["metadata"]["detector"][0], "port_scan", "{al}");
+    assert_eq!(al["source"]["ip"], "192.0.2.1", "{al}");
+    assert_eq!(al["target"]["ip"], "192.0.2.2", "{al}");
+    // The stream did turn the tracker over.
+    let scan = &last_stats(dir.path())["backflow"]["trackers"]["scan"];
+    assert!(scan["evicted"].as_u64() > Some(100), "{scan}");
+    drop(lab);
+}
+
 #[test]
 fn a_vanished_interface_is_reopened_and_the_others_keep_running() {
     if !can_run("interface removal", &["curl", "python3"]) {

@@ -20,7 +20,7 @@ use super::bounded::{FastMap as HashMap, Usage, fast_map};
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring};
+use super::bounded::{BoundedMap, Expiring, Recall};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{Config, PortScanConfig};
 use crate::decode::{Addr, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, tcp_flags as F};
@@ -520,6 +520,9 @@ struct ScanState {
     /// The targets while they are few (`n_staged` of them, no maps yet).
     staged: [Staged; STAGED],
     n_staged: u8,
+    /// The source was noted by the tracker's [`Recall`] before this entry
+    /// was made: it had an entry lately that was dropped.
+    recalled: bool,
     maps: Option<Box<Maps>>,
     /// Probes per technique, halved every window.
     techniques: [u32; 9],
@@ -538,20 +541,24 @@ impl Expiring for ScanState {
     }
 
     /// A source with few targets (a client, or one packet of a spoofed
-    /// flood) may make room for a new one, one with a single target first;
-    /// a scanner with maps stays.
+    /// flood) may make room for a new one, one with a single target first
+    /// unless it is recalled (it comes back: a flood's spoofed sources
+    /// do not); a scanner with maps stays.
     fn disposable(&self) -> Option<u8> {
-        self.maps.is_none().then(|| self.n_staged.saturating_sub(1))
+        self.maps
+            .is_none()
+            .then(|| self.n_staged.saturating_sub(1).max(u8::from(self.recalled)))
     }
 }
 
 impl ScanState {
-    fn new(now: Timestamp) -> Self {
+    fn new(now: Timestamp, recalled: bool) -> Self {
         ScanState {
             bytes: 0,
             last_seen: now,
             staged: [Staged::default(); STAGED],
             n_staged: 0,
+            recalled,
             maps: None,
             techniques: [0; 9],
             techniques_since: now,
@@ -741,6 +748,9 @@ impl ScanState {
 
 pub struct ScanDetector {
     map: BoundedMap<Addr, ScanState>,
+    /// Sources that had an entry lately, for [`RECALL_PER_ENTRY`] times as
+    /// many sources as the map holds.
+    recall: Recall,
     cfg: PortScanConfig,
     ignore: ServiceSet,
     /// Targets a scanner stages: fewer than any threshold needs, so that a
@@ -821,16 +831,28 @@ fn dim(proto: u8, port: u16) -> Dim {
     }
 }
 
+/// Sources the tracker's [`Recall`] remembers a generation, per entry of
+/// the map: a source that comes back within eight turnovers of a full
+/// tracker (up to sixteen, by when it was noted) is recalled. The filter takes 32 bytes per entry from the
+/// tracker's memory (an entry is about 320).
+const RECALL_PER_ENTRY: usize = 8;
+
 impl ScanDetector {
     pub fn new(cfg: &crate::config::DetectConfig) -> Self {
+        let per_entry =
+            BoundedMap::<Addr, ScanState>::base_bytes() + Recall::bytes_for(RECALL_PER_ENTRY);
+        let cap = cfg.max_tracked.min(cfg.tracker_bytes / per_entry).max(1);
+        let recall = Recall::new(cap.saturating_mul(RECALL_PER_ENTRY));
         ScanDetector {
-            map: BoundedMap::tracker(
-                cfg,
+            map: BoundedMap::new(
+                cap,
+                cfg.tracker_bytes.saturating_sub(recall.bytes()),
                 cfg.port_scan
                     .window
                     .0
                     .saturating_add(cfg.port_scan.window.0),
             ),
+            recall,
             cfg: cfg.port_scan.clone(),
             ignore: ServiceSet::default(),
             stage_cap: stage_cap(&cfg.port_scan),
@@ -847,8 +869,13 @@ impl ScanDetector {
         self.map.sweep(now);
     }
 
+    /// The map's usage, its bytes with the recall filter's.
     pub fn usage(&self) -> Usage {
-        self.map.usage()
+        let u = self.map.usage();
+        Usage {
+            bytes: u.bytes + self.recall.bytes() as u64,
+            ..u
+        }
     }
 
     /// A new probe from `src` to `dst:dport` (TCP, UDP), or to the echo of
@@ -1006,7 +1033,7 @@ impl ScanDetector {
         self.map.update_room(
             src,
             now,
-            || ScanState::new(now),
+            || ScanState::new(now, self.recall.note(src)),
             |s, left| {
                 s.last_seen = now;
                 f(s, left);
@@ -1651,6 +1678,25 @@ mod tests {
             assert_eq!(out[0].evidence["window_start"], json!(ts(Timestamp(0))));
             assert!(u.evicted > 150_000, "{u:?}");
         }
+    }
+
+    /// A slow scanner, one port every 50 ms, whose first probe comes
+    /// during the flood: each of its probes is older than the tracker's
+    /// turnover when the next one comes, so it would look like one more
+    /// source of one target every time; the tracker recalls its address
+    /// and keeps it over the flood's sources, and it is reported.
+    #[test]
+    fn a_slow_scanner_starting_during_a_spoofed_flood_is_recalled_and_reported() {
+        let (out, u) = scan_through_flood(0..0, |i| {
+            if i % 5000 == 2500 {
+                let port = 1 + (i / 5000) as u16;
+                port..port + 1
+            } else {
+                0..0
+            }
+        });
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(u.evicted > 150_000, "{u:?}");
     }
 
     /// Echo requests to 30 hosts: unanswered (dark addresses, nmap -sn
