@@ -151,6 +151,25 @@ impl Lab {
         sh(&full)
     }
 
+    /// An nmap SYN scan from 192.0.2.1 of 192.0.2.2 with `args`; must
+    /// succeed.
+    fn syn_scan(&self, args: &[&str]) {
+        let mut full = vec![
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-S",
+            "192.0.2.1",
+            "-e",
+            &self.veth_a,
+        ];
+        full.extend_from_slice(args);
+        full.push("192.0.2.2");
+        let o = self.run(&self.a, &full);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// Starts a bounded background process in a namespace.
     fn spawn(&mut self, ns: &str, args: &[&str]) {
         let child = Command::new("ip")
@@ -318,26 +337,7 @@ fn curl_nmap_and_hping3_traffic_is_tracked_and_detected() {
         );
         assert!(o.status.success());
     }
-    let o = lab.run(
-        &lab.a,
-        &[
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-p",
-            "1-300",
-            "--max-retries",
-            "1",
-            "-T4",
-            "-S",
-            "192.0.2.1",
-            "-e",
-            &lab.veth_a,
-            "192.0.2.2",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.syn_scan(&["-p", "1-300", "--max-retries", "1", "-T4"]);
     let o = lab.run(
         &lab.a,
         &[
@@ -598,27 +598,7 @@ fn a_slow_scan_behind_a_stream_of_new_sources_is_reported() {
         ],
     );
     std::thread::sleep(Duration::from_millis(500));
-    let o = lab.run(
-        &lab.a,
-        &[
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-S",
-            "192.0.2.1",
-            "-e",
-            &lab.veth_a,
-            "--scan-delay",
-            "100ms",
-            "--max-retries",
-            "0",
-            "-p",
-            "1-30",
-            "192.0.2.2",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.syn_scan(&["--scan-delay", "100ms", "--max-retries", "0", "-p", "1-30"]);
     for c in &mut lab.children {
         let _ = c.wait();
     }
