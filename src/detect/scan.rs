@@ -833,8 +833,9 @@ fn dim(proto: u8, port: u16) -> Dim {
 
 /// Sources the tracker's [`Recall`] remembers a generation, per entry of
 /// the map: a source that comes back within eight turnovers of a full
-/// tracker (up to sixteen, by when it was noted) is recalled. The filter takes 32 bytes per entry from the
-/// tracker's memory (an entry is about 320).
+/// tracker (up to sixteen, by when it was noted) is recalled. The filter
+/// takes 32 bytes per entry from the tracker's memory (an entry is about
+/// 320).
 const RECALL_PER_ENTRY: usize = 8;
 
 impl ScanDetector {
