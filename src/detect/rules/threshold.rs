@@ -10,7 +10,10 @@
 //! - `both`: one alert, at the `count`-th match;
 //! - `detection_filter`: every match after the `count`-th alerts.
 //!
-//! When the window has passed, the next match starts a new one. A
+//! When the window has passed, the next match starts a new one. The
+//! window before is kept with the current one: a match of it that a
+//! worker processes after another worker's match started the next window
+//! counts where it belongs. A
 //! `threshold.config` file adds `suppress` lines (drop the alerts of a sid,
 //! or only those from/to given addresses) and `threshold`/`event_filter`
 //! lines (which replace a rule's own `threshold`); `rate_filter` is
@@ -209,6 +212,9 @@ struct Window {
     start: Timestamp,
     count: u32,
     ends: Timestamp,
+    /// The window before (start, count), for matches of it that workers
+    /// running in parallel process after this one started.
+    prev: Option<(Timestamp, u32)>,
 }
 
 impl Expiring for Window {
@@ -488,38 +494,59 @@ impl AlertFilter {
             start: now,
             count: 0,
             ends: now.saturating_add(window),
+            prev: None,
         };
-        let step = |w: &mut Window| -> bool {
-            if now < w.start && w.start.since(now) < window {
-                // Workers process packets in parallel, so a match can
-                // arrive after a later one of the same key: it belongs to
-                // the window, which starts at the earliest match.
-                w.start = now;
-            } else if now.since(w.start) >= window || now < w.start {
-                *w = fresh();
-            }
-            w.count = w.count.saturating_add(1);
+        // Counts the match in a window holding `count` matches.
+        let decide = |count: &mut u32| -> bool {
+            *count = count.saturating_add(1);
             match spec.kind {
-                ThresholdKind::Limit => w.count <= spec.count,
+                ThresholdKind::Limit => *count <= spec.count,
                 ThresholdKind::Threshold => {
-                    if w.count >= spec.count {
-                        w.count = 0;
+                    if *count >= spec.count {
+                        *count = 0;
                         true
                     } else {
                         false
                     }
                 }
-                ThresholdKind::Both => w.count == spec.count,
-                ThresholdKind::Detection => w.count > spec.count,
+                ThresholdKind::Both => *count == spec.count,
+                ThresholdKind::Detection => *count > spec.count,
             }
+        };
+        let step = |w: &mut Window| -> bool {
+            if now >= w.start {
+                if now.since(w.start) >= window {
+                    *w = Window {
+                        prev: Some((w.start, w.count)),
+                        ..fresh()
+                    };
+                }
+                return decide(&mut w.count);
+            }
+            // Workers process packets in parallel, so a match can arrive
+            // after a later one of the same key. One of the window before
+            // counts there; one just before the window kept (and after the
+            // one before) belongs to it, which starts at the earliest match;
+            // an older one is the first of a window of its own, and leaves
+            // the windows kept as they are.
+            if let Some((start, count)) = &mut w.prev
+                && now >= *start
+                && now.since(*start) < window
+            {
+                return decide(count);
+            }
+            let after_prev = w.prev.is_none_or(|(start, _)| now.since(start) >= window);
+            if w.start.since(now) < window && after_prev {
+                w.start = now;
+                w.ends = now.saturating_add(window);
+                return decide(&mut w.count);
+            }
+            decide(&mut 0)
         };
         match self.state.update(&key, now, fresh, step) {
             Some(r) => r,
             // Not tracked (the table is full): the first match of a window.
-            None => {
-                let mut w = fresh();
-                step(&mut w)
-            }
+            None => decide(&mut 0),
         }
     }
 
@@ -628,6 +655,47 @@ mod tests {
         assert!(at(3699), "an hour after the earliest match: a new window");
         // A match more than a window before the one kept starts anew.
         assert!(at(10));
+    }
+
+    /// Two workers, at a window's edge: a match of the window before,
+    /// processed after the next window started, counts in the window
+    /// before and leaves the next one as it was; so does one older than
+    /// both. Processed in order (one worker) the same matches give the
+    /// same answers.
+    #[test]
+    fn a_late_match_of_the_window_before_counts_there() {
+        let mut f = AlertFilter::new(1000);
+        f.set_rule_threshold(1, 1, spec("type limit, track by_src, count 1, seconds 60"));
+        f.set_rule_threshold(
+            1,
+            2,
+            spec("type threshold, track by_src, count 2, seconds 60"),
+        );
+        let at = |sid: u32, secs: u64| {
+            f.allow(
+                1,
+                sid,
+                Some(a("1.1.1.1")),
+                None,
+                Timestamp(secs * 1_000_000),
+            )
+        };
+        assert!(at(1, 0));
+        assert!(at(1, 61), "a new window, [61, 121)");
+        assert!(!at(1, 59), "late, the second match of [0, 60)");
+        assert!(!at(1, 120), "the second match of [61, 121)");
+        assert!(at(1, 200), "a new window, [200, 260)");
+        assert!(!at(1, 100), "late, the third match of [61, 121)");
+        assert!(at(1, 10), "late, older than both: a window of its own");
+        assert!(!at(1, 210), "[200, 260) is as it was");
+
+        // Every second match: 0 and 30 alert at 30; 61 starts a window;
+        // 59 late is the third of [0, 60), 100 the second of [61, 121).
+        assert!(!at(2, 0));
+        assert!(at(2, 30));
+        assert!(!at(2, 61));
+        assert!(!at(2, 59));
+        assert!(at(2, 100));
     }
 
     #[test]
