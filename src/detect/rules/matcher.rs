@@ -1541,7 +1541,9 @@ impl Matcher {
 
     /// Runs every candidate rule on `p`; calls `on_match` for each rule
     /// that matched (once per rule), in evaluation order, after applying
-    /// its flowbit actions. Returns early when a `pass` rule matched.
+    /// its flowbit actions. Returns early when a `pass` rule matched. The
+    /// packet path asks [`Matcher::may_match`] first (before it builds the
+    /// view), so this does not ask again.
     pub fn run(
         &self,
         p: &PacketView<'_>,
@@ -1550,9 +1552,6 @@ impl Matcher {
         on_match: &mut dyn FnMut(Hit<'_>) -> bool,
     ) {
         let first = p.flow.is_none_or(|f| f.first_in_direction);
-        if !self.may_match(p.proto, p.sport, p.dport, p.payload, first) {
-            return;
-        }
         SCRATCH.with(|s| {
             let Ok(mut s) = s.try_borrow_mut() else {
                 return;

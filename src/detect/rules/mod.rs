@@ -742,6 +742,8 @@ impl RuleSet {
 
     /// Matches one packet; alerts (after thresholds and suppression) are
     /// appended to `out`. `bits` are the packet's flow's flowbits.
+    /// The packet path calls it only for a packet [`RuleSet::may_match`]
+    /// let through.
     pub fn match_packet(
         &self,
         p: &PacketView<'_>,
@@ -749,9 +751,6 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) {
-        if self.matcher.rules() == 0 {
-            return;
-        }
         let mut raised = 0usize;
         let mut refused = 0u64;
         let mut matched = 0u64;
