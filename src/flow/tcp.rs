@@ -284,12 +284,17 @@ impl TcpTracker {
                 && s.fin_end().is_some())
     }
 
-    /// Data flowed both ways or the handshake completed.
+    /// The handshake completed or, on a connection picked up without the
+    /// client's SYN, both sides are past their handshake (Suricata's
+    /// ESTABLISHED stream, midstream pickup included). A SYN answered by a
+    /// SYN-ACK is not established until the client acknowledges it: Zeek
+    /// already calls both sides established then, Suricata does not, and
+    /// a half-open attempt keeps the short timeout of new flows.
     pub fn is_established(&self) -> bool {
         let [c, s] = &self.ep;
         self.handshake_seen
-            || (c.zeek == ZeekState::Established && s.zeek == ZeekState::Established)
-            || (matches!(c.zeek, ZeekState::Partial | ZeekState::Established)
+            || (c.hist_seen & H_SYN == 0
+                && matches!(c.zeek, ZeekState::Partial | ZeekState::Established)
                 && matches!(s.zeek, ZeekState::Partial | ZeekState::Established))
     }
 
@@ -633,6 +638,44 @@ mod tests {
             (S, FIN | ACK, 10, 2, 0),
         ]);
         assert_eq!(cs, "S3");
+    }
+
+    #[test]
+    fn established_once_the_client_acknowledges_the_syn_ack() {
+        let syn = (C, SYN, 100, 0, 0);
+        let syn_ack = (S, SYN | ACK, 500, 101, 0);
+        // Zeek calls both sides established here; the stream is not.
+        let (t, cs, _) = play(&[syn, syn_ack]);
+        assert_eq!(cs, "S1");
+        assert!(!t.is_established());
+        assert_eq!(t.suricata_state(), "syn_recv");
+        assert!(
+            play(&[syn, syn_ack, (C, ACK, 101, 501, 0)])
+                .0
+                .is_established()
+        );
+        // The ACK may come with the client's first data.
+        assert!(
+            play(&[syn, syn_ack, (C, PSH | ACK, 101, 501, 10)])
+                .0
+                .is_established()
+        );
+        // An ACK of something else completes nothing.
+        assert!(
+            !play(&[syn, syn_ack, (C, ACK, 101, 999, 0)])
+                .0
+                .is_established()
+        );
+        // Picked up mid-stream: established once both sides sent.
+        let mid = [(C, PSH | ACK, 7, 9, 10), (S, PSH | ACK, 9, 17, 10)];
+        assert!(!play(&mid[..1]).0.is_established());
+        assert!(play(&mid).0.is_established());
+        // The server's SYN-ACK seen, the client's SYN missed.
+        assert!(
+            play(&[syn_ack, (C, ACK, 101, 501, 0), (S, PSH | ACK, 501, 101, 5)])
+                .0
+                .is_established()
+        );
     }
 
     #[test]
