@@ -81,7 +81,12 @@ pub struct Tcp<'a> {
     pub ack: u32,
     pub flags: u8,
     pub window: u16,
+    /// The payload captured.
     pub payload: &'a [u8],
+    /// Payload bytes on the wire, by the IP header's length: more than
+    /// `payload` holds when the capture cut the frame short (a snap
+    /// length), so that TCP state counts data that was sent but not kept.
+    pub len: u32,
 }
 
 /// The transport layer of a decoded frame.
@@ -134,6 +139,10 @@ impl Decoded<'_> {
 
 pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The eight bytes of `b` from `at` as a word, for hashing (0 past the
@@ -211,6 +220,7 @@ fn fast_path(data: &[u8]) -> Option<Decoded<'_>> {
         PROTO_TCP => {
             let t = TcpHeaderSlice::from_slice(l4).ok()?;
             let hdr = t.slice();
+            let payload = l4.get(hdr.len()..)?;
             Transport::Tcp(Tcp {
                 sport: t.source_port(),
                 dport: t.destination_port(),
@@ -218,7 +228,8 @@ fn fast_path(data: &[u8]) -> Option<Decoded<'_>> {
                 ack: t.acknowledgment_number(),
                 flags: *hdr.get(13)?,
                 window: t.window_size(),
-                payload: l4.get(hdr.len()..)?,
+                payload,
+                len: u32::try_from(payload.len()).ok()?,
             })
         }
         PROTO_UDP => {
@@ -327,6 +338,9 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
     }
 
     let mut payload: Option<&LaxIpPayloadSlice<'a>> = None;
+    // Where the IP header says the packet ends (an address in `data`, or
+    // past it when the capture cut the frame short).
+    let mut ip_end = None;
     match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
@@ -345,6 +359,7 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
                 v6: false,
                 fragment: frag,
             });
+            ip_end = (h.slice().as_ptr() as usize).checked_add(usize::from(h.total_len()));
             if usize::from(h.total_len()) < h.slice().len() {
                 event = event.or(Some(E::Ipv4IplenSmallerThanHlen));
             } else if v4.payload().incomplete {
@@ -377,6 +392,11 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
                 v6: true,
                 fragment: frag,
             });
+            // A zero payload length is a jumbogram's (its length is in an option).
+            if h.payload_length() != 0 {
+                ip_end =
+                    (h.slice().as_ptr() as usize).checked_add(40 + usize::from(h.payload_length()));
+            }
             if v6.payload().incomplete {
                 event = event.or(Some(E::Ipv6TruncPkt));
             }
@@ -390,7 +410,7 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
     }
 
     out.transport = match &p.transport {
-        Some(TransportSlice::Tcp(t)) => Transport::Tcp(tcp_view(t)),
+        Some(TransportSlice::Tcp(t)) => Transport::Tcp(tcp_view(t, ip_end)),
         Some(TransportSlice::Udp(u)) => {
             let len = u.length();
             if len < 8 {
@@ -415,7 +435,7 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
         Some(TransportSlice::Igmp(_)) => Transport::Other,
         None => match (out.ip, payload) {
             // etherparse leaves fragments unsliced; the first one carries the ports.
-            (Some(ip), Some(pl)) if ip.fragment == Fragment::First => first_fragment(pl),
+            (Some(ip), Some(pl)) if ip.fragment == Fragment::First => first_fragment(pl, ip_end),
             (Some(ip), Some(pl)) if ip.proto == PROTO_SCTP && ip.fragment == Fragment::None => {
                 match (be16(pl.payload, 0), be16(pl.payload, 2)) {
                     (Some(sport), Some(dport)) => Transport::Sctp { sport, dport },
@@ -433,8 +453,12 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
     }
 }
 
-fn tcp_view<'a>(t: &TcpSlice<'a>) -> Tcp<'a> {
+/// The view of a TCP segment whose IP packet ends at `ip_end` (see
+/// [`Tcp::len`]).
+fn tcp_view<'a>(t: &TcpSlice<'a>, ip_end: Option<usize>) -> Tcp<'a> {
     let hdr = t.header_slice();
+    let payload = t.payload();
+    let wire = ip_end.map_or(0, |end| end.saturating_sub(payload.as_ptr() as usize));
     Tcp {
         sport: t.source_port(),
         dport: t.destination_port(),
@@ -442,23 +466,63 @@ fn tcp_view<'a>(t: &TcpSlice<'a>) -> Tcp<'a> {
         ack: t.acknowledgment_number(),
         flags: hdr.get(13).copied().unwrap_or(0),
         window: t.window_size(),
-        payload: t.payload(),
+        payload,
+        len: u32::try_from(wire.max(payload.len())).unwrap_or(u32::MAX),
     }
 }
 
-fn first_fragment<'a>(pl: &LaxIpPayloadSlice<'a>) -> Transport<'a> {
+/// The transport of a first fragment: etherparse leaves fragments
+/// unsliced, and the first one carries the ports (ICMP: type and code).
+/// Its transport header may itself be cut by the fragmentation (a TCP
+/// header's options in the next fragment): its fields up to the window are
+/// enough for the flow and its state. Fewer bytes than those (UDP, ICMP:
+/// their 8-byte header) make no flow (`None`), rather than one keyed on
+/// ports 0.
+fn first_fragment<'a>(pl: &LaxIpPayloadSlice<'a>, ip_end: Option<usize>) -> Transport<'a> {
+    let b = pl.payload;
     match pl.ip_number {
-        IpNumber::TCP => match TcpSlice::from_slice(pl.payload) {
-            Ok(t) => Transport::Tcp(tcp_view(&t)),
-            Err(_) => Transport::Other,
+        IpNumber::TCP => match TcpSlice::from_slice(b) {
+            Ok(t) => Transport::Tcp(tcp_view(&t, ip_end)),
+            Err(_) => {
+                let (Some(sport), Some(dport), Some(seq), Some(ack), Some(&flags), Some(window)) = (
+                    be16(b, 0),
+                    be16(b, 2),
+                    be32(b, 4),
+                    be32(b, 8),
+                    b.get(13),
+                    be16(b, 14),
+                ) else {
+                    return Transport::None;
+                };
+                let header = usize::from(b.get(12).map_or(0, |o| o >> 4)) * 4;
+                let wire = ip_end.map_or(0, |end| end.saturating_sub(b.as_ptr() as usize));
+                Transport::Tcp(Tcp {
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    flags,
+                    window,
+                    payload: b.get(header..).unwrap_or(&[]),
+                    len: u32::try_from(wire.saturating_sub(header)).unwrap_or(u32::MAX),
+                })
+            }
         },
-        IpNumber::UDP => match UdpSlice::from_slice_lax(pl.payload) {
+        IpNumber::UDP => match UdpSlice::from_slice_lax(b) {
             Ok(u) => Transport::Udp {
                 sport: u.source_port(),
                 dport: u.destination_port(),
                 payload: u.payload(),
             },
-            Err(_) => Transport::Other,
+            Err(_) => Transport::None,
+        },
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => match (b.first(), b.get(1), b.get(8..)) {
+            (Some(&type_), Some(&code), Some(payload)) => Transport::Icmp {
+                type_,
+                code,
+                payload,
+            },
+            _ => Transport::None,
         },
         _ => Transport::Other,
     }

@@ -254,6 +254,91 @@ fn first_fragment_keeps_its_ports_later_ones_do_not() {
 }
 
 #[test]
+fn a_first_fragment_cutting_the_tcp_header_keeps_its_fixed_part() {
+    // MF set, offset 0, and the fragment ends 4 bytes into the TCP options
+    // (24-byte header): the IP packet holds 20 + 22 bytes.
+    let mut f = ETH_IPV4_TCP[..ETH_LEN + IP_LEN + 22].to_vec();
+    f[ETH_LEN + 6] = 0x20;
+    f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&42u16.to_be_bytes());
+    let d = decode(LinkType::Ethernet, &f, false);
+    assert_eq!(d.ip.unwrap().fragment, Fragment::First);
+    let Transport::Tcp(t) = d.transport else {
+        panic!("{:?}", d.transport)
+    };
+    assert_eq!(
+        (t.sport, t.dport, t.seq, t.flags, t.window, t.payload, t.len),
+        (1234, 80, 1, tcp_flags::SYN, 65535, &[][..], 0)
+    );
+    // Not even the flags: no transport, so no flow on ports 0.
+    let mut tiny = ETH_IPV4_TCP[..ETH_LEN + IP_LEN + 12].to_vec();
+    tiny[ETH_LEN + 6] = 0x20;
+    tiny[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&32u16.to_be_bytes());
+    assert_eq!(
+        decode(LinkType::Ethernet, &tiny, false).transport,
+        Transport::None
+    );
+}
+
+#[test]
+fn a_first_fragment_of_an_icmp_echo_keeps_its_type() {
+    // IPv4 / ICMP echo request id 1 seq 1, 4 bytes of data, MF set.
+    let mut v4 = ETH_IPV4_TCP[..ETH_LEN + IP_LEN].to_vec();
+    v4[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&32u16.to_be_bytes());
+    v4[ETH_LEN + 6] = 0x20;
+    v4[ETH_LEN + 9] = 1;
+    v4.extend([8, 0, 0, 0, 0, 1, 0, 1, 1, 2, 3, 4]);
+    let d = decode(LinkType::Ethernet, &v4, false);
+    assert_eq!(d.ip.unwrap().fragment, Fragment::First);
+    assert_eq!(
+        d.transport,
+        Transport::Icmp {
+            type_: 8,
+            code: 0,
+            payload: &[1, 2, 3, 4]
+        }
+    );
+    // IPv6 / fragment header (offset 0, M set) / ICMPv6 echo request.
+    let mut v6 = ETH_IPV6_TCP[..ETH_LEN + 40].to_vec();
+    v6[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&20u16.to_be_bytes());
+    v6[ETH_LEN + 6] = 44;
+    v6.extend([58, 0, 0x00, 0x01, 0, 0, 0, 9]);
+    v6.extend([128, 0, 0, 0, 0, 1, 0, 1, 1, 2, 3, 4]);
+    let d = decode(LinkType::Ethernet, &v6, false);
+    assert_eq!(d.ip.unwrap().fragment, Fragment::First);
+    assert!(matches!(
+        d.transport,
+        Transport::Icmp {
+            type_: 128,
+            code: 0,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_snap_length_keeps_the_segment_length_on_the_wire() {
+    // Cut after the TCP header: the 2 bytes of data are not captured.
+    let cut = &ETH_IPV4_TCP[..ETH_LEN + IP_LEN + TCP_HDR_LEN];
+    let d = decode(LinkType::Ethernet, cut, true);
+    assert_eq!(d.event, None);
+    let Transport::Tcp(t) = d.transport else {
+        panic!("{:?}", d.transport)
+    };
+    assert_eq!((t.payload, t.len), (&[][..], 2));
+    // Whole: the same length, from the captured bytes.
+    let Transport::Tcp(t) = decode(LinkType::Ethernet, &ETH_IPV4_TCP, false).transport else {
+        panic!()
+    };
+    assert_eq!((t.payload, t.len), (&b"hi"[..], 2));
+    // IPv6, cut inside the data.
+    let cut = &ETH_IPV6_TCP[..ETH_IPV6_TCP.len() - 2];
+    let Transport::Tcp(t) = decode(LinkType::Ethernet, cut, true).transport else {
+        panic!()
+    };
+    assert_eq!((t.payload, t.len), (&b"a"[..], 3));
+}
+
+#[test]
 fn ipv6_with_extension_headers() {
     // IPv6, next header hop-by-hop → UDP.
     let mut f = vec![

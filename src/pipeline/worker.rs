@@ -718,10 +718,9 @@ impl Worker {
                 if let Some(fl) = flow.tcp_flags.get_mut(dir) {
                     *fl |= t.flags;
                 }
-                let len = u32::try_from(t.payload.len()).unwrap_or(u32::MAX);
                 let outcome = flow
                     .tcp
-                    .segment(from_client, t.flags, t.seq, t.ack, len, t.window);
+                    .segment(from_client, t.flags, t.seq, t.ack, t.len, t.window);
                 if !from_client {
                     let synack = t.flags & (tcp_flags::SYN | tcp_flags::ACK)
                         == tcp_flags::SYN | tcp_flags::ACK;
