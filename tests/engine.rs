@@ -419,6 +419,32 @@ fn reference_frames() -> Vec<(Timestamp, Vec<u8>)> {
     v
 }
 
+/// Captures read one after another, each with its own time (the second
+/// earlier than the first, the third days later): `uptime` is the packet
+/// time of all three, 1 + 2 + 3 s, however their clocks relate.
+#[test]
+fn uptime_counts_the_time_of_each_capture() {
+    let frame = reference_frames().remove(0).1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files: Vec<PathBuf> = [(1_000_000, 1), (999_000, 2), (2_000_000, 3)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, secs))| {
+            let mut f = common::pcap_header();
+            f.extend(common::pcap_record(start, &frame));
+            f.extend(common::pcap_record(start + secs, &frame));
+            let path = dir.path().join(format!("{i}.pcap"));
+            std::fs::write(&path, f).expect("write");
+            path
+        })
+        .collect();
+    for workers in ["1", "2"] {
+        let run = read(&files, &["--workers", workers]);
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        assert_eq!(final_stats(&run)["uptime"], 6, "{workers} workers");
+    }
+}
+
 fn reference_flows() -> Vec<FlowLine> {
     let run = read(&[pcap("engine/basic-eth.pcap")], &["--workers", "1"]);
     assert_eq!(run.status, 0, "{}", run.stderr);

@@ -277,7 +277,7 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
         thread::sleep(Duration::from_millis(50));
         let now = lagged();
         if now >= next_tick {
-            let part = StatsPart::Source(source(&shared), Some(first), Some(next_tick));
+            let part = StatsPart::Source(source(&shared), next_tick.since(first), Some(next_tick));
             let _ = stages
                 .out_tx
                 .send(OutMsg::Stats(Some(next_tick), Box::new(part)));
@@ -298,7 +298,7 @@ pub fn run_live(opts: LiveRunOptions) -> Result<RunReport, LiveRunError> {
     }
     let now = lagged();
     control.broadcast(|| WorkerMsg::Advance(now));
-    let part = StatsPart::Source(source(&shared), Some(first), Some(now));
+    let part = StatsPart::Source(source(&shared), now.since(first), Some(now));
     let _ = stages.out_tx.send(OutMsg::Stats(None, Box::new(part)));
     drop(control);
     let (snapshot, sinks) = stages.finish();

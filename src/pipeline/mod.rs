@@ -39,7 +39,7 @@ use crate::detect::Detectors;
 use crate::output::eve::{EveBatch, EveContext};
 use crate::output::sink::SinkReport;
 use crate::stats::{Counters, Snapshot, SourceCounters};
-use crate::time::Timestamp;
+use crate::time::{Micros, Timestamp};
 use dispatch::{Backpressure, Dispatcher};
 use output::OutputThread;
 use worker::{Emit, Worker};
@@ -108,8 +108,9 @@ enum OutMsg {
 #[allow(clippy::large_enum_variant)]
 enum StatsPart {
     Worker(Counters),
-    /// Source counters, first and latest packet time.
-    Source(SourceCounters, Option<Timestamp>, Option<Timestamp>),
+    /// Source counters, uptime (packet time read so far) and latest
+    /// packet time.
+    Source(SourceCounters, Micros, Option<Timestamp>),
 }
 
 /// Where the EVE output goes.

@@ -19,7 +19,7 @@ use crate::output::eve::{self, EveBatch, EveContext};
 use crate::output::net::{Conn, Queued, RedisConn, SyslogConn, UnixConn};
 use crate::output::sink::{Filter, LineSink, Policy, Rotation, SinkReport};
 use crate::stats::{Snapshot, StageLatency};
-use crate::time::Timestamp;
+use crate::time::{Micros, Timestamp};
 
 /// The run's sinks.
 pub(crate) struct Outputs {
@@ -129,7 +129,7 @@ pub(crate) fn open_outputs(target: &OutputTarget, cfg: &Config) -> Result<Output
 struct Pending {
     parts: usize,
     snap: Snapshot,
-    first: Option<Timestamp>,
+    uptime: Micros,
     latest: Option<Timestamp>,
 }
 
@@ -223,9 +223,9 @@ impl OutputThread {
         entry.parts += 1;
         match part {
             StatsPart::Worker(c) => entry.snap.counters.merge(&c),
-            StatsPart::Source(s, first, latest) => {
+            StatsPart::Source(s, uptime, latest) => {
                 entry.snap.source = s;
-                entry.first = first;
+                entry.uptime = uptime;
                 entry.latest = latest;
             }
         }
@@ -234,7 +234,7 @@ impl OutputThread {
         }
         let Some(Pending {
             mut snap,
-            first,
+            uptime,
             latest,
             ..
         }) = self.pending.remove(&tick)
@@ -242,7 +242,7 @@ impl OutputThread {
             return;
         };
         let ts = tick.or(latest).unwrap_or_default();
-        snap.uptime_secs = first.map_or(0, |f| ts.since(f).as_secs());
+        snap.uptime_secs = uptime.as_secs();
         self.latency_total.merge(&snap.counters.latency);
         self.latency_total.output = self.latency.clone();
         snap.counters.latency = self.latency_total.clone();

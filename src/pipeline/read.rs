@@ -37,6 +37,10 @@ struct FileReader<'a> {
     stats_interval: Micros,
     clock: Clock,
     first_ts: Option<Timestamp>,
+    /// Packet time read in the captures before the current one (see
+    /// `Rebase`), and where the current one's time started: the uptime.
+    uptime_before: Micros,
+    segment_start: Option<Timestamp>,
     next_tick: Option<Timestamp>,
     next_advance: Option<Timestamp>,
     pcap_cnt: u64,
@@ -54,7 +58,11 @@ impl FileReader<'_> {
     fn send_source_part(&mut self, tick: Option<Timestamp>, latest: Option<Timestamp>) {
         self.source.time_backwards = self.clock.backwards;
         self.source.time_jumps = self.clock.jumps;
-        let part = StatsPart::Source(self.source.clone(), self.first_ts, latest);
+        let uptime = match (self.segment_start, latest) {
+            (Some(start), Some(latest)) => self.uptime_before.saturating_add(latest.since(start)),
+            _ => self.uptime_before,
+        };
+        let part = StatsPart::Source(self.source.clone(), uptime, latest);
         let _ = self.out_tx.send(OutMsg::Stats(tick, Box::new(part)));
     }
 }
@@ -72,7 +80,12 @@ impl FrameSink for FileReader<'_> {
             );
         }
         if std::mem::take(&mut self.file_start) && self.clock.is_discontinuous(frame.ts) {
-            // Another capture: its time does not continue this one's.
+            // Another capture: its time does not continue this one's. The
+            // uptime counts the time of each.
+            if let (Some(start), Some(now)) = (self.segment_start, self.clock.now()) {
+                self.uptime_before = self.uptime_before.saturating_add(now.since(start));
+            }
+            self.segment_start = Some(frame.ts);
             self.dispatch.broadcast(|| WorkerMsg::Rebase(frame.ts));
             self.clock.rebase(frame.ts);
             self.next_tick = Some(frame.ts.saturating_add(self.stats_interval));
@@ -81,6 +94,7 @@ impl FrameSink for FileReader<'_> {
         let ts = self.clock.observe(frame.ts);
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
+            self.segment_start = Some(ts);
             self.next_tick = Some(ts.saturating_add(self.stats_interval));
         }
         if let Some(tick) = self.next_tick.filter(|t| ts >= *t) {
@@ -151,6 +165,8 @@ pub(crate) fn read_inputs(
         stats_interval: cfg.stats_interval,
         clock: Clock::new(cfg.max_time_jump),
         first_ts: None,
+        uptime_before: Micros(0),
+        segment_start: None,
         next_tick: None,
         next_advance: None,
         pcap_cnt: 0,
