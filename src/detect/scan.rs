@@ -147,7 +147,9 @@ struct Targets<K> {
     total: u64,
     /// Entries older than the window are dropped at most every window/16.
     next_prune: Timestamp,
-    proto: u8,
+    /// The protocols probed ([`proto_bit`]): a host's ports are counted
+    /// together whether TCP or UDP.
+    protos: u8,
     reported: Reported,
 }
 
@@ -163,7 +165,7 @@ impl<K> Default for Targets<K> {
             rejected: 0,
             total: 0,
             next_prune: Timestamp(0),
-            proto: 0,
+            protos: 0,
             reported: Reported::default(),
         }
     }
@@ -322,7 +324,7 @@ fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     let Some(t) = map.get_mut(&key) else {
         return grown_map;
     };
-    t.proto = proto;
+    t.protos |= proto_bit(proto);
     let before = t.alloc;
     t.record(target, seen, now, window, left.saturating_sub(grown_map));
     grown_map + (t.alloc - before)
@@ -792,6 +794,23 @@ fn severity(d: Direction) -> u8 {
     }
 }
 
+/// The protocols a target set's probes used, as [`proto_bit`]s.
+const PROTOS: [u8; 4] = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6];
+
+fn proto_bit(p: u8) -> u8 {
+    let i = PROTOS.iter().position(|x| *x == p).unwrap_or(0);
+    1 << i
+}
+
+fn proto_names(bits: u8) -> Vec<&'static str> {
+    PROTOS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, p)| proto_name(*p))
+        .collect()
+}
+
 fn proto_name(p: u8) -> &'static str {
     match p {
         PROTO_UDP => "udp",
@@ -1092,7 +1111,14 @@ impl ScanDetector {
     ) -> bool {
         let window = self.cfg.window.0;
         t.prune(now, window);
-        let report = self.qualifies(t, min) && t.reported.due(now, window, t.total);
+        let mut report = self.qualifies(t, min) && t.reported.due(now, window, t.total);
+        if report {
+            // The periodic prune leaves targets up to a 16th of the window
+            // past it: before a report, exactly the window counts.
+            t.next_prune = Timestamp(0);
+            t.prune(now, window);
+            report = self.qualifies(t, min);
+        }
         if report {
             t.reported.mark(now, t.total);
         }
@@ -1123,7 +1149,7 @@ impl ScanDetector {
         {
             let dir = policy.direction(&src, &dst);
             let alert = scan_alert(Kind::PortScan, dir, src, Endpoint::host(dst), technique)
-                .with("protocol", json!([proto_name(h.proto)]))
+                .with("protocol", json!(proto_names(h.protos)))
                 .with("distinct_ports", h.distinct())
                 .with("unanswered", h.unanswered())
                 .with("top_ports", json!(top_ports(&h.seen)));
@@ -1216,6 +1242,40 @@ mod tests {
         assert_eq!(al.severity, 1, "outbound");
         assert_eq!(al.evidence["distinct_ports"], 20);
         assert_eq!(al.evidence["direction"], json!(["outbound"]));
+    }
+
+    /// A host's ports count together whatever their protocol; the alert
+    /// names every protocol probed, not the last probe's.
+    #[test]
+    fn a_port_scan_names_every_protocol_it_used() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let mut out = run(&d, "10.0.0.5", "198.51.100.9", 1..=19, 0, 1000);
+        d.on_probe(
+            &p,
+            a("10.0.0.5"),
+            a("198.51.100.9"),
+            PROTO_UDP,
+            161,
+            Technique::Udp,
+            Timestamp(30_000),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["distinct_ports"], 20);
+        assert_eq!(out[0].evidence["protocol"], json!(["tcp", "udp"]));
+        assert_eq!(out[0].evidence["technique"], json!(["syn"]));
+    }
+
+    /// 20 ports 16 s apart span 304 s: never 20 within the 300 s window,
+    /// whenever the last prune was.
+    #[test]
+    fn ports_just_older_than_the_window_do_not_count() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let out = run(&d, "203.0.113.7", "10.0.0.9", 1..=20, 0, 16_000_000);
+        assert!(out.is_empty(), "{:?}", out.first().map(|a| &a.evidence));
+        let out = run(&d, "203.0.113.8", "10.0.0.9", 1..=20, 0, 15_000_000);
+        assert_eq!(out.len(), 1, "285 s: within the window");
     }
 
     #[test]
