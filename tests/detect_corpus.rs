@@ -412,21 +412,27 @@ fn normal_traffic_under_a_policy_that_describes_it_raises_nothing() {
     }
 }
 
-/// The Honeynet attack trace: an attacker's sessions to the victim's 445
-/// (the exploit), 1957 (a shell) and 1080, and in between the victim's own
-/// connection from an ephemeral port back to the attacker's 8884 (the
-/// payload download). With the victim's network declared home: three
-/// unexpected inbound sessions and one callback, both severity 1 where the
-/// compromise is, and nothing else (the connection out is from port 36296,
-/// so it is not a reversed role).
-#[test]
-fn an_exploited_server_calls_its_attacker_back() {
-    let Some(shared) = shared_or_skip("attack trace callback") else {
-        return;
-    };
+/// The alerts of the Honeynet attack trace with its victim's network home.
+fn attack_trace_alerts(shared: &Path, workers: usize) -> Vec<Value> {
     let policy = common::repo().join("tests/data/attack-trace-policy.toml");
     let file = shared.join("pcaps/scans/honeynet_attack_trace.pcap");
-    let a = alerts(&file, &["-c", policy.to_str().unwrap_or("")]);
+    let workers = workers.to_string();
+    let run = read(
+        &[file],
+        &["--workers", &workers, "-c", policy.to_str().unwrap_or("")],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    run.of_type("alert").into_iter().cloned().collect()
+}
+
+const ATTACK_TRACE_ALERTS: [&str; 4] = [
+    "callback 192.150.11.111 -> 98.114.205.102:8884 severity 1",
+    "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1080 severity 2",
+    "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1957 severity 2",
+    "unexpected_inbound 98.114.205.102 -> 192.150.11.111:445 severity 1",
+];
+
+fn attack_trace_summary(a: &[Value]) -> Vec<String> {
     let mut got: Vec<String> = a
         .iter()
         .map(|x| {
@@ -442,15 +448,23 @@ fn an_exploited_server_calls_its_attacker_back() {
         })
         .collect();
     got.sort();
-    assert_eq!(
-        got,
-        [
-            "callback 192.150.11.111 -> 98.114.205.102:8884 severity 1",
-            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1080 severity 2",
-            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:1957 severity 2",
-            "unexpected_inbound 98.114.205.102 -> 192.150.11.111:445 severity 1",
-        ]
-    );
+    got
+}
+
+/// The Honeynet attack trace: an attacker's sessions to the victim's 445
+/// (the exploit), 1957 (a shell) and 1080, and in between the victim's own
+/// connection from an ephemeral port back to the attacker's 8884 (the
+/// payload download). With the victim's network declared home: three
+/// unexpected inbound sessions and one callback, both severity 1 where the
+/// compromise is, and nothing else (the connection out is from port 36296,
+/// so it is not a reversed role).
+#[test]
+fn an_exploited_server_calls_its_attacker_back() {
+    let Some(shared) = shared_or_skip("attack trace callback") else {
+        return;
+    };
+    let a = attack_trace_alerts(&shared, 1);
+    assert_eq!(attack_trace_summary(&a), ATTACK_TRACE_ALERTS);
     let cb = a
         .iter()
         .find(|x| x["alert"]["metadata"]["detector"][0] == "callback")
@@ -462,6 +476,27 @@ fn an_exploited_server_calls_its_attacker_back() {
         cb["flow_id"].is_u64() && cb["community_id"].is_string(),
         "{cb}"
     );
+}
+
+/// The callback of the attack trace is judged when its flow ends, at the
+/// end of the input (the trace ends seconds later): with several workers,
+/// after every worker has handled the packets before, whichever handled
+/// the inbound session it follows. The same alerts every time.
+#[test]
+fn the_callback_is_reported_whatever_the_number_of_workers() {
+    let Some(shared) = shared_or_skip("attack trace callback, several workers") else {
+        return;
+    };
+    for workers in [2, 4] {
+        for run in 0..6 {
+            let a = attack_trace_alerts(&shared, workers);
+            assert_eq!(
+                attack_trace_summary(&a),
+                ATTACK_TRACE_ALERTS,
+                "{workers} workers, run {run}"
+            );
+        }
+    }
 }
 
 /// nmap -sO probes 256 IP protocols of one host; the target refuses most

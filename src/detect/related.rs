@@ -4,9 +4,14 @@
 //! Passive FTP (RFC 959 PASV, RFC 2428 EPSV) opens each data connection from
 //! the client to a high port of the server; active FTP (PORT/EPRT) from the
 //! server (port 20 or an ephemeral port) to a high port of the client. The
-//! ports are negotiated inside the control connection, which backflow does
-//! not parse: a connection to or from a port >= 1024 between two hosts that
-//! completed a control handshake on tcp/21 within `ttl` is related to it.
+//! ports are negotiated inside the control connection: the server's `227`
+//! and `229` replies, the client's `PORT` and `EPRT` commands. A connection
+//! between two hosts with a control session on tcp/21 within `ttl` is
+//! related to it when it goes to a port that session negotiated (the last
+//! [`PORTS_KEPT`]). A capture that keeps no payload (a snap length that
+//! cuts the headers only) cannot show the negotiation: for a session whose
+//! control bytes were all cut, any port >= 1024 between the pair is taken
+//! as negotiated.
 
 use super::bounded::{BoundedMap, Expiring};
 use crate::decode::Addr;
@@ -15,12 +20,90 @@ use crate::time::{Micros, Timestamp};
 /// The control port.
 pub const FTP_CONTROL: u16 = 21;
 
-struct Seen(Timestamp);
+/// Data ports a control session keeps: the last ones negotiated.
+pub const PORTS_KEPT: usize = 8;
+
+/// A pair's control session: when last seen, and the data ports negotiated.
+struct Seen {
+    at: Timestamp,
+    ports: [u16; PORTS_KEPT],
+    next: u8,
+    /// Control bytes were sent and none was captured.
+    blind: bool,
+    /// Some control bytes were captured.
+    read: bool,
+}
+
+impl Seen {
+    fn new(at: Timestamp) -> Self {
+        Seen {
+            at,
+            ports: [0; PORTS_KEPT],
+            next: 0,
+            blind: false,
+            read: false,
+        }
+    }
+
+    fn negotiated(&mut self, port: u16) {
+        if let Some(slot) = self.ports.get_mut(usize::from(self.next) % PORTS_KEPT) {
+            *slot = port;
+        }
+        self.next = self.next.wrapping_add(1);
+    }
+}
 
 impl Expiring for Seen {
     fn last_seen(&self) -> Timestamp {
-        self.0
+        self.at
     }
+}
+
+/// The data port a line of the control connection negotiates: a client's
+/// `PORT h1,h2,h3,h4,p1,p2` or `EPRT |af|addr|port|`, a server's
+/// `227 ... (h1,h2,h3,h4,p1,p2)` or `229 ... (|||port|)`.
+pub fn negotiated_port(line: &[u8], from_client: bool) -> Option<u16> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).ok()?;
+    let verb = text.get(..4)?;
+    let rest = text.get(4..)?;
+    let six = |s: &str| -> Option<u16> {
+        // The six numbers, wherever they start (RFC 1123 4.1.2.6).
+        let start = s.find(|c: char| c.is_ascii_digit())?;
+        let n: Vec<u16> = s
+            .get(start..)?
+            .split(',')
+            .take(6)
+            .map(|x| {
+                let digits: String = x.trim().chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect::<Option<_>>()?;
+        match n.as_slice() {
+            [_, _, _, _, hi, lo] if *hi < 256 && *lo < 256 => Some(hi * 256 + lo),
+            _ => None,
+        }
+    };
+    let extended = |s: &str| -> Option<u16> {
+        // |af|addr|port| with any delimiter: the port is the fourth field.
+        let s = s.trim_start();
+        let d = s.chars().next()?;
+        s.split(d).nth(3)?.trim().parse().ok()
+    };
+    let port = if from_client {
+        match verb.to_ascii_uppercase().as_str() {
+            "PORT" => six(rest),
+            "EPRT" => extended(rest),
+            _ => None,
+        }
+    } else {
+        match verb {
+            "227 " => six(rest),
+            "229 " => extended(rest.get(rest.find('(')? + 1..)?),
+            _ => None,
+        }
+    }?;
+    (port != 0).then_some(port)
 }
 
 /// Host pairs with a recent FTP control session, in either direction.
@@ -45,15 +128,52 @@ impl FtpSessions {
     /// A handshake completed from `client` to `server:port`.
     pub fn on_handshake(&self, client: Addr, server: Addr, port: u16, now: Timestamp) {
         if port == FTP_CONTROL {
-            self.pairs
-                .update(&pair(client, server), now, || Seen(now), |s| s.0 = now);
+            self.pairs.update(
+                &pair(client, server),
+                now,
+                || Seen::new(now),
+                |s| s.at = now,
+            );
         }
+    }
+
+    /// A segment of a control connection between `client` and `server`
+    /// (from the client when `from_client`): `payload` as captured, `len`
+    /// bytes sent. Only for a pair whose control handshake was seen.
+    pub fn on_control(
+        &self,
+        client: Addr,
+        server: Addr,
+        from_client: bool,
+        payload: &[u8],
+        len: u32,
+    ) {
+        if len == 0 {
+            return;
+        }
+        self.pairs.with_existing(&pair(client, server), |s| {
+            if payload.is_empty() {
+                s.blind = !s.read;
+                return;
+            }
+            s.read = true;
+            s.blind = false;
+            for line in payload.split(|b| *b == b'\n') {
+                if let Some(port) = negotiated_port(line, from_client) {
+                    s.negotiated(port);
+                }
+            }
+        });
     }
 
     /// Whether a connection between `a` and `b` to port `port` is an FTP
     /// data connection of a control session between them.
     pub fn is_data(&self, a: Addr, b: Addr, port: u16) -> bool {
-        port >= 1024 && self.pairs.with_existing(&pair(a, b), |_| ()).is_some()
+        port >= 1024
+            && self
+                .pairs
+                .with_existing(&pair(a, b), |s| s.blind || s.ports.contains(&port))
+                .unwrap_or(false)
     }
 
     /// Sessions remembered for an hour, as the detectors' are.
@@ -78,19 +198,79 @@ mod tests {
     use crate::decode::a;
 
     #[test]
-    fn data_connections_follow_a_control_session_either_way() {
+    fn data_connections_go_to_the_ports_their_control_session_negotiated() {
         let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
         assert!(!f.is_data(c, s, 50123), "no control session yet");
         f.on_handshake(c, s, 80, Timestamp(1));
         assert!(!f.is_data(c, s, 50123), "not ftp");
         f.on_handshake(c, s, 21, Timestamp(2));
+        assert!(!f.is_data(c, s, 50123), "nothing negotiated yet");
+        let pasv = b"227 Entering Passive Mode (172,16,5,21,195,203).\r\n";
+        f.on_control(c, s, false, pasv, pasv.len() as u32);
         assert!(f.is_data(c, s, 50123), "passive: client to server");
+        let port = b"TYPE I\r\nPORT 192,0,2,97,156,65\r\n";
+        f.on_control(c, s, true, port, port.len() as u32);
         assert!(f.is_data(s, c, 40001), "active: server back to client");
-        assert!(!f.is_data(c, s, 22), "a low port is not a data port");
+        assert!(!f.is_data(s, c, 4444), "a port nobody negotiated");
         assert!(!f.is_data(c, a("172.16.5.22"), 50123), "another host");
         let v6 = (a("2001:db8::1"), a("fd00::21"));
         f.on_handshake(v6.0, v6.1, 21, Timestamp(3));
-        assert!(f.is_data(v6.0, v6.1, 60000), "ipv6");
+        let epsv = b"229 Entering Extended Passive Mode (|||60000|)\r\n";
+        f.on_control(v6.0, v6.1, false, epsv, epsv.len() as u32);
+        let eprt = b"EPRT |2|2001:db8::1|60001|\r\n";
+        f.on_control(v6.0, v6.1, true, eprt, eprt.len() as u32);
+        assert!(f.is_data(v6.0, v6.1, 60000) && f.is_data(v6.1, v6.0, 60001));
+        assert!(!f.is_data(v6.0, v6.1, 60002));
+    }
+
+    /// Headers-only captures: control bytes sent, none kept. The pair's
+    /// high ports are taken as negotiated, until some control bytes are
+    /// captured.
+    #[test]
+    fn a_control_session_captured_without_payload_relates_any_high_port() {
+        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
+        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(2));
+        f.on_control(c, s, false, b"", 0);
+        assert!(!f.is_data(c, s, 50123), "a bare ACK says nothing");
+        f.on_control(c, s, false, b"", 48);
+        assert!(f.is_data(c, s, 50123) && f.is_data(s, c, 40001));
+        assert!(!f.is_data(c, s, 22), "a low port is not a data port");
+    }
+
+    #[test]
+    fn negotiated_ports_in_their_forms() {
+        for (line, from_client, port) in [
+            (&b"PORT 10,0,0,1,4,1"[..], true, Some(1025)),
+            (b"port 10,0,0,1,4,1\r", true, Some(1025)),
+            (
+                b"227 Entering Passive Mode (10,0,0,1,4,2)",
+                false,
+                Some(1026),
+            ),
+            (b"227 =10,0,0,1,4,3", false, Some(1027)),
+            (
+                b"229 Entering Extended Passive Mode (|||6446|)",
+                false,
+                Some(6446),
+            ),
+            (b"EPRT |1|132.235.1.2|6275|", true, Some(6275)),
+            (b"EPRT !2!::1!6275!", true, Some(6275)),
+            (b"PORT 10,0,0,1,4,1", false, None),
+            (b"227 (10,0,0,1,4,2)", true, None),
+            (b"PORT 10,0,0,1,400,1", true, None),
+            (b"PORT 10,0,0,1", true, None),
+            (b"229 (|||x|)", false, None),
+            (b"PORT", true, None),
+            (b"\xff\xfe", true, None),
+        ] {
+            assert_eq!(
+                negotiated_port(line, from_client),
+                port,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 }

@@ -67,7 +67,7 @@ impl Incident {
     }
 }
 
-/// A home host and an outside client it served: the last inbound session,
+/// A home host and an outside client it served: the last inbound sessions,
 /// and the connections back to the client since.
 #[derive(Debug)]
 struct Served {
@@ -76,6 +76,10 @@ struct Served {
     /// Its server port, and whether the host publishes that port.
     port: u16,
     published: bool,
+    /// The sessions before it, newest first: a connection back whose SYN
+    /// was processed before the session it follows (another worker's) is
+    /// judged when it ends, by then maybe after later sessions.
+    earlier: [Option<Session>; EARLIER_SESSIONS],
     /// Connections back (SYNs) and the distinct ports they went to (as
     /// seen one after another).
     back: Option<Timestamp>,
@@ -86,12 +90,19 @@ struct Served {
     reported: Reported,
 }
 
+/// An inbound session's handshake: when, to which port, published.
+type Session = (Timestamp, u16, bool);
+
+/// Sessions kept besides the last one in [`Served`].
+const EARLIER_SESSIONS: usize = 3;
+
 impl Served {
     fn new(now: Timestamp) -> Self {
         Served {
             at: now,
             port: 0,
             published: false,
+            earlier: [None; EARLIER_SESSIONS],
             back: None,
             syns: 0,
             ports: 0,
@@ -99,6 +110,44 @@ impl Served {
             last_seen: now,
             reported: Reported::default(),
         }
+    }
+
+    /// Notes a session (workers may report them slightly out of packet
+    /// order).
+    fn session(&mut self, s: Session) {
+        let older = if s.0 >= self.at {
+            if self.port == 0 {
+                // The entry was just made for this session.
+                None
+            } else {
+                Some((self.at, self.port, self.published))
+            }
+        } else {
+            Some(s)
+        };
+        if s.0 >= self.at {
+            (self.at, self.port, self.published) = s;
+        }
+        if let Some(o) = older {
+            // Newest first; the oldest falls off.
+            let at = self
+                .earlier
+                .iter()
+                .position(|e| e.is_none_or(|e| e.0 <= o.0))
+                .unwrap_or(EARLIER_SESSIONS);
+            if at < EARLIER_SESSIONS {
+                self.earlier[at..].rotate_right(1);
+                self.earlier[at] = Some(o);
+            }
+        }
+    }
+
+    /// The last session that completed at or before `t`.
+    fn before(&self, t: Timestamp) -> Option<Session> {
+        if self.at <= t {
+            return Some((self.at, self.port, self.published));
+        }
+        self.earlier.iter().flatten().find(|e| e.0 <= t).copied()
     }
 }
 
@@ -166,9 +215,17 @@ impl RoleDetector {
         self.learned.usage() + self.reversed.usage() + self.inbound.usage() + self.served.usage()
     }
 
-    /// `server` answered a SYN on `port`.
-    pub fn on_synack(&self, server: Addr, port: u16, now: Timestamp) {
-        if self.rr.enabled {
+    /// `server:port` answered a SYN from `client`. An FTP data connection
+    /// the pair negotiated is no service of the host's: its port is not
+    /// learned (active FTP has a client answer on an ephemeral port that
+    /// its own connections reuse later).
+    pub fn on_synack(&self, server: Addr, port: u16, client: Addr, now: Timestamp) {
+        if self.rr.enabled
+            && !self
+                .ftp
+                .as_ref()
+                .is_some_and(|f| f.is_data(client, server, port))
+        {
             self.learned
                 .update(&(server, port), now, || Seen(now), |s| s.0 = now);
         }
@@ -296,9 +353,11 @@ impl RoleDetector {
         let window = self.cb.window.0;
         self.served
             .with_existing(&(src, dst), |s| {
-                if s.port == dport
-                    || s.at > at
-                    || at.since(s.at) > window
+                let Some((served_at, served_port, published)) = s.before(at) else {
+                    return false;
+                };
+                if served_port == dport
+                    || at.since(served_at) > window
                     || self
                         .ftp
                         .as_ref()
@@ -321,7 +380,7 @@ impl RoleDetector {
                 // uses (a reverse shell's listener), is the compromise pattern;
                 // a published server calling a client's web or mail port back
                 // may be business (webhooks).
-                let severity = if !s.published || !self.server_ports.contains(PROTO_TCP, dport) {
+                let severity = if !published || !self.server_ports.contains(PROTO_TCP, dport) {
                     1
                 } else {
                     2
@@ -334,10 +393,10 @@ impl RoleDetector {
                         Endpoint::service(dst, dport),
                     )
                     .with("direction", json!(["outbound"]))
-                    .with("served_port", s.port)
-                    .with("served_port_published", s.published)
-                    .with("served_at", ts(s.at))
-                    .with("seconds_after_session", at.since(s.at).0 as f64 / 1e6)
+                    .with("served_port", served_port)
+                    .with("served_port_published", published)
+                    .with("served_at", ts(served_at))
+                    .with("seconds_after_session", at.since(served_at).0 as f64 / 1e6)
                     .with("syns", s.syns)
                     .with("ports", s.ports)
                     .with("first_seen", ts(first)),
@@ -368,13 +427,8 @@ impl RoleDetector {
         }
         let published = policy.publishes(&server, PROTO_TCP, port);
         if self.cb.enabled {
-            // Workers may report sessions slightly out of packet order.
             let served = |s: &mut Served| {
-                if now >= s.at {
-                    s.at = now;
-                    s.port = port;
-                    s.published = published;
-                }
+                s.session((now, port, published));
                 s.last_seen = s.last_seen.max(now);
             };
             self.served
@@ -461,7 +515,7 @@ mod tests {
         );
         assert!(out.is_empty());
         // A published or learned port still counts while scanning.
-        d.on_synack(a("10.0.0.7"), 4444, Timestamp(1));
+        d.on_synack(a("10.0.0.7"), 4444, a("10.0.0.8"), Timestamp(1));
         d.on_syn(
             &c.policy,
             a("10.0.0.7"),
@@ -565,7 +619,7 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "4444 is nobody's server port yet");
-        d.on_synack(a("10.0.0.9"), 4444, Timestamp(2));
+        d.on_synack(a("10.0.0.9"), 4444, a("10.0.0.8"), Timestamp(2));
         d.on_syn_t(
             &c.policy,
             a("10.0.0.9"),
@@ -662,7 +716,7 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0].evidence["reason"], json!(["well_known_server_port"]));
         // Once the host was seen answering on 3306, a SYN from it to 443 is reversed.
-        d.on_synack(a("10.77.8.61"), 3306, Timestamp(4));
+        d.on_synack(a("10.77.8.61"), 3306, a("10.0.0.8"), Timestamp(4));
         d.on_syn_t(
             &c.policy,
             a("10.77.8.61"),
@@ -789,6 +843,45 @@ mod tests {
         assert_eq!(out.len(), 2, "once per window");
     }
 
+    /// A callback judged when it ends, after later sessions in from the
+    /// same client (by then the last one): the session it follows is
+    /// still known, and named.
+    #[test]
+    fn a_callback_judged_at_its_end_finds_its_session_before_later_ones() {
+        let (d, c) = detector();
+        let mut out = Vec::new();
+        let secs = |s: u64| Timestamp(s * 1_000_000);
+        let (h, x) = (a("10.0.0.10"), a("203.0.113.9"));
+        for (port, at) in [(445, 5), (1957, 9), (1080, 30), (1081, 31)] {
+            d.on_handshake(&c.policy, x, h, port, (1, 1), secs(at), secs(at), &mut out);
+        }
+        // The first session, processed last (another worker's).
+        d.on_handshake(&c.policy, x, h, 139, (1, 1), secs(2), secs(2), &mut out);
+        out.clear();
+        d.on_connection_out(&c.policy, h, x, 8884, secs(12), secs(40), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind(), Some(Kind::Callback));
+        assert_eq!(out[0].evidence["served_port"], json!(1957));
+        assert_eq!(out[0].evidence["seconds_after_session"], json!(3.0));
+        // Before every session kept: none it follows.
+        let (y, z) = (a("203.0.113.10"), a("10.0.0.11"));
+        for at in [5, 6, 7, 8, 9] {
+            d.on_handshake(
+                &c.policy,
+                y,
+                z,
+                8000 + at as u16,
+                (1, 1),
+                secs(at),
+                secs(at),
+                &mut out,
+            );
+        }
+        out.clear();
+        d.on_connection_out(&c.policy, z, y, 4444, secs(5), secs(40), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
     /// An active FTP data connection goes from the server back to its
     /// client: related to the control session, not a callback.
     #[test]
@@ -806,6 +899,9 @@ mod tests {
             Timestamp(1),
             &mut out,
         );
+        let port = b"PORT 192,0,2,50,156,187\r\n";
+        let ftp = d.ftp.as_ref().unwrap();
+        ftp.on_control(client, server, true, port, port.len() as u32);
         d.on_syn(
             &c.policy,
             server,
@@ -817,6 +913,20 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "{out:?}");
+        // A port the session did not negotiate (a reverse shell's).
+        d.on_syn(
+            &c.policy,
+            server,
+            20,
+            client,
+            4444,
+            false,
+            Timestamp(2),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind(), Some(Kind::Callback));
+        out.clear();
         // Without the control session on 21 the same SYN would be one.
         d.on_handshake(
             &c.policy,
@@ -842,6 +952,54 @@ mod tests {
         assert_eq!(kinds, [Some(Kind::UnexpectedInbound), Some(Kind::Callback)]);
     }
 
+    /// An inside FTP client in active mode answers the data connection on
+    /// an ephemeral port; when the system reuses that port for a
+    /// connection of its own, it is no reversed role.
+    #[test]
+    fn an_active_ftp_data_port_is_not_learned_as_a_service() {
+        let (d, c) = ftp_server_detector("172.16.5.21");
+        let mut out = Vec::new();
+        let (ws, srv) = (a("10.0.0.8"), a("198.51.100.153"));
+        d.on_handshake(
+            &c.policy,
+            ws,
+            srv,
+            21,
+            (1, 1),
+            Timestamp(0),
+            Timestamp(1),
+            &mut out,
+        );
+        let port = b"PORT 10,0,0,8,195,203\r\n";
+        let ftp = d.ftp.as_ref().unwrap();
+        ftp.on_control(ws, srv, true, port, port.len() as u32);
+        d.on_synack(ws, 50123, srv, Timestamp(2));
+        let later = Timestamp(1_200_000_000);
+        d.on_syn_t(
+            &c.policy,
+            ws,
+            50123,
+            a("203.0.113.34"),
+            443,
+            later,
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // A port it answered on outside FTP is learned.
+        d.on_synack(ws, 50124, srv, Timestamp(3));
+        d.on_syn_t(
+            &c.policy,
+            ws,
+            50124,
+            a("203.0.113.34"),
+            443,
+            later,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["reason"], json!(["answered_syn_before"]));
+    }
+
     /// Passive FTP data connections to a published FTP server, and active
     /// ones back to an inside client, are not unexpected inbound sessions.
     #[test]
@@ -863,15 +1021,39 @@ mod tests {
         // Before any control session a high port is unexpected.
         hs("192.0.2.97", "172.16.5.21", 50000, 1, &mut out);
         assert_eq!(out.len(), 1);
+        let ftp = d.ftp.as_ref().unwrap();
+        let control = |client: &str, server: &str, from_client: bool, text: &[u8]| {
+            ftp.on_control(a(client), a(server), from_client, text, text.len() as u32);
+        };
         hs("192.0.2.98", "172.16.5.21", 21, 2, &mut out);
+        control(
+            "192.0.2.98",
+            "172.16.5.21",
+            false,
+            b"227 Entering Passive Mode (172,16,5,21,195,81)\r\n",
+        );
         hs("192.0.2.98", "172.16.5.21", 50001, 3, &mut out);
+        control(
+            "192.0.2.98",
+            "172.16.5.21",
+            false,
+            b"229 Entering Extended Passive Mode (|||50002|)\r\n",
+        );
         hs("192.0.2.98", "172.16.5.21", 50002, 4, &mut out);
         // Active mode: the outside server connects back to the inside client.
         hs("10.77.8.15", "198.51.100.153", 21, 5, &mut out);
+        control(
+            "10.77.8.15",
+            "198.51.100.153",
+            true,
+            b"PORT 10,77,8,15,156,187\r\n",
+        );
         hs("198.51.100.153", "10.77.8.15", 40123, 6, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        // Not a data port: still unexpected.
+        // Not a data port, or one no session negotiated: still unexpected
+        // (the vsftpd 2.3.4 backdoor listens on 6200).
         hs("192.0.2.98", "172.16.5.21", 22, 7, &mut out);
-        assert_eq!(out.len(), 2);
+        hs("192.0.2.98", "172.16.5.21", 6200, 8, &mut out);
+        assert_eq!(out.len(), 3);
     }
 }

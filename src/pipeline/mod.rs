@@ -245,6 +245,7 @@ impl Stages {
             .map_err(thread_error("output thread"))?;
         let mut txs = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
+        let rendezvous = Arc::new(worker::Rendezvous::new(n));
         for id in 0..n {
             let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
             let emit = Emit::Channel {
@@ -253,6 +254,7 @@ impl Stages {
             };
             let mut w = Worker::new(id, cfg, n, ctx.clone(), detectors.clone(), emit);
             w.measure_capture = live;
+            w.rendezvous = (n > 1).then(|| rendezvous.clone());
             workers.push(
                 thread::Builder::new()
                     .name(format!("worker-{id}"))

@@ -176,12 +176,75 @@ pub(crate) struct Worker {
     pub(crate) emit: Emit,
     /// Record how long after capture each packet is processed (live).
     pub(crate) measure_capture: bool,
+    /// Where the workers of a pipeline meet before ending every flow.
+    pub(crate) rendezvous: Option<Arc<Rendezvous>>,
     anomaly_enabled: bool,
     limiter: RateLimit,
     detect: Arc<Detectors>,
     /// Alerts raised by the packet being processed.
     alerts: Vec<Alert>,
     next_sweep: Timestamp,
+}
+
+/// A barrier of the pipeline's workers that a worker can leave: one that
+/// is done (or panicked) counts as arrived at every later meeting.
+pub(crate) struct Rendezvous {
+    workers: usize,
+    /// (arrived at the current meeting, meetings held, workers gone).
+    state: std::sync::Mutex<(usize, u64, usize)>,
+    met: std::sync::Condvar,
+}
+
+impl Rendezvous {
+    pub(crate) fn new(workers: usize) -> Self {
+        Rendezvous {
+            workers,
+            state: std::sync::Mutex::new((0, 0, 0)),
+            met: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, u64, usize)> {
+        // Nothing panics while holding the lock.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns once every worker not gone has called `wait` for this
+    /// meeting.
+    pub(crate) fn wait(&self) {
+        let mut s = self.lock();
+        s.0 += 1;
+        let meeting = s.1;
+        self.release_if_all(&mut s);
+        while s.1 == meeting {
+            s = self.met.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn leave(&self) {
+        let mut s = self.lock();
+        s.2 += 1;
+        if s.0 > 0 {
+            self.release_if_all(&mut s);
+        }
+    }
+
+    fn release_if_all(&self, s: &mut (usize, u64, usize)) {
+        if s.0 + s.2 >= self.workers {
+            s.0 = 0;
+            s.1 += 1;
+            self.met.notify_all();
+        }
+    }
+}
+
+/// Leaves a [`Rendezvous`] when dropped.
+struct Leave(Arc<Rendezvous>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
 }
 
 /// Rate-limit slot of a TCP flag anomaly.
@@ -213,6 +276,7 @@ impl Worker {
             out: EveBatch::default(),
             emit,
             measure_capture: false,
+            rendezvous: None,
             anomaly_enabled: cfg.anomaly_enabled,
             limiter: RateLimit::new(
                 cfg.anomaly_rate_limit,
@@ -226,10 +290,25 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self, rx: Receiver<WorkerMsg>) {
+        // Leaves the rendezvous when the worker is done, or should it
+        // panic, so that the others never wait for it.
+        let _leave = self.rendezvous.clone().map(Leave);
         for msg in rx {
             self.handle(msg);
         }
         self.finish();
+    }
+
+    /// Waits until every other worker of the pipeline is here too. Ending
+    /// a flow judges it again against what the detectors learned from the
+    /// packets before it, on any worker (a callback's inbound session may
+    /// have been handled by another): before every flow is ended, at the
+    /// end of the input or of one capture, each worker waits for the others
+    /// to have processed every packet before that point.
+    fn meet(&self) {
+        if let Some(r) = &self.rendezvous {
+            r.wait();
+        }
     }
 
     /// Handles one message from the source.
@@ -304,6 +383,7 @@ impl Worker {
                         .send(OutMsg::Stats(Some(ts), Box::new(StatsPart::Worker(snap))));
                 }
                 WorkerMsg::Rebase(ts) => {
+                    self.meet();
                     self.end_all(EndReason::Shutdown);
                     self.clock = Some(ts);
                     self.send_events();
@@ -314,6 +394,7 @@ impl Worker {
 
     /// Ends every flow (end of input) and sends the final stats part.
     pub(crate) fn finish(&mut self) {
+        self.meet();
         self.end_all(EndReason::Shutdown);
         self.send_events();
         let snap = self.snapshot();
@@ -721,11 +802,16 @@ impl Worker {
                 let outcome = flow
                     .tcp
                     .segment(from_client, t.flags, t.seq, t.ack, t.len, t.window);
+                if server_port == detect::related::FTP_CONTROL && t.len > 0 {
+                    // The data ports it negotiates.
+                    det.ftp
+                        .on_control(client, server, from_client, t.payload, t.len);
+                }
                 if !from_client {
                     let synack = t.flags & (tcp_flags::SYN | tcp_flags::ACK)
                         == tcp_flags::SYN | tcp_flags::ACK;
                     if synack {
-                        det.role.on_synack(server, server_port, now);
+                        det.role.on_synack(server, server_port, client, now);
                     }
                     if unresolved_probe && (synack || t.flags & tcp_flags::RST != 0) {
                         flow.detect_bits |= bits::RESOLVED;
@@ -1219,5 +1305,39 @@ mod tests {
         assert!(!r.allow(0, Timestamp(2)));
         assert!(r.allow(1, Timestamp(2)));
         assert!(r.allow(0, Timestamp(60_000_001)));
+    }
+
+    /// Every worker still running is at a meeting before any leaves it; a
+    /// worker that is done (or panicked) holds no one up, then or later.
+    #[test]
+    fn a_rendezvous_waits_for_every_worker_not_gone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let r = Arc::new(Rendezvous::new(4));
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let gone = Leave(r.clone());
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                let (r, arrived) = (r.clone(), arrived.clone());
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    for meeting in 1..=3 {
+                        // Later arrivals: the others must wait for them.
+                        std::thread::sleep(std::time::Duration::from_millis(i * 20));
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        r.wait();
+                        seen.push(arrived.load(Ordering::SeqCst) >= meeting * 3);
+                        // Everyone has read the count before it moves on.
+                        r.wait();
+                    }
+                    seen
+                })
+            })
+            .collect();
+        // The fourth worker leaves once the others wait at the first meeting.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(gone);
+        for t in threads {
+            assert_eq!(t.join().ok(), Some(vec![true; 3]));
+        }
     }
 }
