@@ -141,6 +141,24 @@ fn truncated_input_on_standard_input_names_the_same_offset() {
     assert_eq!(final_stats(&run)["decoder"]["pkts"], 5);
 }
 
+/// A file cut inside its own header is said to be so, not a record.
+#[test]
+fn a_file_cut_inside_its_header_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cut-header.pcap");
+    std::fs::write(&path, &common::pcap_header()[..20]).expect("write");
+    let run = read(&[path], &["--workers", "1"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "cut-header.pcap: file ends inside its header at byte offset 0 (4 more bytes expected)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("record"), "{}", run.stderr);
+}
+
 #[test]
 fn a_failed_input_does_not_stop_the_others() {
     let missing = PathBuf::from("/nonexistent/capture.pcap");

@@ -64,7 +64,9 @@ pub enum CaptureError {
     )]
     Unreadable { path: PathBuf, offset: u64 },
     #[error(
-        "{path}: file ends inside a record at byte offset {offset} ({missing} more bytes expected); every complete record before it was read"
+        "{path}: file ends inside {} at byte offset {offset} ({missing} more bytes expected){}",
+        if *.offset == 0 { "its header" } else { "a record" },
+        if *.offset == 0 { "" } else { "; every complete record before it was read" }
     )]
     Truncated {
         path: PathBuf,
