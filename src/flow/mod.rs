@@ -393,8 +393,9 @@ impl Flow {
     }
 }
 
-/// Zeek's rule for guessing the client of a flow picked up mid-stream:
-/// returns true when the packet's source is more likely the server.
+/// Zeek's rule for guessing the client of a TCP flow picked up mid-stream:
+/// returns true when the packet's source is more likely the server. When
+/// both ports are likely server ports, the lower one is.
 pub fn source_looks_like_server(
     sport: u16,
     dport: u16,
@@ -405,6 +406,17 @@ pub fn source_looks_like_server(
         (true, false) => true,
         _ => false,
     }
+}
+
+/// Zeek's rule for the first datagram of a UDP flow: its source is the
+/// server only when its port is a likely server port and the destination's
+/// is not (two likely server ports: the sender is the client).
+pub fn udp_source_looks_like_server(
+    sport: u16,
+    dport: u16,
+    is_server_port: impl Fn(u16) -> bool,
+) -> bool {
+    is_server_port(sport) && !is_server_port(dport)
 }
 
 #[cfg(test)]
@@ -490,5 +502,10 @@ mod tests {
         assert!(source_looks_like_server(22, 8080, server));
         assert!(!source_looks_like_server(8080, 22, server));
         assert!(!source_looks_like_server(50000, 40000, server));
+        // UDP (UDPAnalyzer::WantConnection): no ordering of two server ports.
+        assert!(udp_source_looks_like_server(53, 40000, server));
+        assert!(!udp_source_looks_like_server(22, 8080, server));
+        assert!(!udp_source_looks_like_server(8080, 22, server));
+        assert!(!udp_source_looks_like_server(40000, 53, server));
     }
 }

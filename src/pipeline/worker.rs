@@ -1097,7 +1097,7 @@ impl Worker {
                 }
             },
             Transport::Udp { .. } => {
-                if flow::source_looks_like_server(src_port, dst_port, is_likely_server_port) {
+                if flow::udp_source_looks_like_server(src_port, dst_port, is_likely_server_port) {
                     (false, Initiator::PortGuess)
                 } else {
                     (true, Initiator::FirstPacket)
