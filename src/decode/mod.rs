@@ -409,6 +409,10 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
         event = event.or(Some(stop_event(err, *layer, p)));
     }
 
+    // Only a frame the capture cut has bytes on the wire beyond those
+    // captured; an IP length beyond a whole frame's is a malformation
+    // (counted), not data.
+    let ip_end = ip_end.filter(|_| snap_truncated);
     out.transport = match &p.transport {
         Some(TransportSlice::Tcp(t)) => Transport::Tcp(tcp_view(t, ip_end)),
         Some(TransportSlice::Udp(u)) => {
@@ -495,6 +499,10 @@ fn first_fragment<'a>(pl: &LaxIpPayloadSlice<'a>, ip_end: Option<usize>) -> Tran
                     return Transport::None;
                 };
                 let header = usize::from(b.get(12).map_or(0, |o| o >> 4)) * 4;
+                if header < 20 {
+                    // No TCP header is that short.
+                    return Transport::None;
+                }
                 let wire = ip_end.map_or(0, |end| end.saturating_sub(b.as_ptr() as usize));
                 Transport::Tcp(Tcp {
                     sport,

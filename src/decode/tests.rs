@@ -269,6 +269,13 @@ fn a_first_fragment_cutting_the_tcp_header_keeps_its_fixed_part() {
         (t.sport, t.dport, t.seq, t.flags, t.window, t.payload, t.len),
         (1234, 80, 1, tcp_flags::SYN, 65535, &[][..], 0)
     );
+    // A data offset below the fixed header's own 20 bytes: no header.
+    let mut short = f.clone();
+    short[ETH_LEN + IP_LEN + 12] = 0x40;
+    assert_eq!(
+        decode(LinkType::Ethernet, &short, false).transport,
+        Transport::None
+    );
     // Not even the flags: no transport, so no flow on ports 0.
     let mut tiny = ETH_IPV4_TCP[..ETH_LEN + IP_LEN + 12].to_vec();
     tiny[ETH_LEN + 6] = 0x20;
@@ -336,6 +343,15 @@ fn a_snap_length_keeps_the_segment_length_on_the_wire() {
         panic!()
     };
     assert_eq!((t.payload, t.len), (&b"a"[..], 3));
+    // A whole frame whose IP length claims more: a malformation, not data
+    // on the wire.
+    let long = with_ip_total_len(&ETH_IPV4_TCP, 1514);
+    let d = decode(LinkType::Ethernet, &long, false);
+    assert_eq!(d.event, Some(DecodeEvent::Ipv4TruncPkt));
+    let Transport::Tcp(t) = d.transport else {
+        panic!("{:?}", d.transport)
+    };
+    assert_eq!((t.payload, t.len), (&b"hi"[..], 2));
 }
 
 #[test]
