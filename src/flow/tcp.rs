@@ -258,14 +258,18 @@ impl TcpTracker {
         if rst {
             self.reset = true;
         }
-        // The handshake completes when the client acknowledges the server's SYN.
+        // The handshake completes when the client acknowledges the server's
+        // SYN, or, that ACK lost from the capture, anything the server sent
+        // after it (a banner).
+        let isn1 = self.ep[1].isn.wrapping_add(1);
         if !self.handshake_seen
             && from_client
             && has_ack
             && !syn
             && self.ep[1].hist_seen & H_SYN != 0
             && self.ep[0].hist_seen & H_SYN != 0
-            && ack == self.ep[1].isn.wrapping_add(1)
+            && seq_le(isn1, ack)
+            && seq_le(ack, self.ep[1].max_seq)
         {
             self.handshake_seen = true;
         }
@@ -666,6 +670,13 @@ mod tests {
                 .0
                 .is_established()
         );
+        // The client's ACK lost from the capture: its ACK of the server's
+        // banner completes the handshake; an ACK beyond it does not.
+        let banner = (S, PSH | ACK, 501, 101, 20);
+        let t = play(&[syn, syn_ack, banner, (C, ACK, 101, 521, 0)]).0;
+        assert!(t.is_established());
+        let t = play(&[syn, syn_ack, banner, (C, ACK, 101, 522, 0)]).0;
+        assert!(!t.is_established());
         // Picked up mid-stream: established once both sides sent.
         let mid = [(C, PSH | ACK, 7, 9, 10), (S, PSH | ACK, 9, 17, 10)];
         assert!(!play(&mid[..1]).0.is_established());
