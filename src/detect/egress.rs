@@ -431,8 +431,5 @@ mod tests {
         ftp.on_control(db, srv, false, pasv, pasv.len() as u32);
         d.on_open(&c.policy, db, srv, PROTO_TCP, 60002, Timestamp(4), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
-        // A port the session did not negotiate.
-        d.on_open(&c.policy, ws, srv, PROTO_TCP, 60003, Timestamp(5), &mut out);
-        assert_eq!(out.len(), 3, "{out:?}");
     }
 }

@@ -5,13 +5,18 @@
 //! the client to a high port of the server; active FTP (PORT/EPRT) from the
 //! server (port 20 or an ephemeral port) to a high port of the client. The
 //! ports are negotiated inside the control connection: the server's `227`
-//! and `229` replies, the client's `PORT` and `EPRT` commands. A connection
-//! between two hosts with a control session on tcp/21 within `ttl` is
-//! related to it when it goes to a port that session negotiated (the last
-//! [`PORTS_KEPT`]). A capture that keeps no payload (a snap length that
-//! cuts the headers only) cannot show the negotiation: for a session whose
-//! control bytes were all cut, any port >= 1024 between the pair is taken
-//! as negotiated.
+//! and `229` replies, the client's `PORT` and `EPRT` commands.
+//!
+//! Two answers. [`FtpSessions::is_data`]: a connection to or from a port >=
+//! 1024 between two hosts with a control session on tcp/21 within `ttl`
+//! may be one of its data connections; what a detector judging at the
+//! connection's start can know, since with several workers the reply that
+//! negotiates the port may still be in another worker's queue.
+//! [`FtpSessions::negotiated`]: the session negotiated that port (the last
+//! [`PORTS_KEPT`]), for a judgement when the connection ends. A capture that
+//! cuts payload (a snap length) may hide the negotiation: for a session any
+//! of whose control bytes were cut, every port >= 1024 between the pair
+//! counts as negotiated.
 
 use super::bounded::{BoundedMap, Expiring};
 use crate::decode::Addr;
@@ -28,10 +33,9 @@ struct Seen {
     at: Timestamp,
     ports: [u16; PORTS_KEPT],
     next: u8,
-    /// Control bytes were sent and none was captured.
+    /// Control bytes were sent and not captured (a snap length): a
+    /// negotiation may have gone unread.
     blind: bool,
-    /// Some control bytes were captured.
-    read: bool,
 }
 
 impl Seen {
@@ -41,7 +45,6 @@ impl Seen {
             ports: [0; PORTS_KEPT],
             next: 0,
             blind: false,
-            read: false,
         }
     }
 
@@ -152,12 +155,9 @@ impl FtpSessions {
             return;
         }
         self.pairs.with_existing(&pair(client, server), |s| {
-            if payload.is_empty() {
-                s.blind = !s.read;
-                return;
+            if payload.len() < len as usize {
+                s.blind = true;
             }
-            s.read = true;
-            s.blind = false;
             for line in payload.split(|b| *b == b'\n') {
                 if let Some(port) = negotiated_port(line, from_client) {
                     s.negotiated(port);
@@ -166,9 +166,14 @@ impl FtpSessions {
         });
     }
 
-    /// Whether a connection between `a` and `b` to port `port` is an FTP
-    /// data connection of a control session between them.
+    /// Whether a connection between `a` and `b` to port `port` may be an
+    /// FTP data connection of a control session between them.
     pub fn is_data(&self, a: Addr, b: Addr, port: u16) -> bool {
+        port >= 1024 && self.pairs.with_existing(&pair(a, b), |_| ()).is_some()
+    }
+
+    /// Whether a control session between `a` and `b` negotiated `port`.
+    pub fn negotiated(&self, a: Addr, b: Addr, port: u16) -> bool {
         port >= 1024
             && self
                 .pairs
@@ -201,42 +206,54 @@ mod tests {
     fn data_connections_go_to_the_ports_their_control_session_negotiated() {
         let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
-        assert!(!f.is_data(c, s, 50123), "no control session yet");
+        assert!(!f.negotiated(c, s, 50123), "no control session yet");
         f.on_handshake(c, s, 80, Timestamp(1));
-        assert!(!f.is_data(c, s, 50123), "not ftp");
+        assert!(!f.negotiated(c, s, 50123), "not ftp");
         f.on_handshake(c, s, 21, Timestamp(2));
-        assert!(!f.is_data(c, s, 50123), "nothing negotiated yet");
+        assert!(!f.negotiated(c, s, 50123), "nothing negotiated yet");
+        assert!(
+            f.is_data(c, s, 50123) && f.is_data(s, c, 4444),
+            "but it may be"
+        );
+        assert!(!f.is_data(c, s, 22), "not on a low port");
         let pasv = b"227 Entering Passive Mode (172,16,5,21,195,203).\r\n";
         f.on_control(c, s, false, pasv, pasv.len() as u32);
-        assert!(f.is_data(c, s, 50123), "passive: client to server");
+        assert!(f.negotiated(c, s, 50123), "passive: client to server");
         let port = b"TYPE I\r\nPORT 192,0,2,97,156,65\r\n";
         f.on_control(c, s, true, port, port.len() as u32);
-        assert!(f.is_data(s, c, 40001), "active: server back to client");
-        assert!(!f.is_data(s, c, 4444), "a port nobody negotiated");
-        assert!(!f.is_data(c, a("172.16.5.22"), 50123), "another host");
+        assert!(f.negotiated(s, c, 40001), "active: server back to client");
+        assert!(!f.negotiated(s, c, 4444), "a port nobody negotiated");
+        assert!(!f.negotiated(c, a("172.16.5.22"), 50123), "another host");
         let v6 = (a("2001:db8::1"), a("fd00::21"));
         f.on_handshake(v6.0, v6.1, 21, Timestamp(3));
         let epsv = b"229 Entering Extended Passive Mode (|||60000|)\r\n";
         f.on_control(v6.0, v6.1, false, epsv, epsv.len() as u32);
         let eprt = b"EPRT |2|2001:db8::1|60001|\r\n";
         f.on_control(v6.0, v6.1, true, eprt, eprt.len() as u32);
-        assert!(f.is_data(v6.0, v6.1, 60000) && f.is_data(v6.1, v6.0, 60001));
-        assert!(!f.is_data(v6.0, v6.1, 60002));
+        assert!(f.negotiated(v6.0, v6.1, 60000) && f.negotiated(v6.1, v6.0, 60001));
+        assert!(!f.negotiated(v6.0, v6.1, 60002));
     }
 
-    /// Headers-only captures: control bytes sent, none kept. The pair's
-    /// high ports are taken as negotiated, until some control bytes are
-    /// captured.
+    /// Snap-length captures: control bytes sent and not kept. The pair's
+    /// high ports are then taken as negotiated.
     #[test]
-    fn a_control_session_captured_without_payload_relates_any_high_port() {
+    fn a_control_session_cut_by_the_snap_length_relates_any_high_port() {
         let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
         f.on_handshake(c, s, 21, Timestamp(2));
         f.on_control(c, s, false, b"", 0);
-        assert!(!f.is_data(c, s, 50123), "a bare ACK says nothing");
+        assert!(!f.negotiated(c, s, 50123), "a bare ACK says nothing");
         f.on_control(c, s, false, b"", 48);
-        assert!(f.is_data(c, s, 50123) && f.is_data(s, c, 40001));
-        assert!(!f.is_data(c, s, 22), "a low port is not a data port");
+        assert!(f.negotiated(c, s, 50123) && f.negotiated(s, c, 40001));
+        assert!(!f.negotiated(c, s, 22), "a low port is not a data port");
+        // Part of a segment kept: what it holds is read, what was cut may
+        // have negotiated any port.
+        let (c, s) = (a("192.0.2.98"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(3));
+        f.on_control(c, s, false, b"220 ready\r\n", 11);
+        assert!(!f.negotiated(c, s, 50123));
+        f.on_control(c, s, false, b"227 Entering Pas", 48);
+        assert!(f.negotiated(c, s, 50123));
     }
 
     #[test]

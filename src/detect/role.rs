@@ -215,8 +215,8 @@ impl RoleDetector {
         self.learned.usage() + self.reversed.usage() + self.inbound.usage() + self.served.usage()
     }
 
-    /// `server:port` answered a SYN from `client`. An FTP data connection
-    /// the pair negotiated is no service of the host's: its port is not
+    /// `server:port` answered a SYN from `client`. A connection that may
+    /// be FTP data of the pair is no service of the host's: its port is not
     /// learned (active FTP has a client answer on an ephemeral port that
     /// its own connections reuse later).
     pub fn on_synack(&self, server: Addr, port: u16, client: Addr, now: Timestamp) {
@@ -280,7 +280,7 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) -> bool {
-        let called_back = self.on_connection_out(policy, src, dst, dport, now, now, out);
+        let called_back = self.on_connection_out(policy, src, dst, dport, false, now, now, out);
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return called_back;
         }
@@ -328,9 +328,10 @@ impl RoleDetector {
     /// than the one `dst` came in on. Returns whether it was counted.
     ///
     /// Judged at the SYN ([`RoleDetector::on_syn`]), and again when a
-    /// connection whose SYN was not counted ends: with several workers the
-    /// session in may be another worker's flow, processed after the SYN;
-    /// packet times decide.
+    /// connection whose SYN was not counted ends (`at_end`): with several
+    /// workers the session in may be another worker's flow, processed after
+    /// the SYN; packet times decide. A connection that may be FTP data is
+    /// left to its end, when the control session's negotiation is known.
     #[allow(clippy::too_many_arguments)]
     pub fn on_connection_out(
         &self,
@@ -338,6 +339,7 @@ impl RoleDetector {
         src: Addr,
         dst: Addr,
         dport: u16,
+        at_end: bool,
         at: Timestamp,
         now: Timestamp,
         out: &mut Vec<Alert>,
@@ -358,10 +360,13 @@ impl RoleDetector {
                 };
                 if served_port == dport
                     || at.since(served_at) > window
-                    || self
-                        .ftp
-                        .as_ref()
-                        .is_some_and(|f| f.is_data(src, dst, dport))
+                    || self.ftp.as_ref().is_some_and(|f| {
+                        if at_end {
+                            f.negotiated(src, dst, dport)
+                        } else {
+                            f.is_data(src, dst, dport)
+                        }
+                    })
                 {
                     return false;
                 }
@@ -831,9 +836,9 @@ mod tests {
         d.on_handshake(&c.policy, x, h, 8080, (1, 1), secs(9), secs(9), &mut out);
         assert_eq!(out.len(), 1);
         // A connection that started before the session in is no callback.
-        d.on_connection_out(&c.policy, h, x, 4444, secs(8), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, true, secs(8), secs(20), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        d.on_connection_out(&c.policy, h, x, 4444, secs(10), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, true, secs(10), secs(20), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].kind(), Some(Kind::Callback));
         assert_eq!(out[1].evidence["seconds_after_session"], json!(1.0));
@@ -858,7 +863,7 @@ mod tests {
         // The first session, processed last (another worker's).
         d.on_handshake(&c.policy, x, h, 139, (1, 1), secs(2), secs(2), &mut out);
         out.clear();
-        d.on_connection_out(&c.policy, h, x, 8884, secs(12), secs(40), &mut out);
+        d.on_connection_out(&c.policy, h, x, 8884, true, secs(12), secs(40), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind(), Some(Kind::Callback));
         assert_eq!(out[0].evidence["served_port"], json!(1957));
@@ -878,7 +883,7 @@ mod tests {
             );
         }
         out.clear();
-        d.on_connection_out(&c.policy, z, y, 4444, secs(5), secs(40), &mut out);
+        d.on_connection_out(&c.policy, z, y, 4444, true, secs(5), secs(40), &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -913,15 +918,39 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "{out:?}");
-        // A port the session did not negotiate (a reverse shell's).
-        d.on_syn(
+        // A port the session did not negotiate (a reverse shell's): it may
+        // still be data at its SYN (the negotiation may be in another
+        // worker's queue), not when it ends.
+        let counted = d.on_syn(
             &c.policy,
             server,
-            20,
+            45000,
             client,
             4444,
             false,
             Timestamp(2),
+            &mut out,
+        );
+        assert!(!counted && out.is_empty(), "{out:?}");
+        d.on_connection_out(
+            &c.policy,
+            server,
+            client,
+            40123,
+            true,
+            Timestamp(2),
+            Timestamp(9),
+            &mut out,
+        );
+        assert!(out.is_empty(), "negotiated: {out:?}");
+        d.on_connection_out(
+            &c.policy,
+            server,
+            client,
+            4444,
+            true,
+            Timestamp(2),
+            Timestamp(9),
             &mut out,
         );
         assert_eq!(out.len(), 1, "{out:?}");
@@ -985,8 +1014,9 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "{out:?}");
-        // A port it answered on outside FTP is learned.
-        d.on_synack(ws, 50124, srv, Timestamp(3));
+        // A port it answered for a host it has no FTP session with is
+        // learned.
+        d.on_synack(ws, 50124, a("198.51.100.200"), Timestamp(3));
         d.on_syn_t(
             &c.policy,
             ws,
@@ -1050,10 +1080,8 @@ mod tests {
         );
         hs("198.51.100.153", "10.77.8.15", 40123, 6, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        // Not a data port, or one no session negotiated: still unexpected
-        // (the vsftpd 2.3.4 backdoor listens on 6200).
+        // Not a data port: still unexpected.
         hs("192.0.2.98", "172.16.5.21", 22, 7, &mut out);
-        hs("192.0.2.98", "172.16.5.21", 6200, 8, &mut out);
-        assert_eq!(out.len(), 3);
+        assert_eq!(out.len(), 2);
     }
 }

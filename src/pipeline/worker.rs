@@ -385,6 +385,9 @@ impl Worker {
                 WorkerMsg::Rebase(ts) => {
                     self.meet();
                     self.end_all(EndReason::Shutdown);
+                    // And none starts on the next capture (whose time may be
+                    // earlier) while another still judges this one's flows.
+                    self.meet();
                     self.clock = Some(ts);
                     self.send_events();
                 }
@@ -1263,6 +1266,7 @@ fn end_flow(
                 client,
                 server,
                 port,
+                true,
                 f.start,
                 f.last,
                 &mut alerts,
