@@ -457,12 +457,17 @@ fn fill<'a>(out: &mut Decoded<'a>, p: &LaxSlicedPacket<'a>, snap_truncated: bool
     }
 }
 
+/// Bytes on the wire from the start of `from` to `ip_end` (0 without it).
+fn wire_len(from: &[u8], ip_end: Option<usize>) -> usize {
+    ip_end.map_or(0, |end| end.saturating_sub(from.as_ptr() as usize))
+}
+
 /// The view of a TCP segment whose IP packet ends at `ip_end` (see
 /// [`Tcp::len`]).
 fn tcp_view<'a>(t: &TcpSlice<'a>, ip_end: Option<usize>) -> Tcp<'a> {
     let hdr = t.header_slice();
     let payload = t.payload();
-    let wire = ip_end.map_or(0, |end| end.saturating_sub(payload.as_ptr() as usize));
+    let wire = wire_len(payload, ip_end);
     Tcp {
         sport: t.source_port(),
         dport: t.destination_port(),
@@ -503,7 +508,7 @@ fn first_fragment<'a>(pl: &LaxIpPayloadSlice<'a>, ip_end: Option<usize>) -> Tran
                     // No TCP header is that short.
                     return Transport::None;
                 }
-                let wire = ip_end.map_or(0, |end| end.saturating_sub(b.as_ptr() as usize));
+                let wire = wire_len(b, ip_end);
                 Transport::Tcp(Tcp {
                     sport,
                     dport,

@@ -71,21 +71,18 @@ pub fn negotiated_port(line: &[u8], from_client: bool) -> Option<u16> {
     let verb = text.get(..4)?;
     let rest = text.get(4..)?;
     let six = |s: &str| -> Option<u16> {
-        // The six numbers, wherever they start (RFC 1123 4.1.2.6).
+        // The six numbers, wherever they start (RFC 1123 4.1.2.6); the
+        // last two are the port.
         let start = s.find(|c: char| c.is_ascii_digit())?;
-        let n: Vec<u16> = s
-            .get(start..)?
-            .split(',')
-            .take(6)
-            .map(|x| {
-                let digits: String = x.trim().chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-            .collect::<Option<_>>()?;
-        match n.as_slice() {
-            [_, _, _, _, hi, lo] if *hi < 256 && *lo < 256 => Some(hi * 256 + lo),
-            _ => None,
+        let mut n = [0u16; 6];
+        let mut fields = s.get(start..)?.split(',');
+        for x in &mut n {
+            let f = fields.next()?.trim();
+            let digits = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+            *x = f.get(..digits)?.parse().ok()?;
         }
+        let [.., hi, lo] = n;
+        (hi < 256 && lo < 256).then_some(hi * 256 + lo)
     };
     let extended = |s: &str| -> Option<u16> {
         // |af|addr|port| with any delimiter: the port is the fourth field.
@@ -151,9 +148,6 @@ impl FtpSessions {
         payload: &[u8],
         len: u32,
     ) {
-        if len == 0 {
-            return;
-        }
         self.pairs.with_existing(&pair(client, server), |s| {
             if payload.len() < len as usize {
                 s.blind = true;

@@ -71,15 +71,11 @@ impl Incident {
 /// and the connections back to the client since.
 #[derive(Debug)]
 struct Served {
-    /// When the last inbound session completed its handshake.
-    at: Timestamp,
-    /// Its server port, and whether the host publishes that port.
-    port: u16,
-    published: bool,
-    /// The sessions before it, newest first: a connection back whose SYN
-    /// was processed before the session it follows (another worker's) is
+    /// The last sessions in, newest first (workers may report them
+    /// slightly out of packet order): a connection back whose SYN was
+    /// processed before the session it follows (another worker's) is
     /// judged when it ends, by then maybe after later sessions.
-    earlier: [Option<Session>; EARLIER_SESSIONS],
+    sessions: [Option<Session>; SESSIONS_KEPT],
     /// Connections back (SYNs) and the distinct ports they went to (as
     /// seen one after another).
     back: Option<Timestamp>,
@@ -90,19 +86,17 @@ struct Served {
     reported: Reported,
 }
 
-/// An inbound session's handshake: when, to which port, published.
+/// An inbound session's handshake: when it completed, the server port,
+/// and whether the host publishes that port.
 type Session = (Timestamp, u16, bool);
 
-/// Sessions kept besides the last one in [`Served`].
-const EARLIER_SESSIONS: usize = 3;
+/// Sessions a [`Served`] keeps.
+const SESSIONS_KEPT: usize = 4;
 
 impl Served {
     fn new(now: Timestamp) -> Self {
         Served {
-            at: now,
-            port: 0,
-            published: false,
-            earlier: [None; EARLIER_SESSIONS],
+            sessions: [None; SESSIONS_KEPT],
             back: None,
             syns: 0,
             ports: 0,
@@ -112,42 +106,21 @@ impl Served {
         }
     }
 
-    /// Notes a session (workers may report them slightly out of packet
-    /// order).
+    /// Notes a session in its place by time; the oldest falls off.
     fn session(&mut self, s: Session) {
-        let older = if s.0 >= self.at {
-            if self.port == 0 {
-                // The entry was just made for this session.
-                None
-            } else {
-                Some((self.at, self.port, self.published))
-            }
-        } else {
-            Some(s)
-        };
-        if s.0 >= self.at {
-            (self.at, self.port, self.published) = s;
-        }
-        if let Some(o) = older {
-            // Newest first; the oldest falls off.
-            let at = self
-                .earlier
-                .iter()
-                .position(|e| e.is_none_or(|e| e.0 <= o.0))
-                .unwrap_or(EARLIER_SESSIONS);
-            if at < EARLIER_SESSIONS {
-                self.earlier[at..].rotate_right(1);
-                self.earlier[at] = Some(o);
-            }
+        if let Some(at) = self
+            .sessions
+            .iter()
+            .position(|e| e.is_none_or(|e| e.0 <= s.0))
+        {
+            self.sessions[at..].rotate_right(1);
+            self.sessions[at] = Some(s);
         }
     }
 
     /// The last session that completed at or before `t`.
     fn before(&self, t: Timestamp) -> Option<Session> {
-        if self.at <= t {
-            return Some((self.at, self.port, self.published));
-        }
-        self.earlier.iter().flatten().find(|e| e.0 <= t).copied()
+        self.sessions.iter().flatten().find(|e| e.0 <= t).copied()
     }
 }
 

@@ -36,9 +36,9 @@ struct FileReader<'a> {
     out_tx: &'a Sender<OutMsg>,
     stats_interval: Micros,
     clock: Clock,
-    first_ts: Option<Timestamp>,
     /// Packet time read in the captures before the current one (see
-    /// `Rebase`), and where the current one's time started: the uptime.
+    /// `Rebase`), and where the current one's time started (none before
+    /// the first frame): the uptime.
     uptime_before: Micros,
     segment_start: Option<Timestamp>,
     next_tick: Option<Timestamp>,
@@ -92,8 +92,7 @@ impl FrameSink for FileReader<'_> {
             self.next_advance = None;
         }
         let ts = self.clock.observe(frame.ts);
-        if self.first_ts.is_none() {
-            self.first_ts = Some(ts);
+        if self.segment_start.is_none() {
             self.segment_start = Some(ts);
             self.next_tick = Some(ts.saturating_add(self.stats_interval));
         }
@@ -164,7 +163,6 @@ pub(crate) fn read_inputs(
         out_tx,
         stats_interval: cfg.stats_interval,
         clock: Clock::new(cfg.max_time_jump),
-        first_ts: None,
         uptime_before: Micros(0),
         segment_start: None,
         next_tick: None,

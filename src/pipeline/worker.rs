@@ -190,21 +190,30 @@ pub(crate) struct Worker {
 /// is done (or panicked) counts as arrived at every later meeting.
 pub(crate) struct Rendezvous {
     workers: usize,
-    /// (arrived at the current meeting, meetings held, workers gone).
-    state: std::sync::Mutex<(usize, u64, usize)>,
+    state: std::sync::Mutex<Meetings>,
     met: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Meetings {
+    /// Workers at the current meeting.
+    arrived: usize,
+    /// Meetings held so far.
+    held: u64,
+    /// Workers that left for good.
+    gone: usize,
 }
 
 impl Rendezvous {
     pub(crate) fn new(workers: usize) -> Self {
         Rendezvous {
             workers,
-            state: std::sync::Mutex::new((0, 0, 0)),
+            state: Default::default(),
             met: std::sync::Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, u64, usize)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Meetings> {
         // Nothing panics while holding the lock.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -212,27 +221,25 @@ impl Rendezvous {
     /// Returns once every worker not gone has called `wait` for this
     /// meeting.
     pub(crate) fn wait(&self) {
-        let mut s = self.lock();
-        s.0 += 1;
-        let meeting = s.1;
-        self.release_if_all(&mut s);
-        while s.1 == meeting {
-            s = self.met.wait(s).unwrap_or_else(|e| e.into_inner());
+        let mut m = self.lock();
+        m.arrived += 1;
+        let meeting = m.held;
+        self.release_if_all(&mut m);
+        while m.held == meeting {
+            m = self.met.wait(m).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     fn leave(&self) {
-        let mut s = self.lock();
-        s.2 += 1;
-        if s.0 > 0 {
-            self.release_if_all(&mut s);
-        }
+        let mut m = self.lock();
+        m.gone += 1;
+        self.release_if_all(&mut m);
     }
 
-    fn release_if_all(&self, s: &mut (usize, u64, usize)) {
-        if s.0 + s.2 >= self.workers {
-            s.0 = 0;
-            s.1 += 1;
+    fn release_if_all(&self, m: &mut Meetings) {
+        if m.arrived + m.gone >= self.workers {
+            m.arrived = 0;
+            m.held += 1;
             self.met.notify_all();
         }
     }
