@@ -2,7 +2,7 @@
 
 mod common;
 
-use backflow::decode::{FlowHasher, decode, flow_hash};
+use backflow::decode::{FlowHasher, decode, pair_hash};
 use backflow::traffic::Kind;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -21,11 +21,11 @@ fn bench(c: &mut Criterion) {
         })
     });
     let h = FlowHasher::new(7);
-    g.bench_function("flow_hash", |b| {
+    g.bench_function("pair_hash", |b| {
         b.iter(|| {
             let mut nonzero = 0;
             for (lt, f) in &mixed {
-                nonzero += usize::from(flow_hash(&h, *lt, f) != 0);
+                nonzero += usize::from(pair_hash(&h, *lt, f) != 0);
             }
             assert_eq!(nonzero, mixed.len());
         })

@@ -21,7 +21,7 @@ mod hash;
 
 pub use addr::Addr;
 pub use events::DecodeEvent;
-pub use hash::{FlowHasher, flow_hash};
+pub use hash::{FlowHasher, pair_hash};
 
 use etherparse::err::{Layer, packet::SliceError};
 use etherparse::{

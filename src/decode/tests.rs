@@ -393,11 +393,11 @@ fn ipv6_with_extension_headers() {
         Some(DecodeEvent::Ipv6TruncExthdr)
     );
     let h = FlowHasher::new(1);
-    assert_ne!(flow_hash(&h, LinkType::Ethernet, &f), 0);
+    assert_ne!(pair_hash(&h, LinkType::Ethernet, &f), 0);
 }
 
 #[test]
-fn flow_hash_is_symmetric_and_seeded() {
+fn pair_hash_is_symmetric_seeded_and_blind_to_ports() {
     let h = FlowHasher::new(7);
     let mut rev = ETH_IPV4_TCP;
     // swap addresses and ports
@@ -405,15 +405,32 @@ fn flow_hash_is_symmetric_and_seeded() {
     rev[ETH_LEN + 16..ETH_LEN + 20].copy_from_slice(&ETH_IPV4_TCP[ETH_LEN + 12..ETH_LEN + 16]);
     rev[ETH_LEN + IP_LEN..ETH_LEN + IP_LEN + 2].copy_from_slice(&80u16.to_be_bytes());
     rev[ETH_LEN + IP_LEN + 2..ETH_LEN + IP_LEN + 4].copy_from_slice(&1234u16.to_be_bytes());
-    let a = flow_hash(&h, LinkType::Ethernet, &ETH_IPV4_TCP);
-    assert_eq!(a, flow_hash(&h, LinkType::Ethernet, &rev));
+    let a = pair_hash(&h, LinkType::Ethernet, &ETH_IPV4_TCP);
+    assert_ne!(a, 0);
+    assert_eq!(a, pair_hash(&h, LinkType::Ethernet, &rev));
     assert_ne!(
         a,
-        flow_hash(&FlowHasher::new(8), LinkType::Ethernet, &ETH_IPV4_TCP)
+        pair_hash(&FlowHasher::new(8), LinkType::Ethernet, &ETH_IPV4_TCP)
     );
+    // Another connection between the two hosts (another port, another
+    // protocol, a later fragment without ports) goes to the same worker.
     let mut other_port = ETH_IPV4_TCP;
     other_port[ETH_LEN + IP_LEN + 1] = 0xd3;
-    assert_ne!(a, flow_hash(&h, LinkType::Ethernet, &other_port));
+    assert_eq!(a, pair_hash(&h, LinkType::Ethernet, &other_port));
+    let mut udp = ETH_IPV4_TCP;
+    udp[ETH_LEN + 9] = 17;
+    assert_eq!(a, pair_hash(&h, LinkType::Ethernet, &udp));
+    let mut later_fragment = ETH_IPV4_TCP;
+    later_fragment[ETH_LEN + 6..ETH_LEN + 8].copy_from_slice(&0x00b9u16.to_be_bytes());
+    assert_eq!(a, pair_hash(&h, LinkType::Ethernet, &later_fragment));
+    // Another host does not, and neither does a frame without addresses.
+    let mut other_host = ETH_IPV4_TCP;
+    other_host[ETH_LEN + 15] ^= 1;
+    assert_ne!(a, pair_hash(&h, LinkType::Ethernet, &other_host));
+    assert_eq!(
+        pair_hash(&h, LinkType::Ethernet, &ETH_IPV4_TCP[..ETH_LEN + 19]),
+        0
+    );
 }
 
 proptest! {
@@ -427,7 +444,7 @@ proptest! {
         if let Some(ip) = d.ip {
             prop_assert!(ip.v6 || ip.src.is_v4());
         }
-        let _ = flow_hash(&FlowHasher::new(3), lt, &data);
+        let _ = pair_hash(&FlowHasher::new(3), lt, &data);
     }
 
     #[test]

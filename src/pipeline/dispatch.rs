@@ -1,8 +1,10 @@
 //! Routing frames to the worker that owns their flow.
 //!
-//! A frame's worker is its symmetric, seeded flow hash modulo the number of
-//! workers (both directions of a flow land on the same worker, as in
-//! Suricata's `FlowGetHash`). Frames travel in batches over one bounded
+//! A frame's worker is the symmetric, seeded hash of its address pair
+//! ([`decode::pair_hash`]) scaled to the number of workers: both directions
+//! of a flow, and every flow between the same two hosts, land on the same
+//! worker (Suricata's `ippair` scheduler), so the connections of one pair
+//! are processed in packet order whatever the number of workers. Frames travel in batches over one bounded
 //! channel per worker. What happens when a worker's queue is full is the
 //! source's choice: a file reader waits (nothing is lost), a live capture
 //! drops the batch and counts it rather than stall the capture ring.
@@ -90,7 +92,7 @@ impl Dispatcher {
         } else {
             // The hash scaled to 0..n (its high bits: a multiply rather
             // than a division for every frame).
-            let hash = decode::flow_hash(&self.hasher, frame.linktype, frame.data);
+            let hash = decode::pair_hash(&self.hasher, frame.linktype, frame.data);
             ((u128::from(hash) * n as u128) >> 64) as usize
         };
         let Some(b) = self.builders.get_mut(w) else {
@@ -170,5 +172,79 @@ impl Dispatcher {
         for tx in &self.txs {
             let _ = tx.send(msg());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::capture::LinkType;
+    use etherparse::PacketBuilder;
+
+    fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(src, dst, 64)
+            .tcp(sport, dport, 1, 1000)
+            .write(&mut out, b"x")
+            .unwrap();
+        out
+    }
+
+    /// Which worker each frame went to, in order.
+    fn route(frames: &[Vec<u8>], workers: usize) -> Vec<usize> {
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut d = Dispatcher::new(txs, FlowHasher::new(5), Backpressure::Wait);
+        let mut pcap_cnt = 0;
+        for f in frames {
+            pcap_cnt += 1;
+            let frame = Frame {
+                ts: Timestamp(pcap_cnt),
+                linktype: LinkType::Ethernet,
+                data: f,
+                orig_len: f.len() as u32,
+                iface: 0,
+            };
+            d.push(&frame, FrameBytes::Transient, frame.ts, pcap_cnt);
+        }
+        d.flush();
+        let mut to = vec![usize::MAX; frames.len()];
+        for (w, rx) in rxs.iter().enumerate() {
+            for msg in rx.try_iter() {
+                if let WorkerMsg::Frames(b) = msg {
+                    for f in b.frames {
+                        to[f.pcap_cnt as usize - 1] = w;
+                    }
+                }
+            }
+        }
+        to
+    }
+
+    /// Every connection between two hosts, both ways, goes to one worker
+    /// (an FTP session's control and data, a session and the connection
+    /// back); different pairs spread over the workers.
+    #[test]
+    fn the_connections_of_a_host_pair_go_to_one_worker() {
+        let (a, b) = ([192, 0, 2, 10], [198, 51, 100, 20]);
+        let mut frames = Vec::new();
+        for port in 0..64u16 {
+            frames.push(tcp(a, b, 40_000 + port, 21 + port * 100));
+            frames.push(tcp(b, a, 21 + port * 100, 40_000 + port));
+            frames.push(tcp(b, a, 20, 50_000 + port));
+        }
+        let to = route(&frames, 4);
+        assert!(to.iter().all(|&w| w == to[0] && w < 4), "{to:?}");
+
+        let pairs: Vec<_> = (0..64u8)
+            .map(|i| tcp([192, 0, 2, i], b, 40_000, 80))
+            .collect();
+        let to = route(&pairs, 4);
+        let mut used = to.clone();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used, vec![0, 1, 2, 3], "64 pairs over 4 workers: {to:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! The threads: one source, N workers, one output writer.
 //!
-//! The source reads frames, hashes each 5-tuple symmetrically (both
-//! directions land on the same worker) and sends batches over a bounded
+//! The source reads frames, hashes each one's address pair symmetrically
+//! (both directions of a flow, and all flows between two hosts, land on the
+//! same worker) and sends batches over a bounded
 //! channel per worker ([`dispatch`]); offline, a full channel makes the
 //! reader wait, so no frame is lost. Each [`worker`] owns its flows (no
 //! locks on the hot path), decodes, tracks flows and writes its own EVE

@@ -1265,8 +1265,8 @@ fn end_flow(
                 .brute
                 .on_session_end(client, server, port, f.start, f.last, &mut alerts);
         }
-        // A connection back whose SYN was processed before the session
-        // in it follows (another worker's flow) is judged now.
+        // A connection back not counted at its SYN is judged again now,
+        // by packet times.
         if f.initiator() == Initiator::Syn && f.detect_bits & bits::CALLBACK == 0 {
             detect.role.on_connection_out(
                 &detect.policy,
