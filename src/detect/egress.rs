@@ -111,7 +111,7 @@ impl EgressDetector {
             && self
                 .ftp
                 .as_ref()
-                .is_some_and(|f| f.is_data(client, server, port));
+                .is_some_and(|f| f.negotiated(client, server, port));
         if ftp_data {
             return;
         }
@@ -416,6 +416,10 @@ mod tests {
         d.on_open(&c.policy, ws, srv, PROTO_TCP, 21, Timestamp(0), &mut out);
         d.on_open(&c.policy, ws, srv, PROTO_TCP, 60001, Timestamp(1), &mut out);
         assert!(out.is_empty(), "{out:?}");
+        // A high port the session did not negotiate is no data connection.
+        d.on_open(&c.policy, ws, srv, PROTO_TCP, 6667, Timestamp(1), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.clear();
         // Another server, or a role that may not use ftp at all, still alerts.
         d.on_open(
             &c.policy,

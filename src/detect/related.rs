@@ -7,16 +7,17 @@
 //! ports are negotiated inside the control connection: the server's `227`
 //! and `229` replies, the client's `PORT` and `EPRT` commands.
 //!
-//! Two answers. [`FtpSessions::is_data`]: a connection to or from a port >=
-//! 1024 between two hosts with a control session on tcp/21 within `ttl`
-//! may be one of its data connections; what a detector judging at the
-//! connection's start can know, since with several workers the reply that
-//! negotiates the port may still be in another worker's queue.
-//! [`FtpSessions::negotiated`]: the session negotiated that port (the last
-//! [`PORTS_KEPT`]), for a judgement when the connection ends. A capture that
-//! cuts payload (a snap length) may hide the negotiation: for a session any
-//! of whose control bytes were cut, every port >= 1024 between the pair
-//! counts as negotiated.
+//! [`FtpSessions::negotiated`]: the control session between the two hosts
+//! negotiated that port (one of the last [`PORTS_KEPT`]). Every connection
+//! between two hosts is processed by one worker in packet order, so the
+//! reply or command that negotiates a port has been read when its data
+//! connection starts. Where the negotiation may have gone unread, every
+//! port >= 1024 between the pair counts as negotiated: a capture that cut
+//! control bytes (a snap length), or a control segment ending inside a
+//! line that may negotiate (lines split across segments are not put back
+//! together). [`FtpSessions::is_data`], looser: the pair has a control
+//! session, so a high port between them may be a data port (not learned as
+//! a service).
 
 use super::bounded::{BoundedMap, Expiring};
 use crate::decode::Addr;
@@ -106,6 +107,21 @@ pub fn negotiated_port(line: &[u8], from_client: bool) -> Option<u16> {
     (port != 0).then_some(port)
 }
 
+/// Whether the start of a line may be the start of a line that negotiates a
+/// port (empty: no line started).
+fn may_negotiate(start: &[u8], from_client: bool) -> bool {
+    let verbs: [&[u8]; 2] = if from_client {
+        [b"PORT", b"EPRT"]
+    } else {
+        [b"227 ", b"229 "]
+    };
+    let n = start.len().min(4);
+    n > 0
+        && verbs
+            .iter()
+            .any(|v| matches!((v.get(..n), start.get(..n)), (Some(v), Some(s)) if v.eq_ignore_ascii_case(s)))
+}
+
 /// Host pairs with a recent FTP control session, in either direction.
 /// Bounded by `max_tracked` pairs, each forgotten `ttl` after its last
 /// control handshake; at the cap new pairs are not tracked (their data
@@ -149,10 +165,13 @@ impl FtpSessions {
         len: u32,
     ) {
         self.pairs.with_existing(&pair(client, server), |s| {
-            if payload.len() < len as usize {
+            let mut lines = payload.split(|b| *b == b'\n');
+            // After the last newline: a line the next segment goes on with.
+            let unfinished = lines.next_back().unwrap_or(&[]);
+            if payload.len() < len as usize || may_negotiate(unfinished, from_client) {
                 s.blind = true;
             }
-            for line in payload.split(|b| *b == b'\n') {
+            for line in lines {
                 if let Some(port) = negotiated_port(line, from_client) {
                     s.negotiated(port);
                 }
@@ -248,6 +267,32 @@ mod tests {
         assert!(!f.negotiated(c, s, 50123));
         f.on_control(c, s, false, b"227 Entering Pas", 48);
         assert!(f.negotiated(c, s, 50123));
+    }
+
+    /// A line that may negotiate a port, split across segments: its port
+    /// is unknown, so the pair's high ports count as negotiated. Other
+    /// lines split, or lines ended in their segment, say nothing.
+    #[test]
+    fn a_negotiation_split_across_segments_relates_any_high_port() {
+        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
+        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(2));
+        let sent = |from_client: bool, text: &[u8]| {
+            f.on_control(c, s, from_client, text, text.len() as u32);
+        };
+        sent(false, b"150 Opening BINARY mode data connection for f");
+        sent(false, b"ile\r\n226 Transfer complete\r\n");
+        sent(true, b"RETR some");
+        sent(true, b"thing\r\n");
+        assert!(!f.negotiated(c, s, 50123), "no negotiation cut");
+        sent(false, b"230 Login successful.\r\n22");
+        sent(false, b"7 Entering Passive Mode (172,16,5,21,195,203).\r\n");
+        assert!(f.negotiated(c, s, 50123) && f.negotiated(c, s, 50124));
+        let (c, s) = (a("192.0.2.98"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(3));
+        f.on_control(c, s, true, b"EP", 2);
+        assert!(f.negotiated(c, s, 40000), "a client's EPRT cut");
+        assert!(!f.negotiated(c, s, 1023), "a low port is not a data port");
     }
 
     #[test]

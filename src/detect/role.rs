@@ -253,7 +253,7 @@ impl RoleDetector {
         now: Timestamp,
         out: &mut Vec<Alert>,
     ) -> bool {
-        let called_back = self.on_connection_out(policy, src, dst, dport, false, now, now, out);
+        let called_back = self.on_connection_out(policy, src, dst, dport, now, now, out);
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return called_back;
         }
@@ -301,10 +301,10 @@ impl RoleDetector {
     /// than the one `dst` came in on. Returns whether it was counted.
     ///
     /// Judged at the SYN ([`RoleDetector::on_syn`]), and again when a
-    /// connection whose SYN was not counted ends (`at_end`): with several
-    /// workers the session in may be another worker's flow, processed after
-    /// the SYN; packet times decide. A connection that may be FTP data is
-    /// left to its end, when the control session's negotiation is known.
+    /// connection whose SYN was not counted ends: the session in may have
+    /// been processed after the SYN (frames of one pair captured on two
+    /// interfaces); packet times decide. An FTP data connection (a port the
+    /// control session between the two negotiated) is none.
     #[allow(clippy::too_many_arguments)]
     pub fn on_connection_out(
         &self,
@@ -312,7 +312,6 @@ impl RoleDetector {
         src: Addr,
         dst: Addr,
         dport: u16,
-        at_end: bool,
         at: Timestamp,
         now: Timestamp,
         out: &mut Vec<Alert>,
@@ -333,13 +332,10 @@ impl RoleDetector {
                 };
                 if served_port == dport
                     || at.since(served_at) > window
-                    || self.ftp.as_ref().is_some_and(|f| {
-                        if at_end {
-                            f.negotiated(src, dst, dport)
-                        } else {
-                            f.is_data(src, dst, dport)
-                        }
-                    })
+                    || self
+                        .ftp
+                        .as_ref()
+                        .is_some_and(|f| f.negotiated(src, dst, dport))
                 {
                     return false;
                 }
@@ -417,7 +413,7 @@ impl RoleDetector {
             || self
                 .ftp
                 .as_ref()
-                .is_some_and(|f| f.is_data(client, server, port))
+                .is_some_and(|f| f.negotiated(client, server, port))
         {
             return;
         }
@@ -809,9 +805,9 @@ mod tests {
         d.on_handshake(&c.policy, x, h, 8080, (1, 1), secs(9), secs(9), &mut out);
         assert_eq!(out.len(), 1);
         // A connection that started before the session in is no callback.
-        d.on_connection_out(&c.policy, h, x, 4444, true, secs(8), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, secs(8), secs(20), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        d.on_connection_out(&c.policy, h, x, 4444, true, secs(10), secs(20), &mut out);
+        d.on_connection_out(&c.policy, h, x, 4444, secs(10), secs(20), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].kind(), Some(Kind::Callback));
         assert_eq!(out[1].evidence["seconds_after_session"], json!(1.0));
@@ -836,7 +832,7 @@ mod tests {
         // The first session, processed last (another worker's).
         d.on_handshake(&c.policy, x, h, 139, (1, 1), secs(2), secs(2), &mut out);
         out.clear();
-        d.on_connection_out(&c.policy, h, x, 8884, true, secs(12), secs(40), &mut out);
+        d.on_connection_out(&c.policy, h, x, 8884, secs(12), secs(40), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind(), Some(Kind::Callback));
         assert_eq!(out[0].evidence["served_port"], json!(1957));
@@ -856,7 +852,7 @@ mod tests {
             );
         }
         out.clear();
-        d.on_connection_out(&c.policy, z, y, 4444, true, secs(5), secs(40), &mut out);
+        d.on_connection_out(&c.policy, z, y, 4444, secs(5), secs(40), &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -891,9 +887,18 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "{out:?}");
-        // A port the session did not negotiate (a reverse shell's): it may
-        // still be data at its SYN (the negotiation may be in another
-        // worker's queue), not when it ends.
+        d.on_connection_out(
+            &c.policy,
+            server,
+            client,
+            40123,
+            Timestamp(2),
+            Timestamp(9),
+            &mut out,
+        );
+        assert!(out.is_empty(), "negotiated, at its end too: {out:?}");
+        // A port the session did not negotiate (a reverse shell's) is a
+        // callback at its SYN.
         let counted = d.on_syn(
             &c.policy,
             server,
@@ -904,28 +909,7 @@ mod tests {
             Timestamp(2),
             &mut out,
         );
-        assert!(!counted && out.is_empty(), "{out:?}");
-        d.on_connection_out(
-            &c.policy,
-            server,
-            client,
-            40123,
-            true,
-            Timestamp(2),
-            Timestamp(9),
-            &mut out,
-        );
-        assert!(out.is_empty(), "negotiated: {out:?}");
-        d.on_connection_out(
-            &c.policy,
-            server,
-            client,
-            4444,
-            true,
-            Timestamp(2),
-            Timestamp(9),
-            &mut out,
-        );
+        assert!(counted, "{out:?}");
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind(), Some(Kind::Callback));
         out.clear();
@@ -1056,5 +1040,10 @@ mod tests {
         // Not a data port: still unexpected.
         hs("192.0.2.98", "172.16.5.21", 22, 7, &mut out);
         assert_eq!(out.len(), 2);
+        // A high port the session did not negotiate: a backdoor opened
+        // through the FTP server (vsftpd 2.3.4's on 6200).
+        hs("192.0.2.98", "172.16.5.21", 6200, 8, &mut out);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[2].kind(), Some(Kind::UnexpectedInbound));
     }
 }

@@ -1265,15 +1265,15 @@ fn end_flow(
                 .brute
                 .on_session_end(client, server, port, f.start, f.last, &mut alerts);
         }
-        // A connection back not counted at its SYN is judged again now,
-        // by packet times.
+        // A connection back not counted at its SYN is judged again now, by
+        // packet times: the session in may have been processed after it
+        // (seen on another interface of a live capture).
         if f.initiator() == Initiator::Syn && f.detect_bits & bits::CALLBACK == 0 {
             detect.role.on_connection_out(
                 &detect.policy,
                 client,
                 server,
                 port,
-                true,
                 f.start,
                 f.last,
                 &mut alerts,
