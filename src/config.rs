@@ -445,6 +445,8 @@ pub struct Config {
     pub server_ports: ServiceSet,
     /// `detect.reversed_role.exceptions`, parsed.
     pub reversed_role_exceptions: ServiceSet,
+    /// `detect.reversed_role.reserved_port_clients`, parsed.
+    pub reserved_port_clients: ServiceSet,
     /// `detect.callback.exceptions`, parsed.
     pub callback_exceptions: ServiceSet,
     /// `detect.port_scan.ignore`, parsed.
@@ -549,6 +551,10 @@ impl Config {
         let reversed_role_exceptions = ports(
             &raw.detect.reversed_role.exceptions,
             "detect.reversed_role.exceptions",
+        )?;
+        let reserved_port_clients = ports(
+            &raw.detect.reversed_role.reserved_port_clients,
+            "detect.reversed_role.reserved_port_clients",
         )?;
         let callback_exceptions = ports(
             &raw.detect.callback.exceptions,
@@ -719,6 +725,7 @@ impl Config {
             detect,
             server_ports,
             reversed_role_exceptions,
+            reserved_port_clients,
             callback_exceptions,
             port_scan_ignore,
             outputs,
@@ -1041,6 +1048,9 @@ pub struct ReversedRoleConfig {
     pub window: Dur,
     /// Source ports that may open connections (FTP active data by default).
     pub exceptions: Vec<String>,
+    /// Services whose clients connect from a reserved port (512-1023): NFS,
+    /// rsh, LPD... A SYN to one of them from such a port is a client's.
+    pub reserved_port_clients: Vec<String>,
     /// How long a port stays a server port after the host answered a SYN on it.
     pub learned_ttl: Dur,
 }
@@ -1051,6 +1061,15 @@ impl Default for ReversedRoleConfig {
             enabled: true,
             window: secs(3600),
             exceptions: vec!["tcp/20".into()],
+            reserved_port_clients: [
+                "tcp/111",
+                "tcp/512-515",
+                "tcp/543-544",
+                "tcp/2049",
+                "tcp/20048",
+            ]
+            .map(String::from)
+            .to_vec(),
             learned_ttl: secs(86_400),
         }
     }

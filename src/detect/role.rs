@@ -28,6 +28,10 @@ use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{CallbackConfig, Config, ReversedRoleConfig, UnexpectedInboundConfig};
 use crate::decode::{Addr, PROTO_TCP};
 use crate::policy::{Direction, Policy, ServiceSet};
+
+/// Source ports a client binds to prove it runs as root (`rresvport`:
+/// 512-1023; Linux's NFS client 665-1023, LPD 721-731).
+const RESERVED_CLIENT_PORTS: std::ops::RangeInclusive<u16> = 512..=1023;
 use crate::time::Timestamp;
 
 struct Seen(Timestamp);
@@ -141,6 +145,7 @@ pub struct RoleDetector {
     cb: CallbackConfig,
     server_ports: ServiceSet,
     exceptions: ServiceSet,
+    reserved_port_clients: ServiceSet,
     cb_exceptions: ServiceSet,
     ftp: Option<Arc<FtpSessions>>,
 }
@@ -157,6 +162,7 @@ impl RoleDetector {
             cb: cfg.callback.clone(),
             server_ports: ServiceSet::default(),
             exceptions: ServiceSet::default(),
+            reserved_port_clients: ServiceSet::default(),
             cb_exceptions: ServiceSet::default(),
             ftp: None,
         }
@@ -173,6 +179,7 @@ impl RoleDetector {
     pub fn with_ports(mut self, config: &Config) -> Self {
         self.server_ports = config.server_ports.clone();
         self.exceptions = config.reversed_role_exceptions.clone();
+        self.reserved_port_clients = config.reserved_port_clients.clone();
         self.cb_exceptions = config.callback_exceptions.clone();
         self
     }
@@ -223,6 +230,8 @@ impl RoleDetector {
             && policy.is_home(host)
             && !scanning
             && (port < 1024 || !self.server_ports.contains(PROTO_TCP, dport))
+            && !(RESERVED_CLIENT_PORTS.contains(&port)
+                && self.reserved_port_clients.contains(PROTO_TCP, dport))
         {
             // Only for home hosts that are not scanning: outside tools
             // (hping3, nmap -g) and scanners cycling through source ports send
@@ -232,7 +241,8 @@ impl RoleDetector {
             // 1433, 3306, 3389...): from it to another server port the host
             // is a client; only an unprivileged port the host neither
             // published nor answered on, talking to a client port, is
-            // evidence.
+            // evidence. Nor is a reserved port (BSD `rresvport`, the
+            // kernel's NFS client) to a service whose clients bind one.
             Some("well_known_server_port")
         } else {
             None
@@ -643,6 +653,42 @@ mod tests {
         );
         assert_eq!(out.len(), 2, "internal sessions are not inbound");
         assert_eq!((out[0].severity, out[1].severity), (1, 2));
+    }
+
+    /// Clients that bind a reserved port (NFS, rsh, rlogin, LPD, mountd)
+    /// are clients; a reserved port to another service, a port below 512,
+    /// or a reserved port the host answered on, is still a reversed role.
+    #[test]
+    fn reserved_port_clients_of_the_services_that_want_them() {
+        let (d, c) = detector();
+        let mut out = Vec::new();
+        let syn = |src: &str, sport: u16, dst: &str, dport: u16, out: &mut Vec<Alert>| {
+            d.on_syn_t(&c.policy, a(src), sport, a(dst), dport, Timestamp(1), out);
+        };
+        for (src, sport, dst, dport) in [
+            ("10.0.0.5", 1021, "10.0.0.9", 2049),
+            ("10.0.0.5", 1022, "10.0.0.10", 514),
+            ("10.0.0.5", 721, "10.0.0.11", 515),
+            ("10.0.0.6", 1023, "198.51.100.20", 513),
+            ("fd00::5", 665, "fd00::9", 20048),
+            ("10.0.0.5", 900, "10.0.0.9", 111),
+        ] {
+            syn(src, sport, dst, dport, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        syn("10.0.0.7", 993, "198.51.100.20", 443, &mut out);
+        syn("10.0.0.7", 443, "10.0.0.9", 2049, &mut out);
+        syn("10.0.0.7", 511, "10.0.0.9", 2049, &mut out);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(
+            out.iter()
+                .all(|x| x.evidence["reason"] == json!(["well_known_server_port"]))
+        );
+        out.clear();
+        d.on_synack(a("10.0.0.8"), 1021, a("10.0.0.99"), Timestamp(1));
+        syn("10.0.0.8", 1021, "10.0.0.9", 2049, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["reason"], json!(["answered_syn_before"]));
     }
 
     /// A client whose ephemeral port happens to be a well-known port of
