@@ -843,6 +843,33 @@ impl Worker {
                         );
                     }
                 }
+                if from_client
+                    && unresolved_probe
+                    && !created
+                    && flow.initiator() == Initiator::Syn
+                    && flow.pkts[flow::TO_CLIENT] == 0
+                    && t.flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::ACK)
+                        == tcp_flags::ACK
+                {
+                    // After its SYN, the client acknowledges a SYN-ACK the
+                    // capture does not hold (it has one direction of the
+                    // traffic: an asymmetric route, a one-way tap): the
+                    // probe was answered, the handshake completed. (An ACK
+                    // scan's probe is the flow's first packet.)
+                    flow.detect_bits |= bits::RESOLVED;
+                    det.flood.on_completed(server, server_port);
+                    det.scan.on_outcome(
+                        policy,
+                        client,
+                        server,
+                        ip.proto,
+                        server_port,
+                        scan::Outcome::Answered,
+                        false,
+                        now,
+                        &mut self.alerts,
+                    );
+                }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
                     det.flood.on_completed(server, server_port);
