@@ -412,7 +412,7 @@ mod tests {
         let (ws, db, srv) = (a("10.77.8.15"), a("10.77.9.30"), a("198.51.100.153"));
         ftp.on_handshake(ws, srv, 21, Timestamp(0));
         let pasv = b"227 Entering Passive Mode (198,51,100,153,234,97)\r\n";
-        ftp.on_control(ws, srv, false, pasv, pasv.len() as u32);
+        ftp.on_control(ws, srv, false, pasv, pasv.len() as u32, Timestamp(0));
         d.on_open(&c.policy, ws, srv, PROTO_TCP, 21, Timestamp(0), &mut out);
         d.on_open(&c.policy, ws, srv, PROTO_TCP, 60001, Timestamp(1), &mut out);
         assert!(out.is_empty(), "{out:?}");
@@ -432,7 +432,7 @@ mod tests {
         );
         ftp.on_handshake(db, srv, 21, Timestamp(3));
         let pasv = b"227 Entering Passive Mode (198,51,100,153,234,98)\r\n";
-        ftp.on_control(db, srv, false, pasv, pasv.len() as u32);
+        ftp.on_control(db, srv, false, pasv, pasv.len() as u32, Timestamp(0));
         d.on_open(&c.policy, db, srv, PROTO_TCP, 60002, Timestamp(4), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
     }

@@ -124,7 +124,7 @@ fn may_negotiate(start: &[u8], from_client: bool) -> bool {
 
 /// Host pairs with a recent FTP control session, in either direction.
 /// Bounded by `max_tracked` pairs, each forgotten `ttl` after its last
-/// control handshake; at the cap new pairs are not tracked (their data
+/// control handshake or segment; at the cap new pairs are not tracked (their data
 /// connections are then judged like any other).
 pub struct FtpSessions {
     pairs: BoundedMap<(Addr, Addr), Seen>,
@@ -154,8 +154,9 @@ impl FtpSessions {
     }
 
     /// A segment of a control connection between `client` and `server`
-    /// (from the client when `from_client`): `payload` as captured, `len`
-    /// bytes sent. Only for a pair whose control handshake was seen.
+    /// (from the client when `from_client`) at `now`: `payload` as
+    /// captured, `len` bytes sent. Only for a pair whose control handshake
+    /// was seen.
     pub fn on_control(
         &self,
         client: Addr,
@@ -163,8 +164,11 @@ impl FtpSessions {
         from_client: bool,
         payload: &[u8],
         len: u32,
+        now: Timestamp,
     ) {
         self.pairs.with_existing(&pair(client, server), |s| {
+            // A session in use is kept however long ago its handshake was.
+            s.at = s.at.max(now);
             let mut lines = payload.split(|b| *b == b'\n');
             // After the last newline: a line the next segment goes on with.
             let unfinished = lines.next_back().unwrap_or(&[]);
@@ -230,19 +234,19 @@ mod tests {
         );
         assert!(!f.is_data(c, s, 22), "not on a low port");
         let pasv = b"227 Entering Passive Mode (172,16,5,21,195,203).\r\n";
-        f.on_control(c, s, false, pasv, pasv.len() as u32);
+        f.on_control(c, s, false, pasv, pasv.len() as u32, Timestamp(0));
         assert!(f.negotiated(c, s, 50123), "passive: client to server");
         let port = b"TYPE I\r\nPORT 192,0,2,97,156,65\r\n";
-        f.on_control(c, s, true, port, port.len() as u32);
+        f.on_control(c, s, true, port, port.len() as u32, Timestamp(0));
         assert!(f.negotiated(s, c, 40001), "active: server back to client");
         assert!(!f.negotiated(s, c, 4444), "a port nobody negotiated");
         assert!(!f.negotiated(c, a("172.16.5.22"), 50123), "another host");
         let v6 = (a("2001:db8::1"), a("fd00::21"));
         f.on_handshake(v6.0, v6.1, 21, Timestamp(3));
         let epsv = b"229 Entering Extended Passive Mode (|||60000|)\r\n";
-        f.on_control(v6.0, v6.1, false, epsv, epsv.len() as u32);
+        f.on_control(v6.0, v6.1, false, epsv, epsv.len() as u32, Timestamp(0));
         let eprt = b"EPRT |2|2001:db8::1|60001|\r\n";
-        f.on_control(v6.0, v6.1, true, eprt, eprt.len() as u32);
+        f.on_control(v6.0, v6.1, true, eprt, eprt.len() as u32, Timestamp(0));
         assert!(f.negotiated(v6.0, v6.1, 60000) && f.negotiated(v6.1, v6.0, 60001));
         assert!(!f.negotiated(v6.0, v6.1, 60002));
     }
@@ -254,18 +258,18 @@ mod tests {
         let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
         f.on_handshake(c, s, 21, Timestamp(2));
-        f.on_control(c, s, false, b"", 0);
+        f.on_control(c, s, false, b"", 0, Timestamp(0));
         assert!(!f.negotiated(c, s, 50123), "a bare ACK says nothing");
-        f.on_control(c, s, false, b"", 48);
+        f.on_control(c, s, false, b"", 48, Timestamp(0));
         assert!(f.negotiated(c, s, 50123) && f.negotiated(s, c, 40001));
         assert!(!f.negotiated(c, s, 22), "a low port is not a data port");
         // Part of a segment kept: what it holds is read, what was cut may
         // have negotiated any port.
         let (c, s) = (a("192.0.2.98"), a("172.16.5.21"));
         f.on_handshake(c, s, 21, Timestamp(3));
-        f.on_control(c, s, false, b"220 ready\r\n", 11);
+        f.on_control(c, s, false, b"220 ready\r\n", 11, Timestamp(0));
         assert!(!f.negotiated(c, s, 50123));
-        f.on_control(c, s, false, b"227 Entering Pas", 48);
+        f.on_control(c, s, false, b"227 Entering Pas", 48, Timestamp(0));
         assert!(f.negotiated(c, s, 50123));
     }
 
@@ -278,7 +282,7 @@ mod tests {
         let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
         f.on_handshake(c, s, 21, Timestamp(2));
         let sent = |from_client: bool, text: &[u8]| {
-            f.on_control(c, s, from_client, text, text.len() as u32);
+            f.on_control(c, s, from_client, text, text.len() as u32, Timestamp(0));
         };
         sent(false, b"150 Opening BINARY mode data connection for f");
         sent(false, b"ile\r\n226 Transfer complete\r\n");
@@ -290,9 +294,30 @@ mod tests {
         assert!(f.negotiated(c, s, 50123) && f.negotiated(c, s, 50124));
         let (c, s) = (a("192.0.2.98"), a("172.16.5.21"));
         f.on_handshake(c, s, 21, Timestamp(3));
-        f.on_control(c, s, true, b"EP", 2);
+        f.on_control(c, s, true, b"EP", 2, Timestamp(0));
         assert!(f.negotiated(c, s, 40000), "a client's EPRT cut");
         assert!(!f.negotiated(c, s, 1023), "a low port is not a data port");
+    }
+
+    /// A control session in use for longer than the time to live (a long
+    /// batch of transfers) keeps its relation; an idle one is forgotten.
+    #[test]
+    fn a_session_in_use_outlives_the_time_to_live_of_its_handshake() {
+        let ttl = Micros::from_secs(3600);
+        let f = FtpSessions::new(10, usize::MAX, ttl);
+        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
+        let (idle_c, idle_s) = (a("192.0.2.98"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(0));
+        f.on_handshake(idle_c, idle_s, 21, Timestamp(0));
+        let pasv = b"227 Entering Passive Mode (172,16,5,21,195,203).\r\n";
+        let mut now = Timestamp(0);
+        for _ in 0..12 {
+            now = now.saturating_add(Micros::from_secs(600));
+            f.on_control(c, s, false, pasv, pasv.len() as u32, now);
+            f.sweep(now);
+        }
+        assert!(f.negotiated(c, s, 50123), "in use for two hours");
+        assert!(!f.is_data(idle_c, idle_s, 50123), "idle for two hours");
     }
 
     #[test]

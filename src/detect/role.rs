@@ -921,7 +921,7 @@ mod tests {
         );
         let port = b"PORT 192,0,2,50,156,187\r\n";
         let ftp = d.ftp.as_ref().unwrap();
-        ftp.on_control(client, server, true, port, port.len() as u32);
+        ftp.on_control(client, server, true, port, port.len() as u32, Timestamp(0));
         d.on_syn(
             &c.policy,
             server,
@@ -1004,7 +1004,7 @@ mod tests {
         );
         let port = b"PORT 10,0,0,8,195,203\r\n";
         let ftp = d.ftp.as_ref().unwrap();
-        ftp.on_control(ws, srv, true, port, port.len() as u32);
+        ftp.on_control(ws, srv, true, port, port.len() as u32, Timestamp(0));
         d.on_synack(ws, 50123, srv, Timestamp(2));
         let later = Timestamp(1_200_000_000);
         d.on_syn_t(
@@ -1056,7 +1056,14 @@ mod tests {
         assert_eq!(out.len(), 1);
         let ftp = d.ftp.as_ref().unwrap();
         let control = |client: &str, server: &str, from_client: bool, text: &[u8]| {
-            ftp.on_control(a(client), a(server), from_client, text, text.len() as u32);
+            ftp.on_control(
+                a(client),
+                a(server),
+                from_client,
+                text,
+                text.len() as u32,
+                Timestamp(0),
+            );
         };
         hs("192.0.2.98", "172.16.5.21", 21, 2, &mut out);
         control(

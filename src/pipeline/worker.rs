@@ -815,7 +815,7 @@ impl Worker {
                 if server_port == detect::related::FTP_CONTROL && t.len > 0 {
                     // The data ports it negotiates.
                     det.ftp
-                        .on_control(client, server, from_client, t.payload, t.len);
+                        .on_control(client, server, from_client, t.payload, t.len, now);
                 }
                 if !from_client {
                     let synack = t.flags & (tcp_flags::SYN | tcp_flags::ACK)
