@@ -75,10 +75,11 @@ impl Incident {
 /// and the connections back to the client since.
 #[derive(Debug)]
 struct Served {
-    /// The last sessions in, newest first (workers may report them
-    /// slightly out of packet order): a connection back whose SYN was
-    /// processed before the session it follows (another worker's) is
-    /// judged when it ends, by then maybe after later sessions.
+    /// The last sessions in, newest first (they may be reported slightly
+    /// out of packet order: a live capture's interfaces each have their
+    /// capture thread): a connection back whose SYN was processed before
+    /// the session it follows is judged when it ends, by then maybe after
+    /// later sessions.
     sessions: [Option<Session>; SESSIONS_KEPT],
     /// Connections back (SYNs) and the distinct ports they went to (as
     /// seen one after another).
@@ -836,9 +837,10 @@ mod tests {
         assert_eq!(out[4].evidence["served_port_published"], json!(false));
     }
 
-    /// With several workers a SYN back can be processed before the session
-    /// in that it follows (another worker's flow): nothing then, and the
-    /// connection is judged by packet times when it ends.
+    /// A SYN back can be processed before the session in that it follows
+    /// (the two directions captured on two interfaces, each with its
+    /// capture thread): nothing then, and the connection is judged by
+    /// packet times when it ends.
     #[test]
     fn a_callback_processed_before_its_session_is_found_when_it_ends() {
         let (d, c) = detector();
@@ -875,7 +877,7 @@ mod tests {
         for (port, at) in [(445, 5), (1957, 9), (1080, 30), (1081, 31)] {
             d.on_handshake(&c.policy, x, h, port, (1, 1), secs(at), secs(at), &mut out);
         }
-        // The first session, processed last (another worker's).
+        // The first session, processed last.
         d.on_handshake(&c.policy, x, h, 139, (1, 1), secs(2), secs(2), &mut out);
         out.clear();
         d.on_connection_out(&c.policy, h, x, 8884, secs(12), secs(40), &mut out);

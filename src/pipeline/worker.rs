@@ -308,10 +308,10 @@ impl Worker {
 
     /// Waits until every other worker of the pipeline is here too. Ending
     /// a flow judges it again against what the detectors learned from the
-    /// packets before it, on any worker (a callback's inbound session may
-    /// have been handled by another): before every flow is ended, at the
-    /// end of the input or of one capture, each worker waits for the others
-    /// to have processed every packet before that point.
+    /// packets before it, on any worker (the detectors' shared state spans
+    /// host pairs): before every flow is ended, at the end of the input or
+    /// of one capture, each worker waits for the others to have processed
+    /// every packet before that point.
     fn meet(&self) {
         if let Some(r) = &self.rendezvous {
             r.wait();
