@@ -110,6 +110,8 @@ struct Seen {
     last: Timestamp,
     probes: u32,
     outcome: Option<Outcome>,
+    /// The protocols its probes used ([`proto_bit`]).
+    protos: u8,
 }
 
 impl Seen {
@@ -120,6 +122,7 @@ impl Seen {
             last: now,
             probes: 1,
             outcome: None,
+            protos: 0,
         }
     }
 }
@@ -147,8 +150,9 @@ struct Targets<K> {
     total: u64,
     /// Entries older than the window are dropped at most every window/16.
     next_prune: Timestamp,
-    /// The protocols probed ([`proto_bit`]): a host's ports are counted
-    /// together whether TCP or UDP.
+    /// The protocols the targets in the window were probed with
+    /// ([`proto_bit`]): a host's ports are counted together whether TCP or
+    /// UDP. Targets not kept add theirs until the set has none left.
     protos: u8,
     reported: Reported,
 }
@@ -189,10 +193,11 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             return;
         }
         self.next_prune = now.saturating_add(Micros(window.0 / 16));
-        let (mut answered, mut rejected) = (0, 0);
+        let (mut answered, mut rejected, mut protos) = (0, 0, 0);
         self.seen.retain(|_, s| {
             let keep = s.last.saturating_add(window) > now;
             if keep {
+                protos |= s.protos;
                 match s.outcome {
                     Some(Outcome::Answered) => answered += 1,
                     Some(Outcome::Rejected) => rejected += 1,
@@ -210,6 +215,9 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
             overflow = overflow.saturating_add(*n);
         }
         self.overflow = overflow;
+        if overflow == 0 {
+            self.protos = protos;
+        }
         (self.answered, self.rejected) = (answered, rejected);
     }
 
@@ -229,6 +237,7 @@ impl<K: Eq + std::hash::Hash + Copy> Targets<K> {
                 s.first = s.first.min(seen.first);
                 s.last = s.last.max(seen.last);
                 s.probes = s.probes.saturating_add(seen.probes);
+                s.protos |= seen.protos;
             }
             None if room => {
                 self.seen.insert(
@@ -324,9 +333,13 @@ fn probe_in<K: Eq + std::hash::Hash + Copy, T: Eq + std::hash::Hash + Copy>(
     let Some(t) = map.get_mut(&key) else {
         return grown_map;
     };
-    t.protos |= proto_bit(proto);
+    let seen = Seen {
+        protos: seen.protos | proto_bit(proto),
+        ..seen
+    };
     let before = t.alloc;
     t.record(target, seen, now, window, left.saturating_sub(grown_map));
+    t.protos |= seen.protos;
     grown_map + (t.alloc - before)
 }
 
@@ -1265,6 +1278,38 @@ mod tests {
         assert_eq!(out[0].evidence["distinct_ports"], 20);
         assert_eq!(out[0].evidence["protocol"], json!(["tcp", "udp"]));
         assert_eq!(out[0].evidence["technique"], json!(["syn"]));
+    }
+
+    /// The protocols named are those of the targets in the window: a UDP
+    /// scan, then a TCP scan of other ports once the UDP ones are older
+    /// than the window, reports `tcp` alone.
+    #[test]
+    fn the_protocols_named_are_those_of_the_window() {
+        let d = ScanDetector::new(&DetectConfig::default());
+        let p = Policy::default();
+        let mut out = Vec::new();
+        for port in 1..=20u16 {
+            d.on_probe(
+                &p,
+                a("10.0.0.5"),
+                a("198.51.100.9"),
+                PROTO_UDP,
+                port,
+                Technique::Udp,
+                Timestamp(u64::from(port) * 1000),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["protocol"], json!(["udp"]));
+        let later = 400_000_000;
+        let out = run(&d, "10.0.0.5", "198.51.100.9", 1001..=1020, later, 1000);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].evidence["protocol"], json!(["tcp"]));
+        assert_eq!(
+            out[0].evidence["distinct_ports"], 20,
+            "the UDP ports left the window"
+        );
     }
 
     /// 20 ports 16 s apart span 304 s: never 20 within the 300 s window,
