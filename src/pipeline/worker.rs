@@ -731,6 +731,13 @@ impl Worker {
         let det = &self.detect;
         let policy = &det.policy;
         let ((client, _), (server, server_port)) = (flow.client(), flow.server());
+        // The flow's probe (to `port`) was answered or refused: counted once.
+        let resolve = |detect_bits: &mut u8, port, outcome, alerts: &mut Vec<Alert>| {
+            *detect_bits |= bits::RESOLVED;
+            det.scan.on_outcome(
+                policy, client, server, ip.proto, port, outcome, false, now, alerts,
+            );
+        };
         // A probe is the first packet of a new flow, sent by its client.
         let probe = match d.transport {
             Transport::Tcp(t) if created && from_client => {
@@ -791,15 +798,10 @@ impl Worker {
                 &mut self.alerts,
             );
             if let Some(port) = echo {
-                det.scan.on_outcome(
-                    policy,
-                    client,
-                    server,
-                    ip.proto,
+                resolve(
+                    &mut flow.detect_bits,
                     port,
                     scan::Outcome::Answered,
-                    false,
-                    now,
                     &mut self.alerts,
                 );
             }
@@ -824,23 +826,12 @@ impl Worker {
                         det.role.on_synack(server, server_port, client, now);
                     }
                     if unresolved_probe && (synack || t.flags & tcp_flags::RST != 0) {
-                        flow.detect_bits |= bits::RESOLVED;
                         let o = if synack {
                             scan::Outcome::Answered
                         } else {
                             scan::Outcome::Rejected
                         };
-                        det.scan.on_outcome(
-                            policy,
-                            client,
-                            server,
-                            ip.proto,
-                            server_port,
-                            o,
-                            false,
-                            now,
-                            &mut self.alerts,
-                        );
+                        resolve(&mut flow.detect_bits, server_port, o, &mut self.alerts);
                     }
                 }
                 if from_client
@@ -856,17 +847,11 @@ impl Worker {
                     // traffic: an asymmetric route, a one-way tap): the
                     // probe was answered, the handshake completed. (An ACK
                     // scan's probe is the flow's first packet.)
-                    flow.detect_bits |= bits::RESOLVED;
                     det.flood.on_completed(server, server_port);
-                    det.scan.on_outcome(
-                        policy,
-                        client,
-                        server,
-                        ip.proto,
+                    resolve(
+                        &mut flow.detect_bits,
                         server_port,
                         scan::Outcome::Answered,
-                        false,
-                        now,
                         &mut self.alerts,
                     );
                 }
@@ -950,16 +935,10 @@ impl Worker {
                     );
                 }
                 if !from_client && unresolved_probe {
-                    flow.detect_bits |= bits::RESOLVED;
-                    det.scan.on_outcome(
-                        policy,
-                        client,
-                        server,
-                        ip.proto,
+                    resolve(
+                        &mut flow.detect_bits,
                         server_port,
                         scan::Outcome::Answered,
-                        false,
-                        now,
                         &mut self.alerts,
                     );
                 }
