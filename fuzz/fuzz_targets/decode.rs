@@ -46,5 +46,5 @@ fuzz_target!(|input: &[u8]| {
         ));
     }
     // The source hashes every frame to pick its worker.
-    let _ = decode::flow_hash(&FlowHasher::new(0x5eed), linktype, data);
+    let _ = decode::pair_hash(&FlowHasher::new(0x5eed), linktype, data);
 });
