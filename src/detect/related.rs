@@ -122,6 +122,16 @@ fn may_negotiate(start: &[u8], from_client: bool) -> bool {
             .any(|v| matches!((v.get(..n), start.get(..n)), (Some(v), Some(s)) if v.eq_ignore_ascii_case(s)))
 }
 
+/// Whether control bytes read as text: no control character other than
+/// tab, CR and LF (UTF-8 path names are text). A session secured with TLS
+/// (`AUTH TLS`, or implicit) sends records that are not, and its
+/// negotiations cannot be read.
+fn is_text(payload: &[u8]) -> bool {
+    payload
+        .iter()
+        .all(|&b| (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\r' | b'\n'))
+}
+
 /// Host pairs with a recent FTP control session, in either direction.
 /// Bounded by `max_tracked` pairs, each forgotten `ttl` after its last
 /// control handshake or segment; at the cap new pairs are not tracked (their data
@@ -172,7 +182,10 @@ impl FtpSessions {
             let mut lines = payload.split(|b| *b == b'\n');
             // After the last newline: a line the next segment goes on with.
             let unfinished = lines.next_back().unwrap_or(&[]);
-            if payload.len() < len as usize || may_negotiate(unfinished, from_client) {
+            if payload.len() < len as usize
+                || may_negotiate(unfinished, from_client)
+                || !is_text(payload)
+            {
                 s.blind = true;
             }
             for line in lines {
@@ -318,6 +331,31 @@ mod tests {
         }
         assert!(f.negotiated(c, s, 50123), "in use for two hours");
         assert!(!f.is_data(idle_c, idle_s, 50123), "idle for two hours");
+    }
+
+    /// A control session that turns to TLS (`AUTH TLS`, then records that
+    /// are not text): its negotiations are unreadable, so the pair's high
+    /// ports count as negotiated. UTF-8 path names are text.
+    #[test]
+    fn a_control_session_secured_with_tls_relates_any_high_port() {
+        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
+        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(2));
+        let sent = |from_client: bool, bytes: &[u8]| {
+            f.on_control(c, s, from_client, bytes, bytes.len() as u32, Timestamp(3));
+        };
+        sent(true, "RETR caf\u{e9}.txt\r\n".as_bytes());
+        sent(true, b"AUTH TLS\r\n");
+        sent(false, b"234 Proceed with negotiation.\r\n");
+        assert!(!f.negotiated(c, s, 50123), "still plain text");
+        sent(
+            true,
+            &[
+                0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+            ],
+        );
+        assert!(f.negotiated(c, s, 50123) && f.negotiated(s, c, 40001));
+        assert!(!f.negotiated(c, s, 22), "a low port is not a data port");
     }
 
     #[test]
