@@ -229,3 +229,55 @@ fn answered_clients_seen_one_way_are_not_scans_or_floods() {
         .unwrap_or_else(|| panic!("ack sweep: {found:?}"));
     assert_eq!(sweep["alert"]["metadata"]["technique"][0], "ack");
 }
+
+/// A SYN flood while 30 real clients connect through a tap that delivers
+/// each client's ACK just before the server's SYN-ACK: each handshake
+/// counts as completed once (counted twice, 30 clients looked like 60
+/// and the flood's completion ratio hid it).
+#[test]
+fn a_reordered_handshake_counts_once_against_a_flood() {
+    let server = [10, 20, 1, 10];
+    let mut frames = Vec::new();
+    let mut us = 0u32;
+    let mut push = |f: Vec<u8>| {
+        us += 1000;
+        frames.push((1_700_000_000 + us / 1_000_000, us % 1_000_000, f));
+    };
+    let segment = |from: [u8; 4], to: [u8; 4], ports: (u16, u16), seq: u32, flags: &str| {
+        let tcp = PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(from, to, 64)
+            .tcp(ports.0, ports.1, seq, 64240);
+        let tcp = match flags {
+            "S" => tcp.syn(),
+            "SA" => tcp.syn().ack(1001),
+            _ => tcp.ack(5001),
+        };
+        let mut f = Vec::new();
+        tcp.write(&mut f, &[]).expect("segment");
+        f
+    };
+    for i in 0..180u16 {
+        let spoofed = [198, 51, 100 + (i / 250) as u8, 1 + (i % 250) as u8];
+        push(segment(spoofed, server, (10_000 + i, 80), 1, "S"));
+        if i % 6 == 0 {
+            let client = [192, 0, 2, 1 + (i / 6) as u8];
+            let ports = (40_000 + i, 80);
+            push(segment(client, server, ports, 1000, "S"));
+            push(segment(client, server, ports, 1001, "A"));
+            push(segment(server, client, (80, ports.0), 5000, "SA"));
+            push(segment(client, server, ports, 1001, "A"));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("reordered.pcap");
+    write(&path, &frames);
+    let found = alerts(&path);
+    let flood = found
+        .iter()
+        .find(|a| detector(a) == "syn_flood")
+        .unwrap_or_else(|| panic!("no syn_flood in {found:?}"));
+    let completed = flood["alert"]["metadata"]["completed"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(completed <= 30, "completed {completed}");
+}

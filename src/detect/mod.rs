@@ -51,6 +51,8 @@ pub mod bits {
     pub const OPENED: u8 = 8;
     /// The flow's SYN was counted as a callback.
     pub const CALLBACK: u8 = 16;
+    /// The flow's handshake was counted as completed (flood tracker).
+    pub const COMPLETED: u8 = 32;
 }
 
 /// The detector kinds.

@@ -847,6 +847,7 @@ impl Worker {
                     // traffic: an asymmetric route, a one-way tap): the
                     // probe was answered, the handshake completed. (An ACK
                     // scan's probe is the flow's first packet.)
+                    flow.detect_bits |= bits::COMPLETED;
                     det.flood.on_completed(server, server_port);
                     resolve(
                         &mut flow.detect_bits,
@@ -857,7 +858,12 @@ impl Worker {
                 }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
-                    det.flood.on_completed(server, server_port);
+                    if flow.detect_bits & bits::COMPLETED == 0 {
+                        // Not already counted from the client's ACK alone
+                        // (that ACK captured before the SYN-ACK).
+                        flow.detect_bits |= bits::COMPLETED;
+                        det.flood.on_completed(server, server_port);
+                    }
                     let bytes = (flow.bytes[TO_SERVER], flow.bytes[flow::TO_CLIENT]);
                     det.role.on_handshake(
                         policy,
