@@ -53,6 +53,8 @@ pub mod bits {
     pub const CALLBACK: u8 = 16;
     /// The flow's handshake was counted as completed (flood tracker).
     pub const COMPLETED: u8 = 32;
+    /// The flow's SYN was counted as a proxy's relayed connection.
+    pub const RELAYED: u8 = 64;
 }
 
 /// The detector kinds.

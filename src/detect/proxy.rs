@@ -34,9 +34,15 @@ pub fn proxy_request(payload: &[u8]) -> Option<(String, String)> {
     (absolute || connect).then(|| (method.to_string(), target.chars().take(200).collect()))
 }
 
+/// Proxy requests a host keeps the times of.
+const REQUESTS_KEPT: usize = 4;
+
 #[derive(Debug)]
 struct ProxyState {
-    last_request: Timestamp,
+    /// The last requests' times, newest first (they may be processed out
+    /// of packet order: a request and the connection it relays are flows of
+    /// two host pairs, so of two workers).
+    request_times: [Timestamp; REQUESTS_KEPT],
     last_seen: Timestamp,
     requests: u64,
     relays: u64,
@@ -98,7 +104,7 @@ impl ProxyDetector {
             return;
         };
         let make = || ProxyState {
-            last_request: now,
+            request_times: [now; REQUESTS_KEPT],
             last_seen: now,
             requests: 0,
             relays: 0,
@@ -108,8 +114,12 @@ impl ProxyDetector {
             relay_reported: Reported::default(),
         };
         self.map.update(&server, now, make, |s| {
-            s.last_request = now;
-            s.last_seen = now;
+            // The oldest kept makes room; newest first again.
+            if let Some(oldest) = s.request_times.last_mut() {
+                *oldest = now;
+            }
+            s.request_times.sort_unstable_by(|a, b| b.cmp(a));
+            s.last_seen = s.last_seen.max(now);
             s.requests += 1;
             s.client = client;
             s.port = port;
@@ -134,7 +144,12 @@ impl ProxyDetector {
         });
     }
 
-    /// `host` opened a connection to `dst:port`: a relay if it follows a proxy request.
+    /// `host` opened a connection to `dst:port` at `now`: a relay if it
+    /// follows a proxy request within `relay_window`. Returns whether it
+    /// was counted. Judged at the SYN, and again when a connection not
+    /// counted then ends: the request it relays may have been processed
+    /// after its SYN (another pair's flow, so maybe another worker's);
+    /// packet times decide.
     #[allow(clippy::too_many_arguments)]
     pub fn on_outbound(
         &self,
@@ -144,37 +159,40 @@ impl ProxyDetector {
         port: u16,
         now: Timestamp,
         out: &mut Vec<Alert>,
-    ) {
+    ) -> bool {
         if !self.cfg.enabled || !matches!(port, 80 | 443) || policy.is_home(&dst) {
-            return;
+            return false;
         }
-        self.map.with_existing(&host, |s| {
-            if now.since(s.last_request) > self.cfg.relay_window.0 {
-                return;
-            }
-            s.relays += 1;
-            s.last_seen = now;
-            if s.relay_reported.due(now, self.cfg.window.0, s.relays) {
-                s.relay_reported.mark(now, s.relays);
-                let mut a = Alert::new(
-                    Kind::OpenProxy,
-                    1,
-                    Endpoint::host(s.client),
-                    Endpoint::service(host, s.port),
-                )
-                .with("requests", s.requests)
-                .with("relayed_connections", s.relays)
-                .with("relayed_to", json!([format!("{dst}:{port}")]))
-                .with(
-                    "seconds_after_request",
-                    now.since(s.last_request).0 as f64 / 1e6,
-                )
-                .with("last_request", ts(s.last_request));
-                // Raised by the outbound connection, about the inbound one.
-                a.on_flow = false;
-                out.push(a);
-            }
-        });
+        self.map
+            .with_existing(&host, |s| {
+                let Some(request) = s.request_times.iter().copied().find(|t| *t <= now) else {
+                    return false;
+                };
+                if now.since(request) > self.cfg.relay_window.0 {
+                    return false;
+                }
+                s.relays += 1;
+                s.last_seen = s.last_seen.max(now);
+                if s.relay_reported.due(now, self.cfg.window.0, s.relays) {
+                    s.relay_reported.mark(now, s.relays);
+                    let mut a = Alert::new(
+                        Kind::OpenProxy,
+                        1,
+                        Endpoint::host(s.client),
+                        Endpoint::service(host, s.port),
+                    )
+                    .with("requests", s.requests)
+                    .with("relayed_connections", s.relays)
+                    .with("relayed_to", json!([format!("{dst}:{port}")]))
+                    .with("seconds_after_request", now.since(request).0 as f64 / 1e6)
+                    .with("last_request", ts(request));
+                    // Raised by the outbound connection, about the inbound one.
+                    a.on_flow = false;
+                    out.push(a);
+                }
+                true
+            })
+            .unwrap_or(false)
     }
 }
 
@@ -202,19 +220,24 @@ mod tests {
         assert_eq!(proxy_request(b""), None);
     }
 
+    fn detector(config: &str) -> (ProxyDetector, crate::config::Config) {
+        let c = crate::config::Config::parse(config, "t.toml").unwrap_or_default();
+        (ProxyDetector::new(&c.detect), c)
+    }
+
+    fn a(s: &str) -> Addr {
+        Addr::from(s.parse::<std::net::IpAddr>().unwrap_or([0, 0, 0, 0].into()))
+    }
+
     /// Outside clients of any home server, and inside clients of a port the
     /// server publishes, are reported; an inside client of an unpublished
     /// inside proxy (the corporate proxy) is not. IPv4 and IPv6.
     #[test]
     fn who_may_use_a_proxy() {
-        let c = crate::config::Config::parse(
+        let (d, c) = detector(
             "[[hosts]]\naddr = [\"172.16.5.11\", \"fd00::11\"]\nservices = [\"tcp/8080\"]\n",
-            "t.toml",
-        )
-        .unwrap_or_default();
-        let d = ProxyDetector::new(&c.detect);
+        );
         let req = b"CONNECT 198.51.100.149:443 HTTP/1.1\r\n\r\n";
-        let a = |s: &str| Addr::from(s.parse::<std::net::IpAddr>().unwrap_or([0, 0, 0, 0].into()));
         let mut out = Vec::new();
         d.on_request(
             &c.policy,
@@ -255,5 +278,48 @@ mod tests {
             &mut out,
         );
         assert_eq!((out.len(), out[2].severity), (3, 1));
+    }
+
+    /// The relayed connection's SYN processed before the request it
+    /// follows (two host pairs, so maybe two workers): nothing then; judged
+    /// again when it ends, by packet times, it is the relay. A connection
+    /// before any request, or after the window, is none.
+    #[test]
+    fn a_relay_processed_before_its_request_is_found_when_it_ends() {
+        let (d, c) = detector(
+            "home_nets = [\"10.20.0.0/16\"]\n[[hosts]]\naddr = \"10.20.1.10\"\nservices = [\"tcp/80\"]\n",
+        );
+        let (client, proxy, dst) = (a("203.0.113.90"), a("10.20.1.10"), a("198.51.100.7"));
+        let secs = |s: u64| Timestamp(1_700_000_000_000_000 + s * 1_000_000);
+        let mut out = Vec::new();
+        d.on_request(
+            &c.policy,
+            client,
+            proxy,
+            80,
+            b"GET / HTTP/1.1\r\n\r\n",
+            secs(0),
+            &mut out,
+        );
+        let relay_syn = Timestamp(secs(10).0 + 10_000);
+        assert!(!d.on_outbound(&c.policy, proxy, dst, 80, relay_syn, &mut out));
+        assert!(out.is_empty(), "no proxy request yet: {out:?}");
+        d.on_request(
+            &c.policy,
+            client,
+            proxy,
+            80,
+            b"GET http://198.51.100.7/ HTTP/1.1\r\n\r\n",
+            secs(10),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "the request: {out:?}");
+        // Its end: judged again at the time of its SYN.
+        assert!(d.on_outbound(&c.policy, proxy, dst, 80, relay_syn, &mut out));
+        assert_eq!((out.len(), out[1].severity), (2, 1), "{out:?}");
+        assert_eq!(out[1].evidence["seconds_after_request"], json!(0.01));
+        // Before the request, or long after it: not a relay.
+        assert!(!d.on_outbound(&c.policy, proxy, dst, 443, secs(9), &mut out));
+        assert!(!d.on_outbound(&c.policy, proxy, dst, 443, secs(100), &mut out));
     }
 }

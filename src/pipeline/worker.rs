@@ -603,7 +603,7 @@ impl Worker {
             self.flag_anomaly(name, f, now, tuple, vlan);
         }
         let policy = &self.detect.policy;
-        let mut called_back = false;
+        let (mut called_back, mut relayed) = (false, false);
         match d.transport {
             Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN => {
                 let det = &self.detect;
@@ -629,8 +629,9 @@ impl Worker {
                     now,
                     &mut self.alerts,
                 );
-                det.proxy
-                    .on_outbound(policy, ip.src, ip.dst, t.dport, now, &mut self.alerts);
+                relayed =
+                    det.proxy
+                        .on_outbound(policy, ip.src, ip.dst, t.dport, now, &mut self.alerts);
             }
             // A protocol unreachable (ICMPv6: unrecognized next header)
             // refuses a protocol probe, from the target (the sender) to the
@@ -715,6 +716,9 @@ impl Worker {
         };
         if called_back {
             flow.detect_bits |= bits::CALLBACK;
+        }
+        if relayed {
+            flow.detect_bits |= bits::RELAYED;
         }
         let dir = flow.direction(src_is_lo);
         let from_client = dir == TO_SERVER;
@@ -1290,6 +1294,13 @@ fn end_flow(
                 f.last,
                 &mut alerts,
             );
+        }
+        // So is a proxy's relayed connection: the request it follows is
+        // another pair's flow, maybe processed after its SYN.
+        if f.initiator() == Initiator::Syn && f.detect_bits & bits::RELAYED == 0 {
+            detect
+                .proxy
+                .on_outbound(&detect.policy, client, server, port, f.start, &mut alerts);
         }
     }
     detect.finish_alerts(&mut alerts, Some((client, server)), f.last);
