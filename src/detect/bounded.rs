@@ -68,6 +68,38 @@ pub const RANKS: usize = 4;
 /// control byte, load-factor slack, shard overhead), a fixed estimate.
 const ENTRY_OVERHEAD: usize = 16;
 
+/// The last `N` events of one kind, by their packet time, newest first:
+/// what a judgement made out of processing order (two host pairs' flows,
+/// or a live capture's interfaces) looks back in for the one that came
+/// before a given time, when the last one noted may be a later one.
+#[derive(Clone, Copy, Debug)]
+pub struct Recent<T: Copy, const N: usize>([Option<(Timestamp, T)>; N]);
+
+impl<T: Copy, const N: usize> Default for Recent<T, N> {
+    fn default() -> Self {
+        Recent([None; N])
+    }
+}
+
+impl<T: Copy, const N: usize> Recent<T, N> {
+    /// Notes an event at `at` in its place by time; the oldest falls off.
+    pub fn note(&mut self, at: Timestamp, v: T) {
+        if let Some(i) = self.0.iter().position(|e| e.is_none_or(|e| e.0 <= at))
+            && let Some(tail) = self.0.get_mut(i..)
+        {
+            tail.rotate_right(1);
+            if let Some(first) = tail.first_mut() {
+                *first = Some((at, v));
+            }
+        }
+    }
+
+    /// The last event at or before `t`.
+    pub fn before(&self, t: Timestamp) -> Option<(Timestamp, T)> {
+        self.0.iter().flatten().find(|e| e.0 <= t).copied()
+    }
+}
+
 /// A `DashMap` capped in entries and in bytes, each entry expiring after an
 /// idle time. At a cap, idle entries are dropped first, then disposable
 /// ones, lowest rank and oldest first (see [`Expiring::disposable`]), until

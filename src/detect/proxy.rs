@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring, Usage};
+use super::bounded::{BoundedMap, Expiring, Recent, Usage};
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::OpenProxyConfig;
 use crate::decode::{Addr, PROTO_TCP};
@@ -42,7 +42,7 @@ struct ProxyState {
     /// The last requests' times, newest first (they may be processed out
     /// of packet order: a request and the connection it relays are flows of
     /// two host pairs, so of two workers).
-    request_times: [Timestamp; REQUESTS_KEPT],
+    request_times: Recent<(), REQUESTS_KEPT>,
     last_seen: Timestamp,
     requests: u64,
     relays: u64,
@@ -104,7 +104,7 @@ impl ProxyDetector {
             return;
         };
         let make = || ProxyState {
-            request_times: [now; REQUESTS_KEPT],
+            request_times: Recent::default(),
             last_seen: now,
             requests: 0,
             relays: 0,
@@ -114,11 +114,7 @@ impl ProxyDetector {
             relay_reported: Reported::default(),
         };
         self.map.update(&server, now, make, |s| {
-            // The oldest kept makes room; newest first again.
-            if let Some(oldest) = s.request_times.last_mut() {
-                *oldest = now;
-            }
-            s.request_times.sort_unstable_by(|a, b| b.cmp(a));
+            s.request_times.note(now, ());
             s.last_seen = s.last_seen.max(now);
             s.requests += 1;
             s.client = client;
@@ -165,7 +161,7 @@ impl ProxyDetector {
         }
         self.map
             .with_existing(&host, |s| {
-                let Some(request) = s.request_times.iter().copied().find(|t| *t <= now) else {
+                let Some((request, ())) = s.request_times.before(now) else {
                     return false;
                 };
                 if now.since(request) > self.cfg.relay_window.0 {

@@ -286,14 +286,20 @@ mod tests {
         assert!(f.negotiated(c, s, 50123));
     }
 
+    /// Sessions remembered for an hour, and one control session in them.
+    fn control_session() -> (FtpSessions, Addr, Addr) {
+        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
+        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
+        f.on_handshake(c, s, 21, Timestamp(2));
+        (f, c, s)
+    }
+
     /// A line that may negotiate a port, split across segments: its port
     /// is unknown, so the pair's high ports count as negotiated. Other
     /// lines split, or lines ended in their segment, say nothing.
     #[test]
     fn a_negotiation_split_across_segments_relates_any_high_port() {
-        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
-        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
-        f.on_handshake(c, s, 21, Timestamp(2));
+        let (f, c, s) = control_session();
         let sent = |from_client: bool, text: &[u8]| {
             f.on_control(c, s, from_client, text, text.len() as u32, Timestamp(0));
         };
@@ -338,9 +344,7 @@ mod tests {
     /// ports count as negotiated. UTF-8 path names are text.
     #[test]
     fn a_control_session_secured_with_tls_relates_any_high_port() {
-        let f = FtpSessions::new(10, usize::MAX, Micros::from_secs(3600));
-        let (c, s) = (a("192.0.2.97"), a("172.16.5.21"));
-        f.on_handshake(c, s, 21, Timestamp(2));
+        let (f, c, s) = control_session();
         let sent = |from_client: bool, bytes: &[u8]| {
             f.on_control(c, s, from_client, bytes, bytes.len() as u32, Timestamp(3));
         };

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::bounded::{BoundedMap, Expiring, Usage};
+use super::bounded::{BoundedMap, Expiring, Recent, Usage};
 use super::related::FtpSessions;
 use super::{Alert, Endpoint, Kind, Reported, ts};
 use crate::config::{CallbackConfig, Config, ReversedRoleConfig, UnexpectedInboundConfig};
@@ -80,7 +80,7 @@ struct Served {
     /// capture thread): a connection back whose SYN was processed before
     /// the session it follows is judged when it ends, by then maybe after
     /// later sessions.
-    sessions: [Option<Session>; SESSIONS_KEPT],
+    sessions: Recent<(u16, bool), SESSIONS_KEPT>,
     /// Connections back (SYNs) and the distinct ports they went to (as
     /// seen one after another).
     back: Option<Timestamp>,
@@ -101,7 +101,7 @@ const SESSIONS_KEPT: usize = 4;
 impl Served {
     fn new(now: Timestamp) -> Self {
         Served {
-            sessions: [None; SESSIONS_KEPT],
+            sessions: Recent::default(),
             back: None,
             syns: 0,
             ports: 0,
@@ -111,21 +111,11 @@ impl Served {
         }
     }
 
-    /// Notes a session in its place by time; the oldest falls off.
-    fn session(&mut self, s: Session) {
-        if let Some(at) = self
-            .sessions
-            .iter()
-            .position(|e| e.is_none_or(|e| e.0 <= s.0))
-        {
-            self.sessions[at..].rotate_right(1);
-            self.sessions[at] = Some(s);
-        }
-    }
-
     /// The last session that completed at or before `t`.
     fn before(&self, t: Timestamp) -> Option<Session> {
-        self.sessions.iter().flatten().find(|e| e.0 <= t).copied()
+        self.sessions
+            .before(t)
+            .map(|(at, (port, published))| (at, port, published))
     }
 }
 
@@ -413,7 +403,7 @@ impl RoleDetector {
         let published = policy.publishes(&server, PROTO_TCP, port);
         if self.cb.enabled {
             let served = |s: &mut Served| {
-                s.session((now, port, published));
+                s.sessions.note(now, (port, published));
                 s.last_seen = s.last_seen.max(now);
             };
             self.served
