@@ -7,44 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{pcap, read};
+use common::{pcap, pcap_frames as frames, read, write_pcap as write};
 use etherparse::PacketBuilder;
 use serde_json::Value;
-
-/// The frames of a classic little-endian microsecond pcap (the lab's):
-/// seconds, microseconds, bytes.
-fn frames(path: &Path) -> Vec<(u32, u32, Vec<u8>)> {
-    let bytes = std::fs::read(path).expect("read capture");
-    assert_eq!(
-        bytes.get(..4),
-        Some(&[0xd4, 0xc3, 0xb2, 0xa1][..]),
-        "{path:?}"
-    );
-    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let len = word(at + 8) as usize;
-        out.push((
-            word(at),
-            word(at + 4),
-            bytes[at + 16..at + 16 + len].to_vec(),
-        ));
-        at += 16 + len;
-    }
-    out
-}
-
-fn write(path: &Path, frames: &[(u32, u32, Vec<u8>)]) {
-    let mut out = common::pcap_header();
-    for (secs, us, f) in frames {
-        for x in [*secs, *us, f.len() as u32, f.len() as u32] {
-            out.extend(x.to_le_bytes());
-        }
-        out.extend(f);
-    }
-    std::fs::write(path, out).expect("write capture");
-}
 
 /// An Ethernet IPv4 frame's addresses.
 fn addresses(frame: &[u8]) -> Option<([u8; 4], [u8; 4])> {

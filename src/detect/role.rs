@@ -32,6 +32,9 @@ use crate::policy::{Direction, Policy, ServiceSet};
 /// Source ports a client binds to prove it runs as root (`rresvport`:
 /// 512-1023; Linux's NFS client 665-1023, LPD 721-731).
 const RESERVED_CLIENT_PORTS: std::ops::RangeInclusive<u16> = 512..=1023;
+/// rpcbind (portmapper): where an RPC client asks a server for the port of
+/// a program (mountd, lockd, statd) before it connects to it.
+pub const RPCBIND: u16 = 111;
 use crate::time::Timestamp;
 
 struct Seen(Timestamp);
@@ -131,6 +134,9 @@ pub struct RoleDetector {
     inbound: BoundedMap<(Addr, Addr, u16), Incident>,
     /// (home host, outside client) of inbound sessions.
     served: BoundedMap<(Addr, Addr), Served>,
+    /// (client, server) pairs whose server's rpcbind answered the client
+    /// (kept `learned_ttl`).
+    rpc: BoundedMap<(Addr, Addr), Seen>,
     rr: ReversedRoleConfig,
     ui: UnexpectedInboundConfig,
     cb: CallbackConfig,
@@ -148,6 +154,7 @@ impl RoleDetector {
             reversed: BoundedMap::tracker(cfg, cfg.reversed_role.window.0),
             inbound: BoundedMap::tracker(cfg, cfg.unexpected_inbound.window.0),
             served: BoundedMap::tracker(cfg, cfg.callback.window.0),
+            rpc: BoundedMap::tracker(cfg, cfg.reversed_role.learned_ttl.0),
             rr: cfg.reversed_role.clone(),
             ui: cfg.unexpected_inbound.clone(),
             cb: cfg.callback.clone(),
@@ -180,10 +187,15 @@ impl RoleDetector {
         self.reversed.sweep(now);
         self.inbound.sweep(now);
         self.served.sweep(now);
+        self.rpc.sweep(now);
     }
 
     pub fn usage(&self) -> Usage {
-        self.learned.usage() + self.reversed.usage() + self.inbound.usage() + self.served.usage()
+        self.learned.usage()
+            + self.reversed.usage()
+            + self.inbound.usage()
+            + self.served.usage()
+            + self.rpc.usage()
     }
 
     /// `server:port` answered a SYN from `client`. A connection that may
@@ -191,6 +203,9 @@ impl RoleDetector {
     /// learned (active FTP has a client answer on an ephemeral port that
     /// its own connections reuse later).
     pub fn on_synack(&self, server: Addr, port: u16, client: Addr, now: Timestamp) {
+        if port == RPCBIND {
+            self.on_rpcbind_answer(client, server, now);
+        }
         if self.rr.enabled
             && !self
                 .ftp
@@ -202,15 +217,35 @@ impl RoleDetector {
         }
     }
 
+    /// `server`'s rpcbind answered `client` (a SYN-ACK, or a UDP reply,
+    /// from port 111). The client's connections to the ports it was handed
+    /// (mountd, lockd, statd: pinned or random, on no list) come from a
+    /// reserved port too, as an RPC client running as root binds one.
+    pub fn on_rpcbind_answer(&self, client: Addr, server: Addr, now: Timestamp) {
+        if self.rr.enabled {
+            self.rpc
+                .update(&(client, server), now, || Seen(now), |s| s.0 = now);
+        }
+    }
+
+    /// Whether a SYN from `host`'s reserved `port` to `peer:dport` is a
+    /// client's: to a service whose clients bind a reserved port, or to a
+    /// server whose rpcbind answered `host`.
+    fn reserved_port_client(&self, host: &Addr, port: u16, peer: &Addr, dport: u16) -> bool {
+        RESERVED_CLIENT_PORTS.contains(&port)
+            && (self.reserved_port_clients.contains(PROTO_TCP, dport)
+                || self.rpc.with_existing(&(*host, *peer), |_| ()).is_some())
+    }
+
     /// Why `port` is a server port of `host`, if it is. `scanning`: the
     /// host is probing many ports or hosts, so its SYNs are probes.
-    /// `dport`: the destination port of the SYN.
+    /// `peer:dport`: the destination of the SYN.
     fn server_port_reason(
         &self,
         policy: &Policy,
         host: &Addr,
         port: u16,
-        dport: u16,
+        (peer, dport): (&Addr, u16),
         scanning: bool,
     ) -> Option<&'static str> {
         if policy.publishes(host, PROTO_TCP, port) {
@@ -221,8 +256,7 @@ impl RoleDetector {
             && policy.is_home(host)
             && !scanning
             && (port < 1024 || !self.server_ports.contains(PROTO_TCP, dport))
-            && !(RESERVED_CLIENT_PORTS.contains(&port)
-                && self.reserved_port_clients.contains(PROTO_TCP, dport))
+            && !self.reserved_port_client(host, port, peer, dport)
         {
             // Only for home hosts that are not scanning: outside tools
             // (hping3, nmap -g) and scanners cycling through source ports send
@@ -233,7 +267,9 @@ impl RoleDetector {
             // is a client; only an unprivileged port the host neither
             // published nor answered on, talking to a client port, is
             // evidence. Nor is a reserved port (BSD `rresvport`, the
-            // kernel's NFS client) to a service whose clients bind one.
+            // kernel's NFS client, libtirpc as root) to a service whose
+            // clients bind one, or to an RPC server the host asked for a
+            // port.
             Some("well_known_server_port")
         } else {
             None
@@ -258,7 +294,8 @@ impl RoleDetector {
         if !self.rr.enabled || self.exceptions.contains(PROTO_TCP, sport) {
             return called_back;
         }
-        let Some(reason) = self.server_port_reason(policy, &src, sport, dport, scanning) else {
+        let Some(reason) = self.server_port_reason(policy, &src, sport, (&dst, dport), scanning)
+        else {
             return called_back;
         };
         self.reversed.update(
@@ -680,6 +717,56 @@ mod tests {
         syn("10.0.0.8", 1021, "10.0.0.9", 2049, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].evidence["reason"], json!(["answered_syn_before"]));
+    }
+
+    /// A host that rpcbind answered connects from reserved ports to the
+    /// ports it was handed (statd on 662, lockd on 32803): a client. Only
+    /// to that server, only from a reserved port, and only once rpcbind
+    /// answered (a SYN to port 111 alone says nothing).
+    #[test]
+    fn reserved_port_clients_of_the_rpc_server_that_answered() {
+        let (d, c) = detector();
+        let mut out = Vec::new();
+        let syn = |sport: u16, dst: &str, dport: u16, out: &mut Vec<Alert>| {
+            d.on_syn_t(
+                &c.policy,
+                a("10.0.0.5"),
+                sport,
+                a(dst),
+                dport,
+                Timestamp(2),
+                out,
+            );
+        };
+        // Its SYN to rpcbind, unanswered so far.
+        syn(901, "10.0.0.9", RPCBIND, &mut out);
+        syn(700, "10.0.0.9", 662, &mut out);
+        assert_eq!(out.len(), 1, "before rpcbind answered: {out:?}");
+        out.clear();
+        d.on_synack(a("10.0.0.9"), RPCBIND, a("10.0.0.5"), Timestamp(1));
+        d.on_rpcbind_answer(a("10.0.0.5"), a("fd00::9"), Timestamp(1));
+        syn(701, "10.0.0.9", 662, &mut out);
+        syn(702, "10.0.0.9", 32803, &mut out);
+        syn(703, "fd00::9", 892, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Another server; a port below the reserved range.
+        syn(704, "10.0.0.10", 662, &mut out);
+        syn(443, "10.0.0.9", 32803, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        // The answer is kept `learned_ttl`.
+        out.clear();
+        let later = Timestamp(1).saturating_add(c.detect.reversed_role.learned_ttl.0);
+        d.sweep(later.saturating_add(crate::time::Micros(1)));
+        d.on_syn_t(
+            &c.policy,
+            a("10.0.0.5"),
+            705,
+            a("10.0.0.9"),
+            662,
+            later.saturating_add(crate::time::Micros(2)),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     /// A client whose ephemeral port happens to be a well-known port of

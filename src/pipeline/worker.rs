@@ -952,6 +952,9 @@ impl Worker {
                         &mut self.alerts,
                     );
                 }
+                if !from_client && server_port == detect::role::RPCBIND {
+                    det.role.on_rpcbind_answer(client, server, now);
+                }
             }
             Transport::Icmp { type_, code, .. } => {
                 flow.note_icmp(dir, (type_, code));

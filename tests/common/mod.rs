@@ -77,6 +77,42 @@ pub fn pcap_record(secs: u32, frame: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The frames of a classic little-endian microsecond pcap (the lab's):
+/// seconds, microseconds, bytes.
+pub fn pcap_frames(path: &Path) -> Vec<(u32, u32, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read capture");
+    assert_eq!(
+        bytes.get(..4),
+        Some(&[0xd4, 0xc3, 0xb2, 0xa1][..]),
+        "{path:?}"
+    );
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let len = word(at + 8) as usize;
+        out.push((
+            word(at),
+            word(at + 4),
+            bytes[at + 16..at + 16 + len].to_vec(),
+        ));
+        at += 16 + len;
+    }
+    out
+}
+
+/// Writes `frames` (seconds, microseconds, bytes) as a classic pcap.
+pub fn write_pcap(path: &Path, frames: &[(u32, u32, Vec<u8>)]) {
+    let mut out = pcap_header();
+    for (secs, us, f) in frames {
+        for x in [*secs, *us, f.len() as u32, f.len() as u32] {
+            out.extend(x.to_le_bytes());
+        }
+        out.extend(f);
+    }
+    std::fs::write(path, out).expect("write capture");
+}
+
 /// Starts `backflow read -` with one worker, the config `cfg`, output to
 /// `out` and the `extra` flags (stderr piped), and writes the pcap header to
 /// its standard input; records follow with [`pcap_record`].
