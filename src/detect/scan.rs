@@ -541,6 +541,8 @@ struct ScanState {
     maps: Option<Box<Maps>>,
     /// Probes per technique, halved every window.
     techniques: [u32; 9],
+    /// Port probes answered (SYN-ACK, a reply), halved with `techniques`.
+    answered: u32,
     techniques_since: Timestamp,
     /// Empty targets are dropped at most every window/16.
     next_gc: Timestamp,
@@ -576,6 +578,7 @@ impl ScanState {
             recalled,
             maps: None,
             techniques: [0; 9],
+            answered: 0,
             techniques_since: now,
             next_gc: now,
         }
@@ -935,6 +938,7 @@ impl ScanDetector {
                 for n in &mut s.techniques {
                     *n /= 2;
                 }
+                s.answered /= 2;
             }
             if let Some(n) = s.techniques.get_mut(tech as usize) {
                 *n += 1;
@@ -956,11 +960,15 @@ impl ScanDetector {
         });
     }
 
-    /// Whether `src` sent at least `n` probes recently (its technique
-    /// counts, halved every window).
+    /// Whether `src` sent at least `n` probes recently that were not
+    /// answered (its technique counts less its answered probes, halved
+    /// every window): refused, or no answer yet. A busy client's answered
+    /// connections are no probing.
     pub fn is_probing(&self, src: &Addr, n: u32) -> bool {
         self.map
-            .with_existing(src, |s| s.techniques.iter().sum::<u32>() >= n)
+            .with_existing(src, |s| {
+                s.techniques.iter().sum::<u32>().saturating_sub(s.answered) >= n
+            })
             .unwrap_or(false)
     }
 
@@ -1002,6 +1010,9 @@ impl ScanDetector {
                 return;
             }
             s.outcome(&dst, proto, dport, outcome);
+            if outcome == Outcome::Answered {
+                s.answered = s.answered.saturating_add(1);
+            }
             if outcome == Outcome::Rejected {
                 self.evaluate(policy, s, src, dst, proto, dport, now, out);
             }
