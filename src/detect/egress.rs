@@ -106,8 +106,14 @@ impl EgressDetector {
         if policy.egress_allowed(&client, proto, port) != Some(false) {
             return;
         }
+        // FTP data between the pair, on a port their control session
+        // negotiated: the host may use FTP (passive mode: its data
+        // connections go out to the server), or it is an FTP server
+        // (active mode: it connects to the port its client named).
+        let ftp = super::related::FTP_CONTROL;
         let ftp_data = proto == PROTO_TCP
-            && policy.egress_allowed(&client, PROTO_TCP, super::related::FTP_CONTROL) == Some(true)
+            && (policy.egress_allowed(&client, PROTO_TCP, ftp) == Some(true)
+                || policy.publishes(&client, PROTO_TCP, ftp))
             && self
                 .ftp
                 .as_ref()
@@ -434,6 +440,49 @@ mod tests {
         let pasv = b"227 Entering Passive Mode (198,51,100,153,234,98)\r\n";
         ftp.on_control(db, srv, false, pasv, pasv.len() as u32, Timestamp(0));
         d.on_open(&c.policy, db, srv, PROTO_TCP, 60002, Timestamp(4), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+    }
+
+    /// An FTP server in active mode connects out to the port its client
+    /// named (PORT, EPRT), whatever its role may open otherwise.
+    #[test]
+    fn active_ftp_data_of_a_published_ftp_server() {
+        let c = Config::parse(
+            r#"
+            [[hosts]]
+            addr = ["10.77.9.21", "fd00:77::21"]
+            role = "ftpserver"
+            services = ["tcp/21"]
+            [[hosts]]
+            addr = "10.77.9.30"
+            role = "db"
+            [roles.ftpserver]
+            egress = ["udp/53"]
+            [roles.db]
+            egress = ["udp/53"]
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        let ftp = FtpSessions::for_tests();
+        let d = EgressDetector::new(&c.detect).with_ftp(ftp.clone());
+        let mut out = Vec::new();
+        let (srv, srv6, db) = (a("10.77.9.21"), a("fd00:77::21"), a("10.77.9.30"));
+        let (cl, cl6) = (a("198.51.100.9"), a("2001:db8::9"));
+        for (server, client, cmd) in [
+            (srv, cl, &b"PORT 198,51,100,9,195,80\r\n"[..]),
+            (srv6, cl6, &b"EPRT |2|2001:db8::9|50000|\r\n"[..]),
+            (db, cl, &b"PORT 198,51,100,9,195,80\r\n"[..]),
+        ] {
+            ftp.on_handshake(client, server, 21, Timestamp(0));
+            ftp.on_control(client, server, true, cmd, cmd.len() as u32, Timestamp(0));
+        }
+        d.on_open(&c.policy, srv, cl, PROTO_TCP, 50000, Timestamp(1), &mut out);
+        d.on_open(&c.policy, srv6, cl6, PROTO_TCP, 50000, Timestamp(1), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // A port the client did not name; a host that publishes no FTP.
+        d.on_open(&c.policy, srv, cl, PROTO_TCP, 50001, Timestamp(2), &mut out);
+        d.on_open(&c.policy, db, cl, PROTO_TCP, 50000, Timestamp(2), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
     }
 }
