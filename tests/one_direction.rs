@@ -1,7 +1,7 @@
 //! Captures holding one direction of the traffic (an asymmetric route, a
 //! tap on one direction of a link): healthy clients are neither scanners
-//! nor a flood, and the lab's real scans and floods, their answers removed,
-//! are still found.
+//! nor a flood, and the lab's real scans, floods and sessions, their
+//! answers removed, are still found.
 
 mod common;
 
@@ -79,6 +79,44 @@ fn real_scans_and_floods_without_their_answers_are_still_found() {
         .find(|a| detector(a) == "syn_flood")
         .unwrap_or_else(|| panic!("no syn_flood in {found:?}"));
     assert_eq!(flood["alert"]["target"]["ip"], "10.20.1.10");
+}
+
+/// The detectors that judge a completed handshake (a session in, a
+/// connection out of a host's policy, SMTP out) judge it from its client's
+/// side alone: the same alerts as from both directions.
+#[test]
+fn real_sessions_without_their_answers_are_still_judged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let judged = |alerts: &[Value], kind: &str| -> Vec<(String, String)> {
+        let mut v: Vec<_> = alerts
+            .iter()
+            .filter(|a| detector(a) == kind)
+            .map(|a| {
+                let a = &a["alert"];
+                (a["source"].to_string(), a["target"].to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for (file, kind, client) in [
+        (
+            "unexpected-inbound.pcap",
+            "unexpected_inbound",
+            [203, 0, 113, 40],
+        ),
+        (
+            "egress-violation-db.pcap",
+            "egress_violation",
+            [10, 20, 1, 30],
+        ),
+        ("outbound-smtp.pcap", "outbound_smtp", [10, 20, 1, 20]),
+    ] {
+        let both = judged(&alerts(&pcap(&format!("lab/{file}"))), kind);
+        assert!(!both.is_empty(), "{file}: no {kind}");
+        let path = one_way(dir.path(), file, |s, _| s == client);
+        assert_eq!(judged(&alerts(&path), kind), both, "{file}");
+    }
 }
 
 /// `n` clients' connections to `server(i)`, as the clients sent them:

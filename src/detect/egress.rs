@@ -478,7 +478,15 @@ mod tests {
             ftp.on_control(client, server, true, cmd, cmd.len() as u32, Timestamp(0));
         }
         d.on_open(&c.policy, srv, cl, PROTO_TCP, 50000, Timestamp(1), &mut out);
-        d.on_open(&c.policy, srv6, cl6, PROTO_TCP, 50000, Timestamp(1), &mut out);
+        d.on_open(
+            &c.policy,
+            srv6,
+            cl6,
+            PROTO_TCP,
+            50000,
+            Timestamp(1),
+            &mut out,
+        );
         assert!(out.is_empty(), "{out:?}");
         // A port the client did not name; a host that publishes no FTP.
         d.on_open(&c.policy, srv, cl, PROTO_TCP, 50001, Timestamp(2), &mut out);

@@ -838,21 +838,19 @@ impl Worker {
                         resolve(&mut flow.detect_bits, server_port, o, &mut self.alerts);
                     }
                 }
-                if from_client
+                // After its SYN, the client acknowledges a SYN-ACK the
+                // capture does not hold (it has one direction of the
+                // traffic: an asymmetric route, a one-way tap): the probe
+                // was answered, the handshake completed. (An ACK scan's
+                // probe is the flow's first packet.)
+                let completed_unseen = from_client
                     && unresolved_probe
                     && !created
                     && flow.initiator() == Initiator::Syn
                     && flow.pkts[flow::TO_CLIENT] == 0
                     && t.flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::ACK)
-                        == tcp_flags::ACK
-                {
-                    // After its SYN, the client acknowledges a SYN-ACK the
-                    // capture does not hold (it has one direction of the
-                    // traffic: an asymmetric route, a one-way tap): the
-                    // probe was answered, the handshake completed. (An ACK
-                    // scan's probe is the flow's first packet.)
-                    flow.detect_bits |= bits::COMPLETED;
-                    det.flood.on_completed(server, server_port);
+                        == tcp_flags::ACK;
+                if completed_unseen {
                     resolve(
                         &mut flow.detect_bits,
                         server_port,
@@ -862,12 +860,27 @@ impl Worker {
                 }
                 if outcome.handshake_completed {
                     self.counters.tcp_handshakes += 1;
-                    if flow.detect_bits & bits::COMPLETED == 0 {
-                        // Not already counted from the client's ACK alone
-                        // (that ACK captured before the SYN-ACK).
-                        flow.detect_bits |= bits::COMPLETED;
-                        det.flood.on_completed(server, server_port);
+                    if flow.detect_bits & bits::PROBE != 0 {
+                        det.scan.on_outcome(
+                            policy,
+                            client,
+                            server,
+                            ip.proto,
+                            server_port,
+                            scan::Outcome::Answered,
+                            true,
+                            now,
+                            &mut self.alerts,
+                        );
                     }
+                }
+                if (outcome.handshake_completed || completed_unseen)
+                    && flow.detect_bits & bits::COMPLETED == 0
+                {
+                    // Once a connection: its client's ACK may be captured
+                    // before the SYN-ACK.
+                    flow.detect_bits |= bits::COMPLETED;
+                    det.flood.on_completed(server, server_port);
                     let bytes = (flow.bytes[TO_SERVER], flow.bytes[flow::TO_CLIENT]);
                     det.role.on_handshake(
                         policy,
@@ -891,19 +904,6 @@ impl Worker {
                     if server_port == 25 {
                         det.egress
                             .on_smtp(policy, client, server, now, &mut self.alerts);
-                    }
-                    if flow.detect_bits & bits::PROBE != 0 {
-                        det.scan.on_outcome(
-                            policy,
-                            client,
-                            server,
-                            ip.proto,
-                            server_port,
-                            scan::Outcome::Answered,
-                            true,
-                            now,
-                            &mut self.alerts,
-                        );
                     }
                 }
                 if from_client
