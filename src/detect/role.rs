@@ -35,6 +35,9 @@ const RESERVED_CLIENT_PORTS: std::ops::RangeInclusive<u16> = 512..=1023;
 /// rpcbind (portmapper): where an RPC client asks a server for the port of
 /// a program (mountd, lockd, statd) before it connects to it.
 pub const RPCBIND: u16 = 111;
+/// rexec and rsh: their server connects back to a reserved port the
+/// client names, from a reserved port, for the command's stderr.
+const RSH_SERVICES: [u16; 2] = [512, 514];
 use crate::time::Timestamp;
 
 struct Seen(Timestamp);
@@ -134,9 +137,10 @@ pub struct RoleDetector {
     inbound: BoundedMap<(Addr, Addr, u16), Incident>,
     /// (home host, outside client) of inbound sessions.
     served: BoundedMap<(Addr, Addr), Served>,
-    /// (client, server) pairs whose server's rpcbind answered the client
-    /// (kept `learned_ttl`).
-    rpc: BoundedMap<(Addr, Addr), Seen>,
+    /// (a, b): a's SYNs to b from a reserved port are a client's (kept
+    /// `learned_ttl`). b's rpcbind answered a; or b has an rsh/rexec
+    /// session to a, which a connects back to for its stderr.
+    reserved_peers: BoundedMap<(Addr, Addr), Seen>,
     rr: ReversedRoleConfig,
     ui: UnexpectedInboundConfig,
     cb: CallbackConfig,
@@ -154,7 +158,7 @@ impl RoleDetector {
             reversed: BoundedMap::tracker(cfg, cfg.reversed_role.window.0),
             inbound: BoundedMap::tracker(cfg, cfg.unexpected_inbound.window.0),
             served: BoundedMap::tracker(cfg, cfg.callback.window.0),
-            rpc: BoundedMap::tracker(cfg, cfg.reversed_role.learned_ttl.0),
+            reserved_peers: BoundedMap::tracker(cfg, cfg.reversed_role.learned_ttl.0),
             rr: cfg.reversed_role.clone(),
             ui: cfg.unexpected_inbound.clone(),
             cb: cfg.callback.clone(),
@@ -187,7 +191,7 @@ impl RoleDetector {
         self.reversed.sweep(now);
         self.inbound.sweep(now);
         self.served.sweep(now);
-        self.rpc.sweep(now);
+        self.reserved_peers.sweep(now);
     }
 
     pub fn usage(&self) -> Usage {
@@ -195,22 +199,29 @@ impl RoleDetector {
             + self.reversed.usage()
             + self.inbound.usage()
             + self.served.usage()
-            + self.rpc.usage()
+            + self.reserved_peers.usage()
     }
 
     /// `server:port` answered a SYN from `client`. A connection that may
     /// be FTP data of the pair is no service of the host's: its port is not
     /// learned (active FTP has a client answer on an ephemeral port that
-    /// its own connections reuse later).
+    /// its own connections reuse later). Nor is the reserved port an rsh
+    /// or rexec client answers its server's stderr connection on (the
+    /// client's next connections, NFS or rsh, reuse it).
     pub fn on_synack(&self, server: Addr, port: u16, client: Addr, now: Timestamp) {
         if port == RPCBIND {
             self.on_rpcbind_answer(client, server, now);
+        }
+        if RSH_SERVICES.contains(&port) {
+            // The server connects back for the session's stderr.
+            self.note_reserved_peer(server, client, now);
         }
         if self.rr.enabled
             && !self
                 .ftp
                 .as_ref()
                 .is_some_and(|f| f.is_data(client, server, port))
+            && !(RESERVED_CLIENT_PORTS.contains(&port) && self.is_reserved_peer(&client, &server))
         {
             self.learned
                 .update(&(server, port), now, || Seen(now), |s| s.0 = now);
@@ -222,19 +233,31 @@ impl RoleDetector {
     /// (mountd, lockd, statd: pinned or random, on no list) come from a
     /// reserved port too, as an RPC client running as root binds one.
     pub fn on_rpcbind_answer(&self, client: Addr, server: Addr, now: Timestamp) {
+        self.note_reserved_peer(client, server, now);
+    }
+
+    /// `from`'s connections to `to` from reserved ports are a client's.
+    fn note_reserved_peer(&self, from: Addr, to: Addr, now: Timestamp) {
         if self.rr.enabled {
-            self.rpc
-                .update(&(client, server), now, || Seen(now), |s| s.0 = now);
+            self.reserved_peers
+                .update(&(from, to), now, || Seen(now), |s| s.0 = now);
         }
     }
 
+    fn is_reserved_peer(&self, from: &Addr, to: &Addr) -> bool {
+        self.reserved_peers
+            .with_existing(&(*from, *to), |_| ())
+            .is_some()
+    }
+
     /// Whether a SYN from `host`'s reserved `port` to `peer:dport` is a
-    /// client's: to a service whose clients bind a reserved port, or to a
-    /// server whose rpcbind answered `host`.
+    /// client's: to a service whose clients bind a reserved port, to a
+    /// server whose rpcbind answered `host`, or to the client of an rsh or
+    /// rexec session on `host`.
     fn reserved_port_client(&self, host: &Addr, port: u16, peer: &Addr, dport: u16) -> bool {
         RESERVED_CLIENT_PORTS.contains(&port)
             && (self.reserved_port_clients.contains(PROTO_TCP, dport)
-                || self.rpc.with_existing(&(*host, *peer), |_| ()).is_some())
+                || self.is_reserved_peer(host, peer))
     }
 
     /// Why `port` is a server port of `host`, if it is. `scanning`: the
